@@ -1,0 +1,85 @@
+"""mox.conf / domains.conf reader (sconf format) with typed models.
+
+Public API: :func:`load_config` returns a :class:`Config`; problems raise
+:class:`ConfigError`. The model classes mirror mox's config structs with
+mox's key names as attributes.
+"""
+
+from core.config.errors import ConfigError
+from core.config.loader import Config, load_config
+from core.config.models import (
+    ACME,
+    CA,
+    DKIM,
+    DMARC,
+    MTASTS,
+    TLSRPT,
+    Account,
+    Alias,
+    AutomaticJunkFlags,
+    Canonicalization,
+    Destination,
+    Domain,
+    Dynamic,
+    GlobalTLS,
+    IncomingWebhook,
+    JunkFilter,
+    JunkParams,
+    KeyCert,
+    Listener,
+    ListenerTLS,
+    OutgoingWebhook,
+    Postmaster,
+    Route,
+    Ruleset,
+    Selector,
+    Static,
+    Transport,
+    TransportFail,
+    TransportSMTP,
+    TransportSocks,
+    WebHandler,
+    WebService,
+)
+from core.config.sconf import Duration
+from core.config.validate import DestinationMatch
+
+__all__ = [
+    "ACME",
+    "CA",
+    "DKIM",
+    "DMARC",
+    "MTASTS",
+    "TLSRPT",
+    "Account",
+    "Alias",
+    "AutomaticJunkFlags",
+    "Canonicalization",
+    "Config",
+    "ConfigError",
+    "DestinationMatch",
+    "Destination",
+    "Domain",
+    "Duration",
+    "Dynamic",
+    "GlobalTLS",
+    "IncomingWebhook",
+    "JunkFilter",
+    "JunkParams",
+    "KeyCert",
+    "Listener",
+    "ListenerTLS",
+    "OutgoingWebhook",
+    "Postmaster",
+    "Route",
+    "Ruleset",
+    "Selector",
+    "Static",
+    "Transport",
+    "TransportFail",
+    "TransportSMTP",
+    "TransportSocks",
+    "WebHandler",
+    "WebService",
+    "load_config",
+]

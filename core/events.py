@@ -1,0 +1,107 @@
+"""Data handed to hooks at the moments of the mail flow.
+
+These are the payloads of the hooks in :mod:`core.hookspecs`. They carry what
+the webhooks, suppression and hold-rule plugins need (spec 02, 03, 05) so a
+plugin never has to reach back into core tables to react to an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventName = Literal[
+    "delivered",
+    "suppressed",
+    "delayed",
+    "failed",
+    "relayed",
+    "expanded",
+    "canceled",
+    "unrecognized",
+]
+
+OUTGOING_EVENTS: tuple[EventName, ...] = (
+    "delivered",
+    "suppressed",
+    "delayed",
+    "failed",
+    "relayed",
+    "expanded",
+    "canceled",
+    "unrecognized",
+)
+
+
+@dataclass
+class Submission:
+    """A message about to be queued, from SMTP submission or webapi Send.
+
+    ``headers`` are the message's header fields as ``(name, value)`` pairs in
+    order; ``extra`` is filled by plugins and travels with every queue entry
+    into webhooks.
+    """
+
+    account: str
+    source: Literal["smtp", "webapi"]
+    mail_from: str
+    recipients: list[str]
+    headers: list[tuple[str, str]]
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryOutcome:
+    """The result of one recipient's delivery attempt, as the core records it."""
+
+    event: EventName
+    permanent: bool = False
+    smtp_code: int = 0
+    smtp_enhanced_code: str = ""
+    error: str = ""
+    remote_host: str = ""
+
+
+@dataclass
+class DeliveryBatch:
+    """Recipients of one message to one domain, delivered in one transaction."""
+
+    entries: list[Any]
+    message_path: str
+    msg_prefix: bytes
+    mail_from: str
+    recipients: list[str]
+    domain: str
+    has8bit: bool = False
+    smtputf8: bool = False
+    require_tls: bool | None = None
+
+
+@dataclass
+class OutgoingEvent:
+    """One outgoing delivery event for webhooks (spec 02 outgoing payload)."""
+
+    account: str
+    event: EventName
+    queue_msg_id: int
+    from_id: str
+    message_id: str
+    subject: str
+    dsn: bool = False
+    suppressing: bool = False
+    smtp_code: int = 0
+    smtp_enhanced_code: str = ""
+    error: str = ""
+    extra: dict[str, str] | None = None
+    recipient: str = ""
+
+
+@dataclass
+class IncomingDelivered:
+    """A message stored in an account's mailbox through SMTP delivery."""
+
+    account: str
+    message_id: int
+    mailbox: str
+    message_path: str
+    meta: dict[str, Any] = field(default_factory=dict)

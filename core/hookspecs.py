@@ -1,0 +1,301 @@
+"""The plugin contract: every hook moxtrio calls, when, and what it may return.
+
+A plugin author reads this one file and knows the whole contract (the way
+pytest's ``hookspec.py`` works). Hooks are grouped by the moment they run.
+
+Three calling conventions exist, and each spec below names its own:
+
+* **async-dispatched** hooks are called from trio tasks through
+  :class:`core.dispatch.HookDispatcher`. Implementations may be plain functions
+  or ``async def``; each call has a per-plugin time limit.
+* **in-transaction** hooks are called synchronously in the store's writer
+  thread, inside the SQLite transaction that records the event, with that
+  transaction's ``conn``. They must be plain functions, must not block on the
+  network, and should only read/write rows. Their writes commit or roll back
+  together with the core's rows (the durable outbox pattern): an event is
+  never lost and never recorded twice.
+* **start-up** hooks are called once, synchronously, while the server builds
+  itself.
+
+Each hook is also one of two kinds (see ``HOOK_KINDS``):
+
+* a **verdict** hook decides something about mail (may this be queued, who
+  delivers it). It *fails closed*: an exception in a plugin aborts the
+  operation with a temporary error (SMTP ``451 4.3.0``, webapi ``server``), so
+  nothing is half-done.
+* an **observer** hook is told that something happened. It *fails open*: an
+  exception is logged with the plugin's name and the mail flow goes on.
+  (In-transaction observers are the exception to "goes on": their error
+  is logged and their savepoint is rolled back, the core's rows still commit.)
+
+"First result wins" hooks are marked ``firstresult=True``: the dispatcher
+stops at the first implementation returning something other than ``None``.
+Implementations run in the order plugins are listed in mox.conf's
+``Plugins`` (first-party plugins alphabetically when it is absent), with
+pluggy's ``tryfirst``/``trylast`` markers taking precedence.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    import sqlite3
+
+    from core.events import (
+        DeliveryBatch,
+        DeliveryOutcome,
+        IncomingDelivered,
+        OutgoingEvent,
+        Submission,
+    )
+    from core.plugin_api import CtlCommand, HTTPService, PluginContext, Rejection
+    from core.store.migrations import Migration
+
+PROJECT = "moxtrio"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+HookKind = Literal["verdict", "observer", "setup"]
+HOOK_KINDS: dict[str, HookKind] = {}
+
+
+def _kind(kind: HookKind) -> Any:
+    """Record a hook's failure policy next to its declaration."""
+
+    def mark(fn: Any) -> Any:
+        HOOK_KINDS[fn.__name__] = kind
+        return fn
+
+    return mark
+
+
+# --------------------------------------------------------------------------
+# start: run once while the server builds itself (start-up hooks)
+# --------------------------------------------------------------------------
+
+
+@_kind("setup")
+@hookspec
+def moxtrio_migrations() -> list[Migration]:
+    """Declare the tables this plugin owns.
+
+    Called once before the store opens. Return a list of
+    :class:`core.store.migrations.Migration` with ``owner`` set to the plugin's
+    name and increasing ``version`` numbers; the store applies the ones not yet
+    applied, each in its own transaction, and records the version per owner.
+    Never edit a released migration: add a new version.
+    """
+
+
+@_kind("setup")
+@hookspec
+def moxtrio_configure(ctx: PluginContext) -> None:
+    """Validate plugin settings and keep a handle on the running server.
+
+    Called once after the config is loaded and the store is open, before any
+    listener accepts connections. ``ctx`` gives access to the config, store,
+    hook dispatcher, and the core's queue API. Raise
+    :class:`core.plugin_api.PluginConfigError` for a setting that is wrong; the
+    server refuses to start and prints the message.
+    """
+
+
+@_kind("setup")
+@hookspec
+def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
+    """Add HTTP services (routes) to the web listeners.
+
+    Return :class:`core.plugin_api.HTTPService` objects. Each names the
+    listener config key that enables it (e.g. ``WebAPIHTTP``), its default
+    path, and a factory that builds a Quart blueprint for the path the
+    config chooses. The core serves every enabled service on its listener's
+    port, several services sharing a port dispatched by path.
+    """
+
+
+@_kind("setup")
+@hookspec
+def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
+    """Add commands to the control socket (and so to the ``moxtrio`` CLI).
+
+    Return :class:`core.plugin_api.CtlCommand` objects. A command is a word
+    path such as ``("queue", "holdrules", "list")``; ``moxtrio -config PATH
+    queue holdrules list -account x`` sends its argv to the running server,
+    which runs the handler with the remaining arguments. The longest matching
+    path wins.
+    """
+
+
+@_kind("setup")
+@hookspec
+def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
+    """Start long-running trio tasks in the server's nursery.
+
+    Return a list of ``async def task(task_status=trio.TASK_STATUS_IGNORED)``
+    callables. They are started with ``nursery.start`` after the store is
+    open and before listeners accept connections, and are cancelled at
+    shutdown. A task that raises brings the server down (crash loud, not
+    silently stop delivering webhooks).
+    """
+
+
+# --------------------------------------------------------------------------
+# SMTP moments (async-dispatched, verdicts: Haraka-style answers)
+# --------------------------------------------------------------------------
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_smtp_mail_from(
+    ctx: PluginContext, listener_kind: str, address: str
+) -> Rejection | None:
+    """A client sent ``MAIL FROM``; return a Rejection to refuse it.
+
+    ``listener_kind`` is ``smtp``, ``submission`` or ``submissions``. Runs after
+    the core's own checks passed. First rejection wins.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -> Rejection | None:
+    """A client sent ``RCPT TO``; return a Rejection to refuse that recipient."""
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_smtp_data_recipient(
+    ctx: PluginContext, listener_kind: str, address: str
+) -> Rejection | None:
+    """After DATA, per recipient, before the message is stored or queued.
+
+    On the delivery listener a rejection fails that recipient only; on
+    submission any rejection refuses the whole submission (mox's localserve
+    rules). Return a Rejection whose ``timeout`` is true to make the core
+    stall the reply like a hung server would.
+    """
+
+
+# --------------------------------------------------------------------------
+# submission: a message is about to be queued (async-dispatched)
+# --------------------------------------------------------------------------
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_submission(ctx: PluginContext, submission: Submission) -> Rejection | None:
+    """Inspect or annotate a submitted message before it is queued.
+
+    Called for SMTP submission and webapi Send alike. Plugins may set
+    ``submission.extra`` entries (the ``extra`` plugin reads
+    ``X-Mox-Extra-*`` headers). Return a Rejection to refuse the submission;
+    the first rejection wins and nothing is queued.
+    """
+
+
+# --------------------------------------------------------------------------
+# queue: in-transaction hooks
+# --------------------------------------------------------------------------
+
+
+@_kind("verdict")
+@hookspec
+def moxtrio_queue_adding(conn: sqlite3.Connection, entries: list[Any]) -> None:
+    """New queue entries are about to be inserted (in-transaction).
+
+    ``entries`` are :class:`core.store.models.QueueEntry` objects of one
+    message, not yet inserted. A plugin may set ``entry.hold = True`` (hold
+    rules). Raising aborts the whole add: the submitter gets a temporary
+    error and nothing is stored.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_delivery_precheck(
+    conn: sqlite3.Connection, entry: Any
+) -> DeliveryOutcome | None:
+    """A recipient's delivery attempt is due (in-transaction, per recipient).
+
+    Called for every entry of a batch before any connection is made. Return
+    a :class:`core.events.DeliveryOutcome` to settle that recipient without
+    an SMTP attempt (suppression fails it permanently with event
+    ``suppressed``); ``None`` lets delivery go on.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_suppress_decision(
+    conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome
+) -> bool | None:
+    """A recipient failed; decide whether it goes on the suppression list.
+
+    In-transaction, called before the outgoing event is raised so the event
+    carries ``Suppressing``. Return ``True`` if this failure added the
+    recipient to the sender account's list. First result wins.
+    """
+
+
+@_kind("observer")
+@hookspec
+def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> None:
+    """An outgoing delivery event happened (in-transaction observer).
+
+    Events: delivered, suppressed, delayed, failed, relayed, expanded,
+    canceled, unrecognized — from queue attempts, admin operations, and
+    incoming DSNs matched to sent messages (``event.dsn``). The webhooks
+    plugin inserts its webhook row here so it commits with the event.
+    """
+
+
+# --------------------------------------------------------------------------
+# delivery: who delivers (async-dispatched)
+# --------------------------------------------------------------------------
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
+    """Take over delivery of a batch of recipients of one message.
+
+    Return a :class:`core.smtp.client.DeliveryResult` to say you delivered
+    (or tried to); ``None`` lets the core's SMTP client deliver through MX.
+    The localserve plugin delivers to the server's own SMTP listener.
+    """
+
+
+# --------------------------------------------------------------------------
+# incoming (in-transaction observers)
+# --------------------------------------------------------------------------
+
+
+@_kind("observer")
+@hookspec
+def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDelivered) -> None:
+    """A message was stored in an account's mailbox from SMTP delivery.
+
+    Not called for DSNs or fromid mail matched to an outgoing message (those
+    raise ``moxtrio_outgoing_event`` with ``dsn=True`` instead), nor for
+    rejected messages.
+    """
+
+
+# --------------------------------------------------------------------------
+# services a plugin offers to others (async-dispatched, first result wins)
+# --------------------------------------------------------------------------
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+async def moxtrio_suppression_op(
+    ctx: PluginContext, account: str, op: str, args: dict[str, Any]
+) -> Any:
+    """Suppression list operations for the webapi and commands.
+
+    ``op`` is ``list``, ``add``, ``remove`` or ``present``. The suppression
+    plugin answers; ``None`` means no plugin offers suppression lists.
+    """

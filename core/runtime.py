@@ -1,0 +1,152 @@
+"""The server process: one trio nursery that owns every listener and worker.
+
+``Server.run`` builds the server in a fixed order (config -> plugins ->
+store -> plugin setup -> listeners) and then waits for a shutdown request.
+Shutdown is graceful: HTTP listeners stop accepting and let in-flight
+requests finish, SMTP sessions get a short grace period, background workers
+are cancelled (anything they had not committed stays safely queued), and
+the store drains its pending writes before closing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from core import ctl
+from core.builtin_commands import builtin_commands
+from core.dispatch import HookDispatcher, HookFailed
+from core.http import plan_bindings, serve_binding
+from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
+from core.plugins import create_manager, plugin_names
+from core.store import Store
+from core.tls import listener_ssl_context
+
+log = logging.getLogger("moxtrio.server")
+
+SHUTDOWN_GRACE = 3.0
+
+
+@dataclass
+class Listening:
+    """What the server bound, for logs, tests and the startup banner."""
+
+    http: list[str] = field(default_factory=list)
+    smtp: list[str] = field(default_factory=list)
+    ctl: str = ""
+
+
+class Server:
+    """A running moxtrio instance (``moxtrio serve`` or ``localserve``)."""
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        localserve: bool = False,
+        extra_plugins: Iterable[object] = (),
+    ) -> None:
+        self.config = config
+        self.localserve = localserve
+        self.extra_plugins = list(extra_plugins)
+        self.listening = Listening()
+        self.ctx: PluginContext | None = None
+        self._shutdown = trio.Event()
+        self._http_shutdown = trio.Event()
+
+    def request_shutdown(self) -> None:
+        """Ask the server to stop (signal handlers and the ``stop`` command)."""
+        self._shutdown.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+        pm = create_manager(self.config.plugins, self.extra_plugins)
+        hooks = HookDispatcher(pm)
+        log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
+        migrations = hooks.setup("moxtrio_migrations")
+        data_dir = Path(self.config.data_dir)
+        await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
+        store = await Store.open(data_dir, migrations)
+        try:
+            ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
+            ctx.services["server"] = self
+            self.ctx = ctx
+            await self._prepare(ctx)
+            await self._serve(ctx, task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.aclose()
+        log.info("server stopped")
+
+    async def _prepare(self, ctx: PluginContext) -> None:
+        missing = await ctx.store.check_files()
+        for row in missing:
+            log.error("message file missing for stored row: %s", row)
+        try:
+            ctx.hooks.setup("moxtrio_configure", ctx=ctx)
+        except HookFailed as exc:
+            if isinstance(exc.cause, PluginConfigError):
+                raise PluginConfigError(f"plugin {exc.plugin}: {exc.cause}") from exc
+            raise
+        from core.accounts import sync_accounts
+
+        await sync_accounts(ctx)
+
+    async def _serve(self, ctx: PluginContext, task_status: trio.TaskStatus[Server]) -> None:
+        services: list[HTTPService] = ctx.hooks.setup("moxtrio_http_services", ctx=ctx)
+        commands: list[CtlCommand] = builtin_commands() + ctx.hooks.setup(
+            "moxtrio_ctl_commands", ctx=ctx
+        )
+        tasks = ctx.hooks.setup("moxtrio_background_tasks", ctx=ctx)
+        async with trio.open_nursery() as nursery:
+            ctl_path = ctl.socket_path(Path(self.config.data_dir))
+            await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
+            self.listening.ctl = str(ctl_path)
+            for task in tasks:
+                await nursery.start(task)
+            # Listeners live in a nursery of their own so that shutdown can
+            # let them finish in-flight work before the workers are cancelled.
+            async with trio.open_nursery() as front:
+                for starter in ctx.services.get("listeners", []):
+                    self.listening.smtp += await front.start(starter, ctx)
+                for binding in plan_bindings(self.config, services):
+                    ssl_context = None
+                    if binding.tls:
+                        ssl_context = await trio.to_thread.run_sync(
+                            listener_ssl_context, self.config, binding.listener, ["http/1.1"]
+                        )
+                        if ssl_context is None:
+                            log.warning("no TLS certificate for https listener %s, skipped", binding.address)
+                            continue
+                    binds = await front.start(_serve_http, ctx, binding, self._http_shutdown, ssl_context)
+                    mounted = ", ".join(f"{s.name} {p}" for s, p in binding.mounts)
+                    for b in binds:
+                        log.info("listening for http: %s (%s)", b, mounted)
+                    self.listening.http += binds
+                for line in self.listening.smtp:
+                    log.info("listening for smtp: %s", line)
+                log.info("control socket: %s", self.listening.ctl)
+                task_status.started(self)
+                await self._shutdown.wait()
+                log.info("shutting down")
+                self._http_shutdown.set()
+                ctx.services.get("smtp_shutdown", trio.Event()).set()
+                # In-flight HTTP requests and SMTP transactions get a moment to
+                # finish; whatever is not done by then was never acknowledged.
+                front.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
+            nursery.cancel_scope.cancel()
+
+
+async def _serve_http(
+    ctx: PluginContext,
+    binding: Any,
+    shutdown: trio.Event,
+    ssl_context: Any,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve_binding(ctx, binding, shutdown, ssl_context=ssl_context, task_status=task_status)

@@ -1,0 +1,153 @@
+"""Schema versions per owner: the core and each plugin evolve their own tables.
+
+Every owner (``core``, or a plugin's name) numbers its migrations 1, 2, 3…
+The store applies, in order, those above the owner's recorded version, each
+in its own transaction together with the row that records it, so a crash
+mid-upgrade leaves either the old or the new version, never half of one.
+Restarting applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from core.store.models import to_db_time, utcnow
+
+log = logging.getLogger("moxtrio.store.migrations")
+
+
+class MigrationError(Exception):
+    """A set of migrations is inconsistent or one failed to apply."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step of one owner.
+
+    ``sql`` may hold several statements. It must not contain BEGIN/COMMIT:
+    the store wraps it in a transaction.
+    """
+
+    owner: str
+    version: int
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    owner TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    applied INTEGER NOT NULL,
+    PRIMARY KEY (owner, version)
+)
+"""
+
+
+def split_statements(sql: str) -> Iterator[str]:
+    """Split a script into complete statements (triggers' inner ``;`` included).
+
+    ``executescript`` cannot be used: it commits a pending transaction
+    first, which would break one-transaction-per-migration.
+    """
+    buf = ""
+    for piece in sql.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            buf = ""
+            if stmt.strip(";").strip() and not _only_comments(stmt):
+                yield stmt
+    if buf.strip(";").strip() and not _only_comments(buf):
+        raise MigrationError(f"incomplete SQL statement at end of migration: {buf.strip()[:80]!r}")
+
+
+def _only_comments(stmt: str) -> bool:
+    lines = [ln.strip() for ln in stmt.strip(";").splitlines()]
+    return all(not ln or ln.startswith("--") for ln in lines)
+
+
+def _validate(migrations: list[Migration]) -> dict[str, list[Migration]]:
+    by_owner: dict[str, list[Migration]] = {}
+    for m in migrations:
+        if not m.owner:
+            raise MigrationError("migration with empty owner")
+        if m.version < 1:
+            raise MigrationError(f"{m.owner}: migration version must be >= 1, got {m.version}")
+        by_owner.setdefault(m.owner, []).append(m)
+    for owner, ms in by_owner.items():
+        ms.sort(key=lambda m: m.version)
+        versions = [m.version for m in ms]
+        if len(set(versions)) != len(versions):
+            raise MigrationError(f"{owner}: duplicate migration versions {versions}")
+    return by_owner
+
+
+def applied_versions(conn: sqlite3.Connection) -> dict[str, int]:
+    """Highest applied version per owner."""
+    conn.execute(_BOOKKEEPING)
+    rows = conn.execute("SELECT owner, MAX(version) FROM schema_versions GROUP BY owner")
+    return {owner: version for owner, version in rows}
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) -> list[Migration]:
+    """Apply what is not applied yet; returns the migrations applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Owners
+    are applied in the order they first appear (core first), each owner's
+    versions in ascending order. A changed ``sql`` of an applied version is
+    logged, not re-applied (never edit a released migration).
+    """
+    by_owner = _validate(list(migrations))
+    conn.execute(_BOOKKEEPING)
+    done: list[Migration] = []
+    for owner, ms in by_owner.items():
+        recorded = {
+            v: c
+            for v, c in conn.execute(
+                "SELECT version, checksum FROM schema_versions WHERE owner = ?", (owner,)
+            )
+        }
+        current = max(recorded, default=0)
+        for m in ms:
+            if m.version <= current:
+                if m.version in recorded and recorded[m.version] != m.checksum:
+                    log.warning(
+                        "migration %s/%d changed after it was applied; not re-applied",
+                        owner,
+                        m.version,
+                    )
+                continue
+            _apply_one(conn, m)
+            done.append(m)
+            log.info("applied migration %s/%d", owner, m.version)
+        for v in recorded:
+            if v > (ms[-1].version if ms else 0):
+                log.warning("database has %s schema version %d, newer than this code", owner, v)
+    return done
+
+
+def _apply_one(conn: sqlite3.Connection, m: Migration) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in split_statements(m.sql):
+            conn.execute(stmt)
+        conn.execute(
+            "INSERT INTO schema_versions (owner, version, checksum, applied) VALUES (?, ?, ?, ?)",
+            (m.owner, m.version, m.checksum, to_db_time(utcnow())),
+        )
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, Exception):
+            raise MigrationError(f"migration {m.owner}/{m.version} failed: {exc}") from exc
+        raise

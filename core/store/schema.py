@@ -1,0 +1,184 @@
+"""The core's tables (owner ``core``), as migrations.
+
+Times are INTEGER microseconds since the Unix epoch (UTC), booleans are
+0/1 INTEGERs, lists and maps are JSON TEXT (see :mod:`core.store.models`).
+Released versions are never edited: a schema change is a new version.
+"""
+
+from __future__ import annotations
+
+from core.store.migrations import Migration
+
+_V1 = """
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    -- SCRAM-SHA-256 verifier (RFC 5802/7677); NULL until a password is set.
+    scram_salt BLOB,
+    scram_iterations INTEGER,
+    scram_stored_key BLOB,
+    scram_server_key BLOB
+);
+
+CREATE TABLE mailboxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    special_use TEXT NOT NULL DEFAULT '',
+    UNIQUE (account, name)
+);
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    -- NULL once expunged; the row stays so a second delete can say
+    -- "message was removed" instead of "no such message" (spec 01 §5.9).
+    file_id TEXT,
+    expunged INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    flag_seen INTEGER NOT NULL DEFAULT 0,
+    flag_answered INTEGER NOT NULL DEFAULT 0,
+    flag_flagged INTEGER NOT NULL DEFAULT 0,
+    flag_deleted INTEGER NOT NULL DEFAULT 0,
+    flag_draft INTEGER NOT NULL DEFAULT 0,
+    flag_junk INTEGER NOT NULL DEFAULT 0,
+    flag_notjunk INTEGER NOT NULL DEFAULT 0,
+    flag_forwarded INTEGER NOT NULL DEFAULT 0,
+    flag_phishing INTEGER NOT NULL DEFAULT 0,
+    flag_mdnsent INTEGER NOT NULL DEFAULT 0,
+    keywords TEXT NOT NULL DEFAULT '[]',
+    mail_from TEXT NOT NULL DEFAULT '',
+    mail_from_localpart TEXT NOT NULL DEFAULT '',
+    mail_from_domain TEXT NOT NULL DEFAULT '',
+    mail_from_validated INTEGER NOT NULL DEFAULT 0,
+    msg_from TEXT NOT NULL DEFAULT '',
+    msg_from_validated INTEGER NOT NULL DEFAULT 0,
+    rcpt_to_localpart TEXT NOT NULL DEFAULT '',
+    rcpt_to_domain TEXT NOT NULL DEFAULT '',
+    remote_ip TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    is_dsn INTEGER NOT NULL DEFAULT 0,
+    dkim_domains TEXT NOT NULL DEFAULT '[]',
+    msg_prefix BLOB NOT NULL DEFAULT X''
+);
+CREATE INDEX messages_mailbox ON messages (mailbox_id, id);
+CREATE INDEX messages_account ON messages (account, id);
+CREATE INDEX messages_file ON messages (file_id) WHERE file_id IS NOT NULL;
+CREATE INDEX messages_message_id ON messages (account, message_id);
+
+-- One row per recipient per SMTP submission, for the daily limits (spec 08 §5).
+CREATE TABLE outgoing (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    submitted INTEGER NOT NULL
+);
+CREATE INDEX outgoing_account_submitted ON outgoing (account, submitted);
+CREATE INDEX outgoing_account_recipient ON outgoing (account, recipient, submitted);
+
+-- Outgoing queue, one row per recipient (spec 03 §1). AUTOINCREMENT: IDs
+-- are never reused, a retired record keeps its queue ID.
+CREATE TABLE queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    base_id INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL,
+    hold INTEGER NOT NULL DEFAULT 0,
+    sender_account TEXT NOT NULL,
+    sender_localpart TEXT NOT NULL,
+    sender_domain TEXT NOT NULL,
+    sender_domain_str TEXT NOT NULL,
+    from_id TEXT NOT NULL DEFAULT '',
+    recipient_localpart TEXT NOT NULL,
+    recipient_domain TEXT NOT NULL,
+    recipient_domain_str TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 0,
+    dialed_ips TEXT,
+    next_attempt INTEGER NOT NULL,
+    last_attempt INTEGER,
+    results TEXT NOT NULL DEFAULT '[]',
+    has8bit INTEGER NOT NULL DEFAULT 0,
+    smtputf8 INTEGER NOT NULL DEFAULT 0,
+    is_dmarc_report INTEGER NOT NULL DEFAULT 0,
+    is_tls_report INTEGER NOT NULL DEFAULT 0,
+    is_dsn INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT NOT NULL DEFAULT '',
+    msg_prefix BLOB NOT NULL DEFAULT X'',
+    subject TEXT NOT NULL DEFAULT '',
+    dsn_utf8 BLOB NOT NULL DEFAULT X'',
+    transport TEXT NOT NULL DEFAULT '',
+    require_tls INTEGER CHECK (require_tls IS NULL OR require_tls IN (0, 1)),
+    future_release_request TEXT NOT NULL DEFAULT '',
+    extra TEXT,
+    file_id TEXT,
+    last_activity INTEGER
+);
+CREATE INDEX queue_due ON queue (hold, next_attempt);
+CREATE INDEX queue_base ON queue (base_id) WHERE base_id != 0;
+CREATE INDEX queue_account ON queue (sender_account);
+CREATE INDEX queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
+CREATE UNIQUE INDEX queue_from_id ON queue (from_id) WHERE from_id != '';
+
+-- Retired queue entries (spec 03 §2). Same columns as queue plus three;
+-- id is the queue ID (no AUTOINCREMENT).
+CREATE TABLE retired (
+    id INTEGER PRIMARY KEY,
+    base_id INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL,
+    hold INTEGER NOT NULL DEFAULT 0,
+    sender_account TEXT NOT NULL,
+    sender_localpart TEXT NOT NULL,
+    sender_domain TEXT NOT NULL,
+    sender_domain_str TEXT NOT NULL,
+    from_id TEXT NOT NULL DEFAULT '',
+    recipient_localpart TEXT NOT NULL,
+    recipient_domain TEXT NOT NULL,
+    recipient_domain_str TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 0,
+    dialed_ips TEXT,
+    next_attempt INTEGER NOT NULL,
+    last_attempt INTEGER,
+    results TEXT NOT NULL DEFAULT '[]',
+    has8bit INTEGER NOT NULL DEFAULT 0,
+    smtputf8 INTEGER NOT NULL DEFAULT 0,
+    is_dmarc_report INTEGER NOT NULL DEFAULT 0,
+    is_tls_report INTEGER NOT NULL DEFAULT 0,
+    is_dsn INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT NOT NULL DEFAULT '',
+    msg_prefix BLOB NOT NULL DEFAULT X'',
+    subject TEXT NOT NULL DEFAULT '',
+    dsn_utf8 BLOB NOT NULL DEFAULT X'',
+    transport TEXT NOT NULL DEFAULT '',
+    require_tls INTEGER CHECK (require_tls IS NULL OR require_tls IN (0, 1)),
+    future_release_request TEXT NOT NULL DEFAULT '',
+    extra TEXT,
+    file_id TEXT,
+    last_activity INTEGER,
+    recipient_address TEXT NOT NULL DEFAULT '',
+    success INTEGER NOT NULL DEFAULT 0,
+    keep_until INTEGER NOT NULL
+);
+CREATE INDEX retired_recipient_activity ON retired (recipient_address, last_activity);
+CREATE INDEX retired_keep_until ON retired (keep_until);
+CREATE INDEX retired_account ON retired (sender_account);
+CREATE INDEX retired_file ON retired (file_id) WHERE file_id IS NOT NULL;
+CREATE UNIQUE INDEX retired_from_id ON retired (from_id) WHERE from_id != '';
+"""
+
+CORE_OWNER = "core"
+
+CORE_MIGRATIONS: tuple[Migration, ...] = (Migration(CORE_OWNER, 1, _V1),)
+
+#: (table, column) pairs whose values are message file ids. A file not named
+#: by any of these (or by a plugin's registered reference) is an orphan.
+CORE_FILE_REFERENCES: tuple[tuple[str, str], ...] = (
+    ("messages", "file_id"),
+    ("queue", "file_id"),
+    ("retired", "file_id"),
+)

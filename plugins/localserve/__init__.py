@@ -1,0 +1,3 @@
+"""The localserve plugin (see its issue); registered with the plugin manager."""
+
+from __future__ import annotations
