@@ -1,0 +1,464 @@
+"""Composing messages the way mox's webapi Send does (spec 01 §5.1.2-5.1.3).
+
+Byte-exact layout matters: clients and tests compare headers, MIME structure and encodings
+with mox. Deliberate differences (spec/README.md): a file whose type can't be detected gets
+`application/octet-stream` instead of an empty Content-Type, and a Subject keeps the space
+between two adjacent encoded words (the second word carries the space, encoded as `_`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..version import VERSION
+from .address import Address, AddressError, format_name_address, parse_address, parse_domain
+from .mime import format_media_type, q_encode_word, qp_encode
+from .sniff import OCTET_STREAM, detect_content_type
+
+__all__ = [
+    "HeaderValueError",
+    "MalformedMessageIDError",
+    "AttachmentError",
+    "MessageTooLargeError",
+    "NameAddress",
+    "ComposeFile",
+    "ComposedMessage",
+    "check_header_name",
+    "check_header_value",
+    "format_date",
+    "new_message_id",
+    "new_boundary",
+    "has_8bit",
+    "needs_smtputf8",
+    "encode_subject",
+    "format_address_header",
+    "text_part",
+    "compose_message",
+    "received_header",
+    "bcc_header",
+    "DEFAULT_USER_AGENT",
+]
+
+DEFAULT_USER_AGENT = f"moxtrio/{VERSION}"
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+class HeaderValueError(ValueError):
+    """A header name/value with control characters (webapi code `user`)."""
+
+
+class MalformedMessageIDError(ValueError):
+    """A given Message-ID that isn't `<...>` (webapi code `malformedMessageID`)."""
+
+
+class AttachmentError(ValueError):
+    """A file with invalid base64 data or bad header values (webapi code `user`)."""
+
+
+class MessageTooLargeError(ValueError):
+    """The composed message exceeds the size limit (webapi code `messageTooLarge`)."""
+
+
+def check_header_value(value: str, what: str = "header value") -> str:
+    """Reject control characters (< 0x20, so also CR, LF and TAB) as mox does; return value."""
+    if any(ord(c) < 0x20 for c in value):
+        raise HeaderValueError(f"checking header values: control characters not allowed ({what})")
+    return value
+
+
+def check_header_name(name: str) -> str:
+    """A header field name must be printable ASCII without ':' and non-empty."""
+    if name == "" or any(not (0x21 <= ord(c) <= 0x7E) or c == ":" for c in name):
+        raise HeaderValueError(f"invalid header name {name!r}")
+    return name
+
+
+def format_date(dt: datetime) -> str:
+    """mox's RFC 5322 date (Go layout `2 Jan 2006 15:04:05 -0700`, day without leading zero).
+
+    A naive datetime is taken as local time.
+    """
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    off = dt.utcoffset()
+    secs = int(off.total_seconds()) if off is not None else 0
+    sign = "+" if secs >= 0 else "-"
+    secs = abs(secs)
+    return (
+        f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year:04d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} "
+        f"{sign}{secs // 3600:02d}{secs % 3600 // 60:02d}"
+    )
+
+
+def new_message_id(hostname: str) -> str:
+    """`<22 base64url chars>@hostname`, without angle brackets (mox MessageIDGen)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode() + "@" + hostname
+
+
+def new_boundary() -> str:
+    """60 lowercase hex characters, like Go's multipart.Writer."""
+    return secrets.token_hex(30)
+
+
+def has_8bit(data: bytes) -> bool:
+    """Whether any byte has the high bit set (needs BODY=8BITMIME)."""
+    return not data.isascii()
+
+
+def _localpart_of(addr: str | Address) -> str:
+    if isinstance(addr, Address):
+        return addr.localpart
+    try:
+        return parse_address(addr).localpart
+    except AddressError:
+        return addr.rsplit("@", 1)[0]
+
+
+def needs_smtputf8(addresses: Iterable[str | Address]) -> bool:
+    """True if any localpart is non-ASCII (IDN domains alone don't need SMTPUTF8)."""
+    return any(not _localpart_of(a).isascii() for a in addresses)
+
+
+def encode_subject(subject: str, smtputf8: bool) -> str:
+    """Subject header value: words split on single spaces, non-ASCII words Q-encoded (unless
+    smtputf8), folded before a word that would pass 77 columns (space kept before the fold).
+
+    Unlike mox, an encoded word that follows another encoded word carries the separating space
+    (`=?utf-8?q?_...?=`) so decoders don't drop it.
+    """
+    value: list[str] = []
+    line_len = len("Subject: ")
+    prev_encoded = False
+    for i, word in enumerate(subject.split(" ")):
+        encoded = False
+        if not smtputf8 and not word.isascii():
+            word = q_encode_word(" " + word if prev_encoded else word, force=True)
+            encoded = True
+        if i > 0:
+            value.append(" ")
+            line_len += 1
+        if i > 0 and line_len + len(word) > 77:
+            value.append("\r\n\t")
+            line_len = 1
+        value.append(word)
+        line_len += len(word)
+        prev_encoded = encoded
+    return "".join(value)
+
+
+@dataclass(frozen=True)
+class NameAddress:
+    """A display name and an address string (webapi NameAddress)."""
+
+    name: str
+    address: str
+
+
+def _parse_name_addresses(items: Sequence[NameAddress | tuple[str, str]], what: str) -> list[tuple[str, Address]]:
+    out = []
+    for it in items:
+        name, addr = (it.name, it.address) if isinstance(it, NameAddress) else it
+        check_header_value(name, f"{what} display name")
+        out.append((name, parse_address(addr)))
+    return out
+
+
+def format_address_header(key: str, addrs: Sequence[tuple[str, Address]], smtputf8: bool) -> str:
+    """Address list value with mox's folding: fold (CRLF TAB) before an address that would take
+    the line past 77 columns, counting the `Key: ` prefix."""
+    v = ""
+    line_len = len(key) + 2
+    for name, addr in addrs:
+        if v:
+            v += ","
+            line_len += 1
+        s = format_name_address(name, addr.pack(smtputf8))
+        if v and line_len + 1 + len(s) > 77:
+            v += "\r\n\t"
+            line_len = 1
+        elif v:
+            v += " "
+            line_len += 1
+        v += s
+        line_len += len(s)
+    return v
+
+
+def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]:
+    """(body, Content-Type, Content-Transfer-Encoding) for a text/<subtype> part (spec 01)."""
+    if not text.endswith("\n"):
+        text += "\n"
+    text = text.replace("\n", "\r\n")
+    raw = text.encode("utf-8")
+    charset = "us-ascii" if raw.isascii() else "utf-8"
+    if any(len(line) > 76 or b"\r" in line or b"\n" in line for line in raw.split(b"\r\n")):
+        body, cte = qp_encode(raw), "quoted-printable"
+    elif smtputf8 or charset == "utf-8":
+        body, cte = raw, "8bit"
+    else:
+        body, cte = raw, "7bit"
+    return body, format_media_type("text/" + subtype, {"charset": charset}), cte
+
+
+@dataclass
+class ComposeFile:
+    """A file to add: JSON files carry `base64_data` (copied verbatim), uploads carry `data`.
+
+    `content_type` "" means: sniff it (undetectable types become application/octet-stream).
+    """
+
+    name: str = ""
+    content_type: str = ""
+    content_id: str = ""
+    data: bytes = b""
+    base64_data: str | None = None
+
+
+@dataclass
+class ComposedMessage:
+    """Result of compose_message; `message_id` includes `<>`."""
+
+    data: bytes
+    message_id: str
+    smtputf8: bool
+    has_8bit: bool
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.data)
+
+
+class _Multipart:
+    """Go multipart.Writer framing: `--b` first, `\\r\\n--b` later, `\\r\\n--b--\\r\\n` close."""
+
+    def __init__(self, out: bytearray, subtype: str) -> None:
+        self.out = out
+        self.boundary = new_boundary()
+        self.subtype = subtype
+        self.count = 0
+
+    @property
+    def content_type(self) -> str:
+        return f'multipart/{self.subtype}; boundary="{self.boundary}"'
+
+    def create_part(self, headers: dict[str, str]) -> None:
+        self.out += (b"\r\n--" if self.count else b"--") + self.boundary.encode() + b"\r\n"
+        for k in sorted(headers):
+            self.out += f"{k}: {headers[k]}\r\n".encode()
+        self.out += b"\r\n"
+        self.count += 1
+
+    def close(self) -> None:
+        self.out += b"\r\n--" + self.boundary.encode() + b"--\r\n"
+
+
+def _b64_lines(b64: str) -> bytes:
+    return b"".join(b64[i : i + 76].encode("ascii") + b"\r\n" for i in range(0, len(b64), 76))
+
+
+def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
+    check_header_value(f.content_type, "file content type")
+    check_header_value(f.content_id, "file content id")
+    if f.base64_data is not None:
+        b64 = f.base64_data.replace("\r", "").replace("\n", "")
+        try:
+            data = base64.b64decode(b64.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            pos = next(
+                (i for i, c in enumerate(b64) if not (c.isascii() and (c.isalnum() or c in "+/="))),
+                max(0, len(b64) - len(b64) % 4),
+            )
+            raise AttachmentError(f"parsing attachment as base64: illegal base64 data at input byte {pos}") from None
+    else:
+        data = f.data
+        b64 = base64.b64encode(data).decode("ascii")
+    ct = f.content_type
+    if ct == "":
+        ct = detect_content_type(data)
+        # Deliberate difference 3: mox writes an empty Content-Type here.
+        ct = ct or OCTET_STREAM
+    headers = {
+        "Content-Disposition": format_media_type(disposition, {"filename": f.name}),
+        "Content-Transfer-Encoding": "base64",
+        "Content-Type": ct,
+    }
+    if f.content_id:
+        headers["Content-Id"] = f.content_id
+    mp.create_part(headers)
+    mp.out += _b64_lines(b64)
+
+
+def compose_message(
+    *,
+    hostname: str,
+    from_: NameAddress | tuple[str, str],
+    to: Sequence[NameAddress | tuple[str, str]] = (),
+    cc: Sequence[NameAddress | tuple[str, str]] = (),
+    bcc: Sequence[NameAddress | tuple[str, str]] = (),
+    reply_to: Sequence[NameAddress | tuple[str, str]] = (),
+    subject: str = "",
+    text: str = "",
+    html: str = "",
+    message_id: str = "",
+    references: Sequence[str] = (),
+    date: datetime | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    alternative_files: Sequence[ComposeFile] = (),
+    inline_files: Sequence[ComposeFile] = (),
+    attached_files: Sequence[ComposeFile] = (),
+    user_agent: str = DEFAULT_USER_AGENT,
+    max_size: int | None = None,
+) -> ComposedMessage:
+    """Build a message exactly in the layout of mox's webapi Send (spec 01 §5.1.2-5.1.3).
+
+    BCC addresses only count for the SMTPUTF8 decision (no Bcc header is written; see
+    bcc_header for Sent copies). Raises AddressError, HeaderValueError,
+    MalformedMessageIDError, AttachmentError or MessageTooLargeError.
+    """
+    froms = _parse_name_addresses([from_], "From")
+    tos = _parse_name_addresses(to, "To")
+    ccs = _parse_name_addresses(cc, "Cc")
+    bccs = _parse_name_addresses(bcc, "Bcc")
+    reply = _parse_name_addresses(reply_to, "Reply-To")
+    smtputf8 = needs_smtputf8(a for _, a in froms + tos + ccs + bccs + reply)
+
+    out = bytearray()
+
+    def header(k: str, v: str) -> None:
+        out.extend(f"{k}: {v}\r\n".encode())
+
+    header("From", format_address_header("From", froms, smtputf8))
+    if reply:
+        header("Reply-To", format_address_header("Reply-To", reply, smtputf8))
+    if tos:
+        header("To", format_address_header("To", tos, smtputf8))
+    if ccs:
+        header("Cc", format_address_header("Cc", ccs, smtputf8))
+    if subject:
+        check_header_value(subject, "subject")
+        header("Subject", encode_subject(subject, smtputf8))
+    header("Date", format_date(date if date is not None else datetime.now().astimezone()))
+    if message_id:
+        if not (message_id.startswith("<") and message_id.endswith(">")):
+            raise MalformedMessageIDError("missing <> in message-id")
+        check_header_value(message_id, "message-id")
+    else:
+        host = hostname
+        try:
+            d = parse_domain(hostname)
+            host = d.unicode if smtputf8 else d.ascii
+        except AddressError:
+            pass
+        message_id = "<" + new_message_id(host) + ">"
+    header("Message-Id", message_id)
+    if references:
+        for r in references:
+            check_header_value(r, "references")
+        header("References", "\r\n\t".join(references))
+        header("In-Reply-To", references[-1])
+    header("MIME-Version", "1.0")
+    own_ua = True
+    for k, v in headers:
+        check_header_name(k)
+        check_header_value(k, "header name")
+        check_header_value(v, f"header {k}")
+        header(k, v)
+        if k.lower() in ("user-agent", "x-mailer"):
+            own_ua = False
+    if own_ua and user_agent:
+        header("User-Agent", user_agent)
+
+    mixed = related = alternative = None
+    outer: _Multipart | None = None
+
+    def container(subtype: str) -> _Multipart:
+        nonlocal outer
+        mp = _Multipart(out, subtype)
+        if outer is None:
+            header("Content-Type", mp.content_type)
+            out.extend(b"\r\n")
+        else:
+            outer.create_part({"Content-Type": mp.content_type})
+        outer = mp
+        return mp
+
+    if attached_files:
+        mixed = container("mixed")
+    if inline_files:
+        related = container("related")
+    if (text and html) or alternative_files:
+        alternative = container("alternative")
+
+    for subtype, content in (("plain", text), ("html", html)):
+        if not content:
+            continue
+        body, ct, cte = text_part(subtype, content, smtputf8)
+        if outer is None:
+            header("Content-Type", ct)
+            header("Content-Transfer-Encoding", cte)
+            out.extend(b"\r\n")
+        else:
+            outer.create_part({"Content-Transfer-Encoding": cte, "Content-Type": ct})
+        out.extend(body)
+    if outer is None and not text and not html:
+        # No body at all: still end the header section.
+        out.extend(b"\r\n")
+
+    for mp, files, disp in (
+        (alternative, alternative_files, "inline"),
+        (related, inline_files, "inline"),
+        (mixed, attached_files, "attachment"),
+    ):
+        if mp is None:
+            continue
+        for f in files:
+            _file_part(mp, f, disp)
+        mp.close()
+
+    data = bytes(out)
+    if max_size is not None and len(data) > max_size:
+        raise MessageTooLargeError(f"message too large: {len(data)} > {max_size} bytes")
+    return ComposedMessage(data, message_id, smtputf8, has_8bit(data))
+
+
+def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> bytes:
+    """`Bcc: ...\\r\\n` for a stored Sent copy (placed before DKIM signatures); b"" if none."""
+    addrs = _parse_name_addresses(bcc, "Bcc")
+    if not addrs:
+        return b""
+    return f"Bcc: {format_address_header('Bcc', addrs, smtputf8)}\r\n".encode()
+
+
+def received_header(
+    *, hostname: str, received_id: str, rcpt: str, date: datetime, tls: str | None = None
+) -> bytes:
+    """Received header of a webapi submission (spec 01 §5.1.4), folded at 76 columns.
+
+    `rcpt` is "" when the message has several recipients (gives `for <>;`); `tls` is e.g.
+    "TLS1.3 TLS_AES_128_GCM_SHA256" for HTTPS requests.
+    """
+    tokens = ["Received:", "from", hostname, "by", hostname, "id", received_id]
+    if tls:
+        parts = tls.split(" ")
+        parts[0] = "(" + parts[0]
+        parts[-1] += ")"
+        tokens.extend(parts)
+    tokens += ["for", "<" + rcpt + ">;", format_date(date)]
+    out = ""
+    line_len = 0
+    for i, t in enumerate(tokens):
+        if i > 0 and line_len > 1 and line_len + 1 + len(t) > 76:
+            out += "\r\n\t"
+            line_len = 1
+        elif i > 0:
+            out += " "
+            line_len += 1
+        out += t
+        line_len += len(t)
+    return (out + "\r\n").encode()
