@@ -98,10 +98,19 @@ class OutgoingEvent:
 
 @dataclass
 class IncomingDelivered:
-    """A message stored in an account's mailbox through SMTP delivery."""
+    """A message stored in an account's mailbox through SMTP delivery.
+
+    ``meta`` holds mox's IncomingMeta keys the core knows (MsgID, MailFrom,
+    MailFromValidated, MsgFromValidated, RcptTo, DKIMVerifiedDomains,
+    RemoteIP, Received, MailboxName); ``message_path`` is the stored file,
+    ``msg_prefix`` the header lines stored before it.
+    """
 
     account: str
     message_id: int
     mailbox: str
     message_path: str
+    msg_prefix: bytes = b""
+    mail_from: str = ""
+    rcpt_to: str = ""
     meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,126 @@
+"""Storing mail that arrived over SMTP in the recipients' mailboxes.
+
+One message file (already durable) is shared by every local recipient; the
+rows for all of them, and whatever plugins record about the delivery
+(incoming webhooks, DSN matching), commit in one transaction before the
+SMTP server answers 250.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from core.config.validate import DestinationMatch
+from core.events import IncomingDelivered
+from core.message.parsed import format_json_time
+from core.plugin_api import PluginContext
+from core.store import accounts as store_accounts
+from core.store import messages as store_messages
+from core.store.models import MessageMeta, utcnow
+
+log = logging.getLogger("moxtrio.incoming")
+
+
+@dataclass
+class IncomingRecipient:
+    """A recipient as given in RCPT TO, and where it is delivered."""
+
+    localpart: str
+    domain: str
+    match: DestinationMatch
+
+    @property
+    def rcpt_to(self) -> str:
+        return f"{self.localpart}@{self.domain}"
+
+
+@dataclass
+class IncomingMessage:
+    """What the SMTP server knows about a received message."""
+
+    file_id: str
+    size: int  # including msg_prefix
+    msg_prefix: bytes
+    mail_from: str
+    mail_from_localpart: str
+    mail_from_domain: str
+    remote_ip: str
+    message_id: str
+    subject: str
+    msg_from: str
+    is_dsn: bool
+
+
+async def store_incoming(
+    ctx: PluginContext, message: IncomingMessage, recipients: list[IncomingRecipient]
+) -> list[int]:
+    """Insert the message for every recipient and raise the incoming hooks.
+
+    Returns the new message ids, after the commit.
+    """
+    received = utcnow()
+    path = str(ctx.store.files.path(message.file_id))
+    hooks = ctx.hooks
+
+    def write(conn: sqlite3.Connection) -> list[int]:
+        ids = []
+        for rcpt in recipients:
+            account = rcpt.match.account
+            mailbox = rcpt.match.mailbox or "Inbox"
+            store_accounts.ensure_account(conn, account)
+            try:
+                store_accounts.mailbox_by_name(conn, account, mailbox)
+            except store_accounts.MailboxNotFound:
+                store_accounts.create_mailbox(conn, account, mailbox)
+            meta = MessageMeta(
+                mail_from=message.mail_from,
+                mail_from_localpart=message.mail_from_localpart,
+                mail_from_domain=message.mail_from_domain,
+                msg_from=message.msg_from,
+                rcpt_to_localpart=rcpt.localpart,
+                rcpt_to_domain=rcpt.domain,
+                remote_ip=message.remote_ip,
+                message_id=message.message_id,
+                subject=message.subject,
+                is_dsn=message.is_dsn,
+                msg_prefix=message.msg_prefix,
+            )
+            msg_id = store_messages.insert_message(
+                conn, account, mailbox, message.file_id, message.size, received=received, meta=meta
+            )
+            ids.append(msg_id)
+            event = IncomingDelivered(
+                account=account,
+                message_id=msg_id,
+                mailbox=mailbox,
+                message_path=path,
+                msg_prefix=message.msg_prefix,
+                mail_from=message.mail_from,
+                rcpt_to=rcpt.rcpt_to,
+                meta=_incoming_meta(msg_id, message, rcpt, mailbox, received),
+            )
+            # A plugin (webhooks) may claim the message as a DSN or fromid
+            # reply to an outgoing message; otherwise it is plain incoming.
+            hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
+        return ids
+
+    return await ctx.store.write(write)
+
+
+def _incoming_meta(
+    msg_id: int, message: IncomingMessage, rcpt: IncomingRecipient, mailbox: str, received: Any
+) -> dict[str, Any]:
+    return {
+        "MsgID": msg_id,
+        "MailFrom": message.mail_from,
+        "MailFromValidated": False,
+        "MsgFromValidated": False,
+        "RcptTo": rcpt.rcpt_to,
+        "DKIMVerifiedDomains": [],
+        "RemoteIP": message.remote_ip,
+        "Received": format_json_time(received),
+        "MailboxName": mailbox,
+    }

@@ -1,0 +1,168 @@
+"""Per-IP limiters, SCRAM/password checks and the localserve decision function."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from core.smtp.auth import (
+    SaslError,
+    ScramProofError,
+    ScramServer,
+    derive_scram_sha256,
+    normalize_password,
+    verify_password,
+)
+from core.smtp.limits import (
+    WindowLimiter,
+    auth_failure_limiter,
+    connection_count_limiter,
+    connection_rate_limiter,
+    ip_classes,
+)
+from core.smtp.localserve_sim import special_localpart_code, special_localpart_reply
+from tests.smtp.helpers import ScramClient
+
+
+def test_ip_classes() -> None:
+    assert ip_classes("192.0.2.77") == ("192.0.2.77/32", "192.0.2.64/26", "192.0.0.0/21")
+    assert ip_classes("::ffff:192.0.2.77")[0] == "192.0.2.77/32"
+    assert ip_classes("2001:db8:1:2:3::4") == (
+        "2001:db8:1:2::/64",
+        "2001:db8:1::/48",
+        "2001:db8::/32",
+    )
+
+
+def test_auth_failure_limiter_worked_example() -> None:
+    # Spec 01 section 3.2: 10 failures in a minute, the 11th check is refused,
+    # and success doesn't help while refused (the caller checks first).
+    t = 1_700_000_000.0
+    lim = auth_failure_limiter()
+    for _ in range(10):
+        assert lim.can_add("127.0.0.4", now=t)
+        assert lim.add("127.0.0.4", now=t)
+    assert not lim.can_add("127.0.0.4", now=t)
+    # Other /32s in the same /26 still have budget (30 for the /26).
+    assert lim.can_add("127.0.0.5", now=t)
+    # Next minute window: the 1-minute counts reset, the 24h ones don't.
+    t2 = (t // 60 + 1) * 60
+    assert lim.can_add("127.0.0.4", now=t2)
+    for _ in range(40):
+        lim.add("127.0.0.4", now=t2 + 60 * (_ // 9 + 1))
+    assert not lim.can_add("127.0.0.4", now=t2 + 3600)  # 50 per day reached.
+
+
+def test_auth_failure_limiter_reset_forgives_subnet() -> None:
+    t = 1_700_000_000.0
+    lim = auth_failure_limiter()
+    for ip in ["10.0.0.1"] * 9 + ["10.0.0.2"] * 9 + ["10.0.0.3"] * 9:
+        lim.add(ip, now=t)
+    assert lim.can_add("10.0.0.4", 3, now=t) and not lim.can_add(
+        "10.0.0.4", 4, now=t
+    )  # /26: 27 of 30
+    lim.reset("10.0.0.1", now=t)
+    assert lim.can_add("10.0.0.4", 10, now=t)  # /26 now at 18
+    assert lim.can_add("10.0.0.1", 10, now=t)
+
+
+def test_connection_limiters() -> None:
+    t = 1_700_000_000.0
+    rate = connection_rate_limiter()
+    assert all(rate.add("192.0.2.1", now=t) for _ in range(300))
+    assert not rate.add("192.0.2.1", now=t)
+    assert rate.add("192.0.2.2", now=t)  # /32 is separate; /26 allows 900.
+    assert rate.add("192.0.2.1", now=(t // 60 + 1) * 60)
+    conc = connection_count_limiter()
+    assert all(conc.add("2001:db8::1", now=t) for _ in range(30))
+    assert not conc.add("2001:db8::1", now=t)
+    assert conc.add("2001:db8::1", -1, now=t + 1e9)  # Never resets; release works.
+    assert conc.add("2001:db8::1", now=t + 1e9)
+    custom = WindowLimiter([(None, (1, 1, 1))])
+    assert (
+        custom.add("192.0.2.1")
+        and not custom.add("192.0.2.63")
+        and custom.add("192.0.3.1") is False
+    )
+
+
+def test_scram_server_exchange() -> None:
+    creds = derive_scram_sha256("test1234", b"saltsalt", 4096)
+    client = ScramClient("mjl@mox.example", "test1234")
+    server = ScramServer(client.first())
+    assert server.authentication == "mjl@mox.example" and server.authorization == ""
+    final = server.finish(client.final(server.server_first(creds).encode()), creds)
+    assert client.verify(final.encode())
+
+    bad = ScramClient("mjl@mox.example", "wrong")
+    server = ScramServer(bad.first())
+    with pytest.raises(ScramProofError):
+        server.finish(bad.final(server.server_first(creds).encode()), creds)
+
+    # Nonce tampering and channel-binding mismatch are protocol errors.
+    c = ScramClient("u", "test1234")
+    server = ScramServer(c.first())
+    msg = c.final(server.server_first(creds).encode()).replace(b",r=", b",r=x", 1)
+    with pytest.raises(SaslError):
+        server.finish(msg, creds)
+    for first in [
+        b"p=tls-unique,,n=u,r=abc",
+        b"x,,n=u,r=abc",
+        b"n,,m=ext,n=u,r=abc",
+        b"n,,n=u=ZZ,r=abc",
+        b"n,,r=abc",
+        b"\xff",
+    ]:
+        with pytest.raises(SaslError):
+            ScramServer(first)
+    s = ScramServer(b"n,a=a=3Db,n=x=2Cy,r=abc")
+    assert s.authorization == "a=b" and s.authentication == "x,y"
+
+
+def test_password_checks_use_scram_credentials() -> None:
+    creds = derive_scram_sha256("pässword\u00a0x", b"s" * 16, 1000)
+    assert verify_password("pässword x", creds)  # NBSP maps to space.
+    assert verify_password("pa\u0308ssword x", creds)  # NFC.
+    assert not verify_password("password x", creds)
+    assert normalize_password("a\u2003b") == "a b"
+    # Matches RFC 7677's test vector (user "user", password "pencil").
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    v = derive_scram_sha256("pencil", salt, 4096)
+    assert base64.b64encode(v.stored_key) == b"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    assert base64.b64encode(v.server_key) == b"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+
+
+@pytest.mark.parametrize(
+    ("localpart", "want"),
+    [
+        ("usertemperror", 451),
+        ("permerror", 550),
+        ("rcpttopermerror", 550),
+        ("usertimeout", "timeout"),
+        ("timeout", "timeout"),
+        ("x421", 421),
+        ("data599", 599),
+        ("data600", 600),
+        ("user554", 554),
+        ("data399", None),
+        ("data601", None),
+        ("400", 400),
+        ("40", None),
+        ("x+45", None),
+        ("x٤٥٠", None),  # Arabic-Indic digits are not Go digits.
+        ("x 45", None),
+        ("TEMPERROR", None),  # Case-sensitive.
+        ("", None),
+    ],
+)
+def test_special_localpart_code(localpart: str, want: object) -> None:
+    assert special_localpart_code(localpart) == want
+
+
+def test_special_localpart_reply() -> None:
+    r = special_localpart_reply(550)
+    assert r.render("tZ003gvSN4Bkg3XvvxGp-A") == (
+        b"550 5.0.0 failure with code 550 due to special localpart (tZ003gvSN4Bkg3XvvxGp-A)\r\n"
+    )
+    assert special_localpart_reply(600).render("")[:10] == b"600 6.0.0 "
