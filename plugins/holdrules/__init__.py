@@ -1,3 +1,60 @@
-"""The holdrules plugin (see its issue); registered with the plugin manager."""
+"""The holdrules plugin: queue hold rules (spec 04, AND matching per spec README).
+
+A hold rule keeps matching outgoing messages in the queue until an admin
+releases them. This module only wires hooks; the rule record and matching
+live in :mod:`plugins.holdrules.rules`, the operations in
+:mod:`plugins.holdrules.service`, the control commands in
+:mod:`plugins.holdrules.commands`.
+"""
 
 from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from core.hookspecs import hookimpl
+from core.plugin_api import CtlCommand, PluginContext
+from core.store.migrations import Migration
+from plugins.holdrules.commands import ctl_commands
+from plugins.holdrules.rules import MIGRATIONS, any_rule_matches, list_rules
+from plugins.holdrules.service import HoldRuleService
+
+__all__ = [
+    "HoldRuleService",
+    "moxtrio_configure",
+    "moxtrio_ctl_commands",
+    "moxtrio_migrations",
+    "moxtrio_queue_adding",
+]
+
+
+@hookimpl
+def moxtrio_migrations() -> list[Migration]:
+    return list(MIGRATIONS)
+
+
+@hookimpl
+def moxtrio_configure(ctx: PluginContext) -> None:
+    """Offer the rule operations to other plugins (an admin API) as a service."""
+    ctx.services["holdrules"] = HoldRuleService(ctx)
+
+
+@hookimpl
+def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
+    return ctl_commands()
+
+
+@hookimpl
+def moxtrio_queue_adding(conn: sqlite3.Connection, entries: list[Any]) -> None:
+    """Mark new entries held when a rule matches them (in the adding transaction).
+
+    Reading the rules in the same transaction means a rule committed before
+    this add is always seen, and its ``add`` then only needs to care about
+    entries that existed before it.
+    """
+    rules = list_rules(conn)
+    if not rules:
+        return
+    for entry in entries:
+        if any_rule_matches(rules, entry):
+            entry.hold = True

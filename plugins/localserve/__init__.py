@@ -1,3 +1,65 @@
-"""The localserve plugin (see its issue); registered with the plugin manager."""
+"""The localserve plugin: delivery to ourselves and simulated failures (spec 06 §3-4).
+
+Active only when the server runs as ``moxtrio localserve`` (``ctx.localserve``);
+otherwise every hook returns None and the core behaves as a normal server.
+This module only wires hooks: the verdicts live in
+:mod:`plugins.localserve.simulate`, delivery in :mod:`plugins.localserve.deliver`,
+target and time limits in :mod:`plugins.localserve.settings`.
+"""
 
 from __future__ import annotations
+
+from core.events import DeliveryBatch
+from core.hookspecs import hookimpl
+from core.plugin_api import PluginContext, Rejection
+from core.smtp.client import DeliveryResult
+from plugins.localserve import settings
+from plugins.localserve.deliver import deliver_batch, uses_fail_transport
+from plugins.localserve.simulate import verdict
+
+__all__ = [
+    "moxtrio_configure",
+    "moxtrio_deliver",
+    "moxtrio_smtp_data_recipient",
+    "moxtrio_smtp_mail_from",
+    "moxtrio_smtp_rcpt_to",
+]
+
+
+@hookimpl
+def moxtrio_configure(ctx: PluginContext) -> None:
+    """Validate ``plugins/localserve.yaml`` at start (only matters in localserve)."""
+    if ctx.localserve:
+        settings.configure(ctx)
+
+
+@hookimpl
+def moxtrio_smtp_mail_from(
+    ctx: PluginContext, listener_kind: str, address: str
+) -> Rejection | None:
+    if not ctx.localserve:
+        return None
+    return verdict("mailfrom", listener_kind, address)
+
+
+@hookimpl
+def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -> Rejection | None:
+    if not ctx.localserve:
+        return None
+    return verdict("rcptto", listener_kind, address)
+
+
+@hookimpl
+def moxtrio_smtp_data_recipient(
+    ctx: PluginContext, listener_kind: str, address: str
+) -> Rejection | None:
+    if not ctx.localserve:
+        return None
+    return verdict("data", listener_kind, address)
+
+
+@hookimpl
+async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryResult | None:
+    if not ctx.localserve or uses_fail_transport(ctx, batch):
+        return None
+    return await deliver_batch(ctx, batch)

@@ -1,0 +1,182 @@
+"""``queue holdrules list|add|remove``: mox's command names, flags and output.
+
+Scripts written for ``mox queue holdrules …`` must work with the binary name
+changed, so flags are parsed the way Go's ``flag`` package does (``-f v``,
+``-f=v``, ``--f v``; parsing stops at the first non-flag argument or ``--``)
+and the list output copies mox's, including its quirk of labelling the
+recipient-domain condition "sender domain" (spec 04 §5, observed).
+"""
+
+from __future__ import annotations
+
+from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
+from plugins.holdrules.service import HoldRuleService
+
+USAGE_LIST = "usage: moxtrio queue holdrules list\n"
+USAGE_ADD = (
+    "usage: moxtrio queue holdrules add [-account ACCOUNT] [-senderdom DOMAIN]"
+    " [-recipientdom DOMAIN]\n"
+    "  -account string\n\taccount submitting the message\n"
+    "  -recipientdom string\n\trecipient domain\n"
+    "  -senderdom string\n\tsender domain\n"
+)
+USAGE_REMOVE = "usage: moxtrio queue holdrules remove ruleid\n"
+
+
+class UsageError(ValueError):
+    """Bad flags or arguments; the message is printed before the usage text."""
+
+
+def parse_flags(args: list[str], known: set[str]) -> tuple[dict[str, str], list[str]]:
+    """Go ``flag``-style parsing of string flags; returns (flags, remaining args)."""
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if len(a) < 2 or not a.startswith("-"):
+            break
+        if a == "--":
+            i += 1
+            break
+        name = a[2:] if a.startswith("--") else a[1:]
+        if not name or name.startswith("-") or name.startswith("="):
+            raise UsageError(f"bad flag syntax: {a}")
+        value: str | None = None
+        if "=" in name:
+            name, value = name.split("=", 1)
+        if name not in known:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        if value is None:
+            if i + 1 >= len(args):
+                raise UsageError(f"flag needs an argument: -{name}")
+            i += 1
+            value = args[i]
+        flags[name] = value
+        i += 1
+    return flags, args[i:]
+
+
+def go_quote(s: str) -> str:
+    """Go's ``%q`` for a string: double quotes, backslash escapes, printable Unicode kept."""
+    out = ['"']
+    for ch in s:
+        c = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+        elif c < 0x20 or c == 0x7F:
+            out.append(f"\\x{c:02x}")
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        elif c < 0x10000:
+            out.append(f"\\u{c:04x}")
+        else:
+            out.append(f"\\U{c:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_SIMPLE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def format_rules(rules: list[HoldRule]) -> str:
+    """The text mox prints for ``queue holdrules list`` (spec 04 §5)."""
+    lines = ["hold rules:"]
+    for r in rules:
+        elems = []
+        if r.account:
+            elems.append(f"account {go_quote(r.account)}")
+        if not r.sender_domain.is_zero:
+            elems.append(f"sender domain {go_quote(r.sender_domain.name())}")
+        if not r.recipient_domain.is_zero:
+            # mox's label, kept on purpose: scripts may parse it.
+            elems.append(f"sender domain {go_quote(r.recipient_domain.name())}")
+        if elems:
+            lines.append(f"id {r.id}: {', '.join(elems)}")
+        else:
+            lines.append(f"id {r.id}: all messages")
+    if not rules:
+        lines.append("(none)")
+    return "\n".join(lines) + "\n"
+
+
+def _service(ctx: PluginContext) -> HoldRuleService:
+    svc = ctx.services.get("holdrules")
+    return svc if isinstance(svc, HoldRuleService) else HoldRuleService(ctx)
+
+
+async def cmd_list(ctx: PluginContext, req: CtlRequest) -> CtlResult:
+    try:
+        _, rest = parse_flags(req.args, set())
+    except UsageError as exc:
+        return CtlResult(f"{exc}\n{USAGE_LIST}", 2)
+    if rest:
+        return CtlResult(USAGE_LIST, 2)
+    rules = await _service(ctx).list()
+    return CtlResult(format_rules(rules))
+
+
+async def cmd_add(ctx: PluginContext, req: CtlRequest) -> CtlResult:
+    try:
+        flags, rest = parse_flags(req.args, {"account", "senderdom", "recipientdom"})
+    except UsageError as exc:
+        return CtlResult(f"{exc}\n{USAGE_ADD}", 2)
+    if rest:
+        return CtlResult(USAGE_ADD, 2)
+    try:
+        await _service(ctx).add(
+            flags.get("account", ""), flags.get("senderdom", ""), flags.get("recipientdom", "")
+        )
+    except HoldRuleError as exc:
+        return CtlResult(f"{exc}\n", 1)
+    # mox prints nothing when the rule was added.
+    return CtlResult("")
+
+
+async def cmd_remove(ctx: PluginContext, req: CtlRequest) -> CtlResult:
+    try:
+        _, rest = parse_flags(req.args, set())
+    except UsageError as exc:
+        return CtlResult(f"{exc}\n{USAGE_REMOVE}", 2)
+    if len(rest) != 1:
+        return CtlResult(USAGE_REMOVE, 2)
+    raw = rest[0]
+    try:
+        if not raw.lstrip("+-").isascii() or not raw.lstrip("+-").isdigit():
+            raise ValueError
+        rule_id = int(raw)
+    except ValueError:
+        return CtlResult(f'parsing id: strconv.ParseInt: parsing "{raw}": invalid syntax\n', 1)
+    try:
+        await _service(ctx).remove(rule_id)
+    except HoldRuleNotFound as exc:
+        return CtlResult(f"remove hold rule: {exc}\n", 1)
+    return CtlResult("")
+
+
+def ctl_commands() -> list[CtlCommand]:
+    return [
+        CtlCommand(("queue", "holdrules", "list"), cmd_list, "list hold rules"),
+        CtlCommand(
+            ("queue", "holdrules", "add"),
+            cmd_add,
+            "add a hold rule: matching new and queued messages are held",
+        ),
+        CtlCommand(
+            ("queue", "holdrules", "remove"),
+            cmd_remove,
+            "remove a hold rule (held messages stay held)",
+        ),
+    ]

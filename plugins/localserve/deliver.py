@@ -1,0 +1,137 @@
+"""Localserve delivery: the queue delivers every batch to our own SMTP listener.
+
+Why: in localserve nothing may leave the machine, yet the queue, webhooks,
+DSNs and suppression lists should behave as with real remote servers. So
+each batch goes over real SMTP to the server's own delivery listener, where
+special localparts produce the simulated failures (spec 06 §3, §4).
+
+One transaction for the batch (EHLO ``localhost``, opportunistic STARTTLS
+without verification), with one exception, moxtrio's fix of a mox bug
+(spec README, difference 4): a recipient that our listener will fail at
+DATA gets a transaction of its own when the batch has several recipients.
+SMTP has a single DATA reply per transaction, so in a shared transaction
+that failure would be lost and the recipient reported as delivered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from core.events import DeliveryBatch
+from core.plugin_api import PluginContext
+from core.smtp.client import DeliveryResult, deliver
+from plugins.localserve.settings import EHLO_NAME, Target, Timeouts, delivery_target, load_timeouts
+from plugins.localserve.simulate import fails_at_data
+
+
+def uses_fail_transport(ctx: PluginContext, batch: DeliveryBatch) -> bool:
+    """A configured ``Fail`` transport takes precedence over localserve (spec 06 §3)."""
+    transports = ctx.config.static.Transports or {}
+    for entry in batch.entries:
+        name = getattr(entry, "transport", "") or ""
+        t = transports.get(name) if name else None
+        if t is not None and t.Fail is not None:
+            return True
+    return False
+
+
+def plan_transactions(recipients: list[str]) -> list[list[int]]:
+    """Indices of ``recipients`` per SMTP transaction, in the order to report them.
+
+    Everyone shares one transaction, except recipients that will fail at
+    DATA when there is more than one recipient: each of those goes alone.
+    """
+    if len(recipients) <= 1:
+        return [list(range(len(recipients)))]
+    shared = [i for i, r in enumerate(recipients) if not fails_at_data(r)]
+    alone = [[i] for i, r in enumerate(recipients) if fails_at_data(r)]
+    return ([shared] if shared else []) + alone
+
+
+async def _transaction(
+    batch: DeliveryBatch, recipients: list[str], target: Target, timeouts: Timeouts
+) -> DeliveryResult:
+    return await deliver(
+        host=target.host,
+        ips=target.ips,
+        port=target.port,
+        ehlo_name=EHLO_NAME,
+        mail_from=batch.mail_from,
+        recipients=recipients,
+        data=batch.message_path,
+        prefix=batch.msg_prefix,
+        has8bit=batch.has8bit,
+        smtputf8=batch.smtputf8,
+        require_tls=bool(batch.require_tls),
+        tls_mode="opportunistic",
+        tls_verify=False,
+        dial_timeout=timeouts.dial_timeout,
+        session_timeout=timeouts.session_timeout,
+        read_timeout=timeouts.read_timeout,
+        data_timeout=timeouts.data_timeout,
+    )
+
+
+def merge_results(
+    host: str, port: int, n: int, groups: list[list[int]], parts: list[DeliveryResult]
+) -> DeliveryResult:
+    """One DeliveryResult for the batch, recipients back in their original order.
+
+    Connection details come from the first transaction (the shared one); a
+    transaction-level error is reported only when every transaction had one,
+    so it never claims to describe recipients that were delivered.
+    """
+    main = parts[0]
+    recipients: list[Any] = [None] * n
+    for idxs, part in zip(groups, parts, strict=True):
+        for i, rr in zip(idxs, part.recipients, strict=True):
+            recipients[i] = rr
+    dialed: list[str] = []
+    for part in parts:
+        dialed.extend(part.dialed_ips)
+    merged = DeliveryResult(
+        host=host,
+        port=port,
+        recipients=recipients,
+        ip=main.ip,
+        dialed_ips=dialed,
+        connected=any(p.connected for p in parts),
+        tls=main.tls,
+        tls_version=main.tls_version,
+        remote_helo=main.remote_helo,
+        plaintext_fallback=any(p.plaintext_fallback for p in parts),
+        requiretls_unsupported=any(p.requiretls_unsupported for p in parts),
+    )
+    if all(p.error for p in parts):
+        merged.error = main.error
+        merged.permanent = main.permanent
+        merged.code = main.code
+        merged.secode = main.secode
+    return merged
+
+
+async def deliver_batch(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryResult:
+    """Deliver ``batch`` to our own SMTP listener; one result per recipient, in order."""
+    target = delivery_target(ctx)
+    timeouts = load_timeouts(ctx)
+    groups = plan_transactions(list(batch.recipients))
+    if len(groups) == 1:
+        return await _transaction(batch, list(batch.recipients), target, timeouts)
+
+    parts: list[DeliveryResult | None] = [None] * len(groups)
+
+    async def run(k: int) -> None:
+        parts[k] = await _transaction(
+            batch, [batch.recipients[i] for i in groups[k]], target, timeouts
+        )
+
+    # Concurrently: a "timeout" recipient must not delay the others' results
+    # by a whole read timeout.
+    async with trio.open_nursery() as nursery:
+        for k in range(len(groups)):
+            nursery.start_soon(run, k)
+    done = [p for p in parts if p is not None]
+    assert len(done) == len(groups)
+    return merge_results(target.host, target.port, len(batch.recipients), groups, done)

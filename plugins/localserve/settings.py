@@ -1,0 +1,128 @@
+"""Where localserve delivers, and with which time limits (spec 06 §3).
+
+The target is the server's own SMTP listener: the first IP of the listener
+named ``local`` when it has SMTP enabled, at its SMTP port (1025 when the
+config leaves it 0, as mox does), else ``localhost:1025``.
+
+Time limits default to mox's (dial 30 s, session set-up 60 s, each read
+30 s, the transaction 60 s + 1 s per MiB). They can be changed in
+``<config dir>/plugins/localserve.yaml`` (keys ``dial_timeout``,
+``session_timeout``, ``read_timeout``, ``data_timeout``, seconds), and a
+test can put a :class:`Timeouts` (or a dict of those keys) in
+``ctx.services["localserve.timeouts"]``, which wins over the file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from core.plugin_api import PluginConfigError, PluginContext
+
+PLUGIN = "localserve"
+SERVICE_KEY = "localserve.timeouts"
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 1025
+EHLO_NAME = "localhost"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds; ``data_timeout`` None = 60 s + 1 s per MiB of message (the client's rule)."""
+
+    dial_timeout: float = 30.0
+    session_timeout: float = 60.0
+    read_timeout: float = 30.0
+    data_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    ips: list[str] | None
+    port: int
+
+
+def delivery_target(ctx: PluginContext) -> Target:
+    """Our own SMTP listener, as mox's localserve queue picks it."""
+    listener = ctx.config.static.Listeners.get("local")
+    if listener is not None and listener.SMTP.Enabled and listener.IPs:
+        port = int(listener.SMTP.Port) or DEFAULT_PORT
+        return Target(host=DEFAULT_HOST, ips=[listener.IPs[0]], port=port)
+    return Target(host=DEFAULT_HOST, ips=None, port=DEFAULT_PORT)
+
+
+def _seconds(name: str, value: Any, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PluginConfigError(f"{PLUGIN}: {name} must be a number of seconds, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise PluginConfigError(f"{PLUGIN}: {name} must be a positive number of seconds")
+    return v
+
+
+def parse_timeouts(data: dict[str, Any], base: Timeouts | None = None) -> Timeouts:
+    """Timeouts from a settings mapping; unknown keys and bad values are config errors."""
+    base = base or Timeouts()
+    names = {f.name for f in fields(Timeouts)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PluginConfigError(f"{PLUGIN}: unknown setting(s): {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    for name, value in data.items():
+        changes[name] = _seconds(name, value, optional=name == "data_timeout")
+    return replace(base, **changes)
+
+
+_FILE_KEY = "localserve.file_timeouts"
+
+
+def configure(ctx: PluginContext) -> None:
+    """Read and validate the settings file once, at start-up (never on the trio hot path).
+
+    Also gives this plugin's hooks a time limit that fits a whole delivery:
+    the dispatcher's default (30 s) is shorter than mox's own limits (a
+    "timeout" recipient alone takes a 30 s read), and a hook cut off by the
+    dispatcher would be reported as a plugin failure instead of the
+    ``i/o timeout`` a client of mox sees.
+    """
+    timeouts = parse_timeouts(ctx.plugin_settings(PLUGIN))
+    ctx.services[_FILE_KEY] = timeouts
+    needed = delivery_time_limit(timeouts, ctx.config.static.Listeners)
+    limits = ctx.hooks.time_limits
+    limits[PLUGIN] = max(limits.get(PLUGIN, 0.0), needed)
+
+
+#: mox's default maximum message size, for the transaction time bound.
+_DEFAULT_MAX_SIZE = 100 * 1024 * 1024
+_MARGIN = 15.0  # QUIT, a plaintext retry's dial, scheduling
+
+
+def delivery_time_limit(timeouts: Timeouts, listeners: dict[str, Any]) -> float:
+    """Upper bound on one delivery: dial + session set-up + transaction + margin.
+
+    Split transactions run concurrently, so one transaction's bound is the
+    batch's.
+    """
+    data = timeouts.data_timeout
+    if data is None:
+        listener = listeners.get("local")
+        size = listener.smtp_max_message_size if listener is not None else _DEFAULT_MAX_SIZE
+        data = 60.0 + size / (1024 * 1024)
+    return 2 * timeouts.dial_timeout + timeouts.session_timeout + data + _MARGIN
+
+
+def load_timeouts(ctx: PluginContext) -> Timeouts:
+    """Settings file (read at configure time), then the service override (tests)."""
+    timeouts = ctx.services.get(_FILE_KEY)
+    if not isinstance(timeouts, Timeouts):
+        timeouts = Timeouts()
+    override = ctx.services.get(SERVICE_KEY)
+    if isinstance(override, Timeouts):
+        return override
+    if isinstance(override, dict):
+        return parse_timeouts(override, timeouts)
+    return timeouts
