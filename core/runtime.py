@@ -24,6 +24,8 @@ from core.dispatch import HookDispatcher, HookFailed
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
+from core.queue.service import QueueService
+from core.smtp.listeners import start_smtp_listeners
 from core.store import Store
 from core.tls import listener_ssl_context
 
@@ -50,8 +52,11 @@ class Server:
         *,
         localserve: bool = False,
         extra_plugins: Iterable[object] = (),
+        services: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
+        # Services given by the embedder (tests: a fake clock, a DNS resolver).
+        self.initial_services = dict(services or {})
         self.localserve = localserve
         self.extra_plugins = list(extra_plugins)
         self.listening = Listening()
@@ -73,6 +78,7 @@ class Server:
         store = await Store.open(data_dir, migrations)
         try:
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
+            ctx.services.update(self.initial_services)
             ctx.services["server"] = self
             self.ctx = ctx
             await self._prepare(ctx)
@@ -86,6 +92,8 @@ class Server:
         missing = await ctx.store.check_files()
         for row in missing:
             log.error("message file missing for stored row: %s", row)
+        queue = QueueService(ctx, clock=ctx.services.get("clock"))
+        ctx.services["queue"] = queue
         try:
             ctx.hooks.setup("moxtrio_configure", ctx=ctx)
         except HookFailed as exc:
@@ -98,21 +106,24 @@ class Server:
 
     async def _serve(self, ctx: PluginContext, task_status: trio.TaskStatus[Server]) -> None:
         services: list[HTTPService] = ctx.hooks.setup("moxtrio_http_services", ctx=ctx)
-        commands: list[CtlCommand] = builtin_commands() + ctx.hooks.setup(
-            "moxtrio_ctl_commands", ctx=ctx
+        queue = ctx.services["queue"]
+        commands: list[CtlCommand] = (
+            builtin_commands() + queue.ctl_commands() + ctx.hooks.setup("moxtrio_ctl_commands", ctx=ctx)
         )
         tasks = ctx.hooks.setup("moxtrio_background_tasks", ctx=ctx)
         async with trio.open_nursery() as nursery:
             ctl_path = ctl.socket_path(Path(self.config.data_dir))
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
+            await nursery.start(queue.run)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can
             # let them finish in-flight work before the workers are cancelled.
             async with trio.open_nursery() as front:
-                for starter in ctx.services.get("listeners", []):
-                    self.listening.smtp += await front.start(starter, ctx)
+                smtp_shutdown = trio.Event()
+                ctx.services["smtp_shutdown"] = smtp_shutdown
+                self.listening.smtp += await start_smtp_listeners(ctx, front, smtp_shutdown)
                 for binding in plan_bindings(self.config, services):
                     ssl_context = None
                     if binding.tls:
@@ -134,7 +145,7 @@ class Server:
                 await self._shutdown.wait()
                 log.info("shutting down")
                 self._http_shutdown.set()
-                ctx.services.get("smtp_shutdown", trio.Event()).set()
+                smtp_shutdown.set()
                 # In-flight HTTP requests and SMTP transactions get a moment to
                 # finish; whatever is not done by then was never acknowledged.
                 front.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE

@@ -1,0 +1,443 @@
+"""The core's SessionHandler: what SMTP sessions mean for accounts, store and queue.
+
+The protocol layer (``core.smtp.session``) asks this handler every question
+that needs the config, the store or the queue. The delivery listener stores
+mail in local accounts (``core.incoming``); submission listeners check the
+sender against the authenticated account and queue the message through the
+one queue-add path (``QueueService.add``), after plugins had their say
+(``moxtrio_smtp_*`` verdicts, ``moxtrio_submission`` for Extra).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path as FsPath
+from typing import Any
+
+import trio
+
+from core.address import Address, parse_address
+from core.dispatch import HookFailed
+from core.events import Submission
+from core.incoming import IncomingMessage, IncomingRecipient, store_incoming
+from core.message.compose import format_date, new_message_id
+from core.message.headers import is_dsn, parse_addresses
+from core.message.mime import Headers, parse_header_section
+from core.plugin_api import PluginContext, Rejection
+from core.smtp.auth import ScramCredentials
+from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
+from core.smtp.parser import Path
+from core.smtp.reply import Reply
+from core.store import accounts as store_accounts
+from core.store import messages as store_messages
+
+log = logging.getLogger("moxtrio.smtp.backend")
+
+HEADER_READ_LIMIT = 1024 * 1024
+SIMULATED_HANG = 3600.0
+
+
+def _reply(rej: Rejection) -> Reply:
+    return Reply(rej.code, rej.enhanced, rej.text)
+
+
+def _read_header_section(path: str) -> bytes:
+    """The header section of a spooled message (bounded read)."""
+    with open(path, "rb") as f:
+        data = f.read(HEADER_READ_LIMIT)
+    return data
+
+
+class CoreSessionHandler:
+    """One per SMTP connection; keeps the current transaction's decisions."""
+
+    def __init__(self, ctx: PluginContext, listener_name: str, kind: ListenerKind) -> None:
+        self.ctx = ctx
+        self.listener_name = listener_name
+        self.listener_kind: ListenerKind = kind
+        self._matches: dict[str, Any] = {}
+
+    @property
+    def config(self) -> Any:
+        return self.ctx.config
+
+    @property
+    def hostname(self) -> str:
+        listener = self.config.static.Listeners[self.listener_name]
+        return getattr(listener, "Hostname", "") or self.config.static.Hostname
+
+    # -- plugin verdicts ---------------------------------------------------------
+
+    async def _verdict(self, hook: str, address: str) -> Reply | None:
+        try:
+            rej = await self.ctx.hooks.first(
+                hook, ctx=self.ctx, listener_kind=self.listener_kind, address=address
+            )
+        except HookFailed as exc:
+            log.error("%s", exc)
+            return Reply(451, "4.3.0", "error processing")
+        if rej is None:
+            return None
+        if rej.timeout:
+            await self._hang()
+        return _reply(rej)
+
+    async def _hang(self) -> None:
+        """Behave like a hung server (localserve's ``timeout`` recipients)."""
+        shutdown = self.ctx.services.get("smtp_shutdown")
+        with trio.move_on_after(SIMULATED_HANG):
+            if shutdown is not None:
+                await shutdown.wait()
+            else:
+                await trio.sleep_forever()
+
+    # -- AUTH ----------------------------------------------------------------------
+
+    async def lookup_login(self, username: str) -> LoginInfo | None:
+        account = self.config.account_for_login(username)
+        if account is None:
+            return None
+        creds = await self.ctx.store.read(
+            lambda conn: store_accounts.get_scram_credentials(conn, account)
+        )
+        scram = None
+        if creds is not None:
+            scram = ScramCredentials(
+                salt=creds.salt,
+                iterations=creds.iterations,
+                stored_key=creds.stored_key,
+                server_key=creds.server_key,
+            )
+        acc = self.config.dynamic.Accounts.get(account)
+        disabled = getattr(acc, "LoginDisabled", "") if acc is not None else ""
+        return LoginInfo(account=account, scram=scram, login_disabled=disabled)
+
+    # -- MAIL FROM -------------------------------------------------------------------
+
+    async def check_mail_from(self, info: SessionInfo, envelope: Envelope) -> Reply | None:
+        self._matches = {}
+        mail_from = envelope.mail_from
+        if info.submission and not mail_from.is_null:
+            if mail_from.ip is not None or not mail_from.domain:
+                return Reply(550, "5.7.1", "must match authenticated user")
+            reply = self._check_sender_allowed(
+                info, mail_from.to_address(), "domain of smtp mail from is temporarily disabled",
+                "must match authenticated user",
+            )
+            if reply is not None:
+                return reply
+        return await self._verdict("moxtrio_smtp_mail_from", str(mail_from))
+
+    def _check_sender_allowed(
+        self, info: SessionInfo, addr: Address, disabled_text: str, denied_text: str
+    ) -> Reply | None:
+        domain = self.config.domain(addr.domain)
+        if domain is not None and domain.Disabled:
+            return Reply(451, "4.3.0", disabled_text)
+        match = self.config.lookup_destination(addr)
+        if match is None or match.account != info.account:
+            return Reply(550, "5.7.1", denied_text)
+        return None
+
+    # -- RCPT TO -----------------------------------------------------------------------
+
+    async def check_rcpt(self, info: SessionInfo, envelope: Envelope, address: Path) -> Reply | None:
+        if info.submission:
+            reply = self._check_submission_rcpt(address)
+        else:
+            reply = self._check_delivery_rcpt(address)
+        if reply is not None:
+            return reply
+        return await self._verdict("moxtrio_smtp_rcpt_to", str(address))
+
+    def _check_submission_rcpt(self, address: Path) -> Reply | None:
+        if not address.domain:
+            return None  # IP literals are accepted on submission.
+        domain = self.config.domain(address.domain)
+        if domain is None:
+            return None
+        if domain.Disabled:
+            return Reply(450, "4.2.1", "recipient domain temporarily disabled")
+        if self.config.lookup_destination(address.to_address()) is None:
+            return Reply(550, "5.1.1", "no such user")
+        return None
+
+    def _check_delivery_rcpt(self, address: Path) -> Reply | None:
+        match = None
+        if address.domain:
+            domain = self.config.domain(address.domain)
+            if domain is not None and domain.Disabled:
+                return Reply(450, "4.2.1", "recipient domain temporarily disabled")
+            match = self.config.lookup_destination(address.to_address())
+            if match is None and domain is not None and address.localpart.lower() == "postmaster":
+                match = self._postmaster_match()
+        elif address.localpart.lower() == "postmaster":
+            match = self._postmaster_match()
+        if match is None and self.ctx.localserve:
+            # localserve accepts every address into the mox account (spec 06 §4.4).
+            match = self._localserve_match()
+        if match is None:
+            if address.domain and self.config.domain(address.domain) is None:
+                return Reply(550, "5.1.2", "not accepting email for domain")
+            return Reply(550, "5.1.1", "no such user")
+        self._matches[str(address)] = match
+        return None
+
+    def _postmaster_match(self) -> Any:
+        pm = self.config.static.Postmaster
+        acc = self.config.dynamic.Accounts.get(pm.Account)
+        if acc is None:
+            return None
+        for dest in acc.Destinations:
+            m = self.config.lookup_destination(dest) if "@" in dest and not dest.startswith("@") else None
+            if m is not None:
+                return _with_mailbox(m, pm.Mailbox or "Inbox")
+        return None
+
+    def _localserve_match(self) -> Any:
+        return self.config.lookup_destination("mox@localhost") or self._postmaster_match()
+
+    # -- DATA ------------------------------------------------------------------------
+
+    async def deliver(self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage) -> Reply:
+        head = await trio.to_thread.run_sync(_read_header_section, message.path)
+        try:
+            headers, _ = parse_header_section(head)
+        except Exception:  # noqa: BLE001 - malformed header section
+            return Reply(554, "5.6.0", "malformed message: cannot parse header")
+        if info.submission:
+            return await self._submit(info, envelope, message, head, headers)
+        return await self._deliver_local(info, envelope, message, head, headers)
+
+    async def _recipient_verdicts(self, envelope: Envelope) -> list[tuple[Path, Reply | None]]:
+        out = []
+        for rcpt in envelope.recipients:
+            out.append((rcpt, await self._verdict("moxtrio_smtp_data_recipient", str(rcpt))))
+        return out
+
+    def _received(self, info: SessionInfo, rcpt: str) -> bytes:
+        with_ = "ESMTPS" if info.tls else "ESMTP"
+        if info.account:
+            with_ += "A"
+        tls = f" ({info.tls_version} {info.tls_cipher})" if info.tls and info.tls_version else ""
+        helo = info.ehlo_name or f"[{info.remote_ip}]"
+        for_part = f"\r\n\tfor <{rcpt}>" if rcpt else ""
+        return (
+            f"Received: from {helo} ([{info.remote_ip}])\r\n\tby {self.hostname} ([{info.local_ip}])"
+            f" with {with_}{tls} id {info.conn_id}{for_part};\r\n\t{format_date(datetime.now(UTC))}\r\n"
+        ).encode()
+
+    async def _deliver_local(
+        self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage, head: bytes, headers: Headers
+    ) -> Reply:
+        verdicts = await self._recipient_verdicts(envelope)
+        failed = [(r, v) for r, v in verdicts if v is not None]
+        accepted = [r for r, v in verdicts if v is None]
+        if not accepted:
+            codes = {v.code for _, v in failed if v is not None}
+            first = failed[0][1]
+            assert first is not None
+            if len(codes) == 1:
+                return first
+            lines = "\n".join(f"{r}: {v.code} {v.text}" for r, v in failed if v is not None)
+            code = 554 if all(c >= 500 for c in codes) else 451
+            return Reply(code, f"{code // 100}.0.0", "failures for recipients:\n" + lines)
+        for rcpt, verdict in failed:
+            # mox would send a DSN for these; localserve only logs (spec 06 §4.2).
+            log.info("recipient failed at data: %s: %s", rcpt, verdict)
+        prefix = self._received(info, str(accepted[0]) if len(accepted) == 1 else "")
+        file_id = await self.ctx.store.files.store(FsPath(message.path))
+        mf = envelope.mail_from
+        from_list = parse_addresses(headers.get("From"))
+        incoming = IncomingMessage(
+            file_id=file_id,
+            size=len(prefix) + message.size,
+            msg_prefix=prefix,
+            mail_from="" if mf.is_null else str(mf),
+            mail_from_localpart=mf.localpart,
+            mail_from_domain=mf.domain_text,
+            remote_ip=info.remote_ip,
+            message_id=headers.get("Message-Id"),
+            subject=headers.get("Subject"),
+            msg_from=from_list[0][1] if len(from_list) == 1 else "",
+            is_dsn=is_dsn(head),
+        )
+        recipients = [
+            IncomingRecipient(localpart=r.localpart, domain=r.domain_text, match=self._matches[str(r)])
+            for r in accepted
+        ]
+        try:
+            await store_incoming(self.ctx, incoming, recipients)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.ctx.store.remove_unreferenced([file_id])
+            raise
+        return Reply(250, "2.0.0", "it is done")
+
+    async def _submit(
+        self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage, head: bytes, headers: Headers
+    ) -> Reply:
+        froms = headers.get_all("From")
+        addrs = parse_addresses(froms[0]) if len(froms) == 1 else []
+        if len(addrs) != 1:
+            return Reply(550, "5.6.0", "cannot parse header or From address: need exactly one From address")
+        try:
+            from_addr = parse_address(addrs[0][1])
+        except ValueError as exc:
+            return Reply(550, "5.6.0", f"cannot parse header or From address: {exc}")
+        reply = self._check_sender_allowed(
+            info, from_addr, "domain of message from header is temporarily disabled",
+            "message from address must belong to authenticated user",
+        )
+        if reply is not None:
+            return reply
+        require_tls: bool | None = True if envelope.requiretls else None
+        tls_required = headers.get_all("TLS-Required")
+        if not envelope.requiretls and tls_required and all(v.strip().lower() == "no" for v in tls_required):
+            require_tls = False
+        if headers.has("Return-Path"):
+            return Reply(550, "5.6.0", "message should not have Return-Path header")
+        added = b""
+        message_id = headers.get("Message-Id")
+        if not message_id:
+            mid = new_message_id(self.hostname)
+            added += f"Message-Id: <{mid}>\r\n".encode()
+            message_id = mid
+        if not headers.has("Date"):
+            added += f"Date: {format_date(datetime.now(UTC))}\r\n".encode()
+        limit = await self._check_limits(info.account, envelope)
+        if limit is not None:
+            return limit
+        submission = Submission(
+            account=info.account,
+            source="smtp",
+            mail_from=str(envelope.mail_from),
+            recipients=[str(r) for r in envelope.recipients],
+            headers=list(headers.items),
+        )
+        try:
+            rej = await self.ctx.hooks.first("moxtrio_submission", ctx=self.ctx, submission=submission)
+        except HookFailed as exc:
+            log.error("%s", exc)
+            return Reply(451, "4.3.0", "error processing")
+        if rej is not None:
+            return _reply(rej)
+        for _, verdict in await self._recipient_verdicts(envelope):
+            if verdict is not None:
+                return verdict  # any hit refuses the whole submission (spec 06 §4.2)
+        fromid = self._fromid_plan(info, envelope, from_addr)
+        if isinstance(fromid, Reply):
+            return fromid
+        use_fromid, separator, chosen_mail_from, chosen_id = fromid
+        auth_results = (
+            f"Authentication-Results: {self.hostname}; auth=pass smtp.mailfrom={envelope.mail_from}\r\n"
+        ).encode()
+        single = len(envelope.recipients) == 1
+        from core.queue.add import AddRecipient, AddRequest, FromIDNotUnique
+
+        recipients = []
+        for rcpt in envelope.recipients:
+            prefix = self._received(info, str(rcpt) if single else "") + auth_results + added
+            recipients.append(
+                AddRecipient(
+                    address=Address(rcpt.localpart, rcpt.domain_text),
+                    from_id=chosen_id,
+                    mail_from=chosen_mail_from,
+                    msg_prefix=prefix,
+                )
+            )
+        file_id = await self.ctx.store.files.store(FsPath(message.path))
+        mail_from = None if envelope.mail_from.is_null else envelope.mail_from.to_address()
+        req = AddRequest(
+            account=info.account,
+            mail_from=mail_from,
+            recipients=recipients,
+            file_id=file_id,
+            has8bit=message.has_8bit,
+            smtputf8=envelope.smtputf8 or _needs_smtputf8(head, envelope),
+            # Generated: the id without <> (observed in webhooks); given: as written.
+            message_id=message_id,
+            subject=headers.get("Subject"),
+            extra=submission.extra,
+            require_tls=require_tls,
+            next_attempt=envelope.future_release,
+            future_release_request=envelope.future_release_request,
+            use_fromid=use_fromid,
+            fromid_separator=separator,
+        )
+        try:
+            await self.ctx.services["queue"].add(req)
+        except FromIDNotUnique as exc:
+            return Reply(554, "5.1.7", f"bad fromid in smtp mail from address: {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported to the client as temporary
+            log.exception("queueing submitted message")
+            return Reply(451, "4.3.0", f"error delivering message: {exc}")
+        return Reply(250, "2.2.0", "it is done")
+
+    def _fromid_plan(
+        self, info: SessionInfo, envelope: Envelope, from_addr: Address
+    ) -> Reply | tuple[bool, str, Address | None, str]:
+        """(generate ids?, separator, exact MAIL FROM, chosen id) per spec 08 §4."""
+        acc = self.config.dynamic.Accounts.get(info.account)
+        logins = [a.lower() for a in getattr(acc, "FromIDLoginAddresses", []) or []]
+        if envelope.mail_from.is_null or info.username.lower() not in logins:
+            return False, "", None, ""
+        seps = self.config.catchall_separators(from_addr.domain)
+        if not seps:
+            return False, "", None, ""
+        sep = seps[0]
+        lp = envelope.mail_from.localpart
+        if sep not in lp:
+            return True, sep, None, ""
+        base, chosen = lp.split(sep, 1)
+        if chosen and len(envelope.recipients) > 1:
+            return Reply(554, "5.5.3", "cannot send to multiple recipients with chosen fromid")
+        exact = Address(base + sep + chosen, envelope.mail_from.domain)
+        return False, sep, exact, chosen
+
+    async def _check_limits(self, account: str, envelope: Envelope) -> Reply | None:
+        acc = self.config.dynamic.Accounts.get(account)
+        if acc is None:
+            return None
+        msgmax = acc.max_outgoing_messages_per_day
+        rcptmax = acc.max_first_time_recipients_per_day
+        recipients = [str(r) for r in envelope.recipients]
+        now = datetime.now(UTC)
+
+        def check(conn: Any) -> Reply | None:
+            n = store_messages.count_outgoing(conn, account, now - timedelta(days=1))
+            if n + len(recipients) > msgmax:
+                return Reply(
+                    451, "4.7.1",
+                    f"max number of messages ({msgmax}) over past 24h reached, try increasing "
+                    "per-account setting MaxOutgoingMessagesPerDay",
+                )
+            if n + len(recipients) < rcptmax:
+                return None
+            first = store_messages.count_first_time_recipients(conn, account, recipients, now)
+            if first > rcptmax:
+                return Reply(
+                    451, "4.7.1",
+                    f"max number of new/first-time recipients ({rcptmax}) over past 24h reached, "
+                    "try increasing per-account setting MaxFirstTimeRecipientsPerDay",
+                )
+            return None
+
+        result: Reply | None = await self.ctx.store.read(check)
+        return result
+
+
+def _needs_smtputf8(head: bytes, envelope: Envelope) -> bool:
+    if any(not r.localpart.isascii() or not r.domain.isascii() for r in envelope.recipients):
+        return True
+    mf = envelope.mail_from
+    if not mf.localpart.isascii() or not mf.domain.isascii():
+        return True
+    return any(b >= 0x80 for b in head.split(b"\r\n\r\n", 1)[0])
+
+
+def _with_mailbox(match: Any, mailbox: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(match, mailbox=mailbox)
