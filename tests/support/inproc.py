@@ -17,8 +17,10 @@ from typing import Any
 import trio
 
 from core.config import load_config
+from core.dns import Resolver
 from core.localserve_init import write_localserve_config
 from core.runtime import Server
+from tests.support.dnsresponder import DNSResponder
 from tests.support.procs import unique_loopback_ip
 
 
@@ -49,12 +51,23 @@ async def running_server(
     fake clock or a DNS resolver for the queue).
     """
     config = load_config(config_dir / "mox.conf")
+    services = dict(services or {})
+    responder = None
+    if "dns_resolver" not in services:
+        # Never let a test reach the machine's real resolver (it is not on
+        # loopback): a local responder with no records answers NXDOMAIN.
+        responder = DNSResponder().start()
+        services["dns_resolver"] = Resolver(responder.nameservers, port=responder.port, lifetime=3)
     server = Server(config, localserve=localserve, extra_plugins=extra_plugins or [],
-                    services=services or {})
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        try:
-            yield server
-        finally:
-            server.request_shutdown()
-    # Leaving the nursery waits for server.run to return (clean shutdown).
+                    services=services)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            try:
+                yield server
+            finally:
+                server.request_shutdown()
+        # Leaving the nursery waits for server.run to return (clean shutdown).
+    finally:
+        if responder is not None:
+            responder.stop()
