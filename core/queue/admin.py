@@ -1,0 +1,194 @@
+"""Admin filters, sorting and the operations on them (spec 03 §9).
+
+Filters select in SQL where they can (IDs, account, hold, transport, time
+expressions) and in Python for the Unicode substring matches on sender and
+recipient (``From``/``To``, OR-ed when both are set). ``Max`` limits the
+matches. The operations run inside the caller's transaction and return
+what they changed, so the service can kick the scheduler and clean up after
+the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
+from core.store.models import QueueEntry, RetiredEntry, to_db_time
+
+
+class FilterError(ValueError):
+    """A filter or sort that can't be applied (bad time expression, unknown field)."""
+
+
+@dataclass
+class QueueFilter:
+    """Spec 03 §9.1 (JSON field names as mox); an empty filter matches everything."""
+
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    From: str = ""
+    To: str = ""
+    Hold: bool | None = None
+    Submitted: str = ""
+    NextAttempt: str = ""
+    Transport: str | None = None
+
+
+@dataclass
+class QueueSort:
+    """Spec 03 §9.2: ``Field`` "" / ``NextAttempt`` / ``Queued``; descending unless Asc."""
+
+    Field: str = ""
+    LastID: int = 0
+    Last: Any = None
+    Asc: bool = False
+
+
+@dataclass
+class RetiredFilter:
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    From: str = ""
+    To: str = ""
+    Submitted: str = ""
+    LastActivity: str = ""
+    Transport: str | None = None
+    Success: bool | None = None
+
+
+@dataclass
+class RetiredSort:
+    Field: str = ""
+    LastID: int = 0
+    Last: Any = None
+    Asc: bool = False
+
+
+@dataclass
+class _Query:
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add(self, clause: str, *args: Any) -> None:
+        self.where.append(clause)
+        self.args.extend(args)
+
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.where)) if self.where else ""
+
+
+def _time_clause(q: _Query, column: str, expr: str, now: datetime) -> None:
+    if not expr:
+        return
+    try:
+        op, ref = parse_time_expr(expr, now)
+    except TimeExprError as exc:
+        raise FilterError(str(exc)) from exc
+    q.add(f"{column} {op} ?", to_db_time(ref))
+
+
+def _common(q: _Query, f: QueueFilter | RetiredFilter, now: datetime) -> None:
+    if f.IDs:
+        q.add(f"id IN ({', '.join('?' for _ in f.IDs)})", *[int(i) for i in f.IDs])
+    if f.Account:
+        q.add("sender_account = ?", f.Account)
+    if f.Transport is not None:
+        q.add("transport = ?", f.Transport)
+    _time_clause(q, "queued", f.Submitted, now)
+
+
+def _addr_match(f: QueueFilter | RetiredFilter, e: QueueEntry) -> bool:
+    if not f.From and not f.To:
+        return True
+    if f.From and f.From in e.sender_address:
+        return True
+    return bool(f.To and f.To in e.recipient)
+
+
+_QUEUE_SORT = {"": "next_attempt", "NextAttempt": "next_attempt", "Queued": "queued"}
+_RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Queued": "queued"}
+
+
+def _order(q: _Query, fields: dict[str, str], sort: QueueSort | RetiredSort | None) -> str:
+    if sort is None:
+        return " ORDER BY id"
+    col = fields.get(sort.Field)
+    if col is None:
+        raise FilterError(f'unknown sort order field "{sort.Field}"')
+    direction = "ASC" if sort.Asc else "DESC"
+    if sort.LastID > 0:
+        if isinstance(sort.Last, datetime):
+            last = sort.Last
+        else:
+            try:
+                last = parse_rfc3339(str(sort.Last or ""))
+            except TimeExprError as exc:
+                raise FilterError(str(exc)) from exc
+        op = ">" if sort.Asc else "<"
+        q.add(
+            f"({col} {op} ? OR ({col} = ? AND id {op} ?))",
+            to_db_time(last),
+            to_db_time(last),
+            sort.LastID,
+        )
+    return f" ORDER BY {col} {direction}, id {direction}"
+
+
+def select_queue(
+    conn: sqlite3.Connection, f: QueueFilter, now: datetime, sort: QueueSort | None = None
+) -> list[QueueEntry]:
+    """Queue entries matching the filter (sorted when ``sort`` is given, else by ID)."""
+    q = _Query()
+    _common(q, f, now)
+    if f.Hold is not None:
+        q.add("hold = ?", int(f.Hold))
+    _time_clause(q, "next_attempt", f.NextAttempt, now)
+    order = _order(q, _QUEUE_SORT, sort)
+    out: list[QueueEntry] = []
+    for row in conn.execute(f"SELECT * FROM queue{q.sql()}{order}", q.args):
+        e = QueueEntry.from_row(row)
+        if not _addr_match(f, e):
+            continue
+        out.append(e)
+        if f.Max and len(out) >= f.Max:
+            break
+    return out
+
+
+def select_retired(
+    conn: sqlite3.Connection, f: RetiredFilter, now: datetime, sort: RetiredSort | None = None
+) -> list[RetiredEntry]:
+    q = _Query()
+    _common(q, f, now)
+    _time_clause(q, "last_activity", f.LastActivity, now)
+    if f.Success is not None:
+        q.add("success = ?", int(f.Success))
+    order = _order(q, _RETIRED_SORT, sort)
+    out: list[RetiredEntry] = []
+    for row in conn.execute(f"SELECT * FROM retired{q.sql()}{order}", q.args):
+        e = RetiredEntry.from_row(row)
+        if not _addr_match(f, e):
+            continue
+        out.append(e)
+        if f.Max and len(out) >= f.Max:
+            break
+    return out
+
+
+def update_matching(
+    conn: sqlite3.Connection, f: QueueFilter, now: datetime, sets: str, args: tuple[Any, ...]
+) -> int:
+    """Apply ``UPDATE queue SET <sets>`` to the matching entries; returns the count."""
+    ids = [e.id for e in select_queue(conn, f, now)]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        conn.execute(
+            f"UPDATE queue SET {sets} WHERE id IN ({', '.join('?' for _ in chunk)})",
+            (*args, *chunk),
+        )
+    return len(ids)

@@ -1,0 +1,335 @@
+"""``moxtrio queue …`` control commands with mox's names, flags and output (spec 03 §9.4).
+
+Flags are parsed the way Go's ``flag`` package does (``-name value``,
+``-name=value``, ``--name``; parsing stops at the first non-flag argument),
+so scripts written for ``mox queue`` work unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from core.queue.admin import FilterError, QueueFilter, QueueSort, RetiredFilter, RetiredSort
+from core.queue.jsonfmt import retired_json
+from core.queue.timefmt import (
+    TimeExprError,
+    format_go_duration,
+    format_rfc3339,
+    parse_go_duration,
+)
+from core.store.queue_rows import QueueEntryNotFound
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.queue.service import QueueService
+
+
+class UsageError(Exception):
+    """Bad command line: printed with exit status 2, like Go's flag package."""
+
+
+_BOOL = "bool"
+_STR = "str"
+
+
+def parse_flags(args: list[str], spec: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Go-style flag parsing; returns (flag values as given, positional args)."""
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        name = a.lstrip("-")
+        value: str | None = None
+        if "=" in name:
+            name, value = name.split("=", 1)
+        kind = spec.get(name)
+        if kind is None:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        if kind == _BOOL:
+            if value is None:
+                value = "true"
+            if value.lower() not in ("true", "false", "1", "0", "t", "f"):
+                raise UsageError(f'invalid boolean value "{value}" for -{name}')
+        elif value is None:
+            i += 1
+            if i >= len(args):
+                raise UsageError(f"flag needs an argument: -{name}")
+            value = args[i]
+        values[name] = value
+        i += 1
+    return values, args[i:]
+
+
+def _truthy(v: str) -> bool:
+    return v.lower() in ("true", "1", "t")
+
+
+def _int(v: str, name: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        raise UsageError(f'invalid value "{v}" for flag -{name}: parse error') from None
+
+
+def _ids(v: str) -> list[int]:
+    return [_int(x.strip(), "ids") for x in v.split(",") if x.strip()]
+
+
+_FILTER_FLAGS = {
+    "ids": _STR,
+    "n": _STR,
+    "account": _STR,
+    "from": _STR,
+    "to": _STR,
+    "submitted": _STR,
+    "nextattempt": _STR,
+    "transport": _STR,
+    "hold": _STR,
+}
+
+
+def queue_filter(values: dict[str, str]) -> QueueFilter:
+    f = QueueFilter()
+    if "ids" in values:
+        f.IDs = _ids(values["ids"])
+    if "n" in values:
+        f.Max = _int(values["n"], "n")
+    f.Account = values.get("account", "")
+    f.From = values.get("from", "")
+    f.To = values.get("to", "")
+    f.Submitted = values.get("submitted", "")
+    f.NextAttempt = values.get("nextattempt", "")
+    if "transport" in values:
+        f.Transport = values["transport"]
+    if "hold" in values:
+        v = values["hold"].lower()
+        if v not in ("true", "false"):
+            raise UsageError(f'invalid value "{values["hold"]}" for flag -hold: parsing bool')
+        f.Hold = v == "true"
+    return f
+
+
+def go_quote(s: str) -> str:
+    """Go's %q for a string (printable Unicode kept, controls escaped)."""
+    out = ['"']
+    for c in s:
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        elif c.isprintable():
+            out.append(c)
+        elif ord(c) < 0x80:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def go_json(obj: Any) -> str:
+    """json.MarshalIndent with tabs and Go's HTML escaping, plus a newline."""
+    text = json.dumps(obj, indent="\t", ensure_ascii=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text + "\n"
+
+
+Handler = Callable[["QueueService", list[str]], Awaitable[str]]
+
+
+def _wrap(
+    queue: QueueService, fn: Handler
+) -> Callable[[PluginContext, CtlRequest], Awaitable[CtlResult]]:
+    async def handler(ctx: PluginContext, req: CtlRequest) -> CtlResult:
+        try:
+            return CtlResult(await fn(queue, list(req.args)))
+        except UsageError as exc:
+            return CtlResult(f"{exc}\n", 2)
+        except (FilterError, TimeExprError) as exc:
+            return CtlResult(f"{exc}\n", 1)
+        except QueueEntryNotFound as exc:
+            return CtlResult(f"message {exc.args[0]} not found\n", 1)
+
+    return handler
+
+
+def _sender(e: Any) -> str:
+    return e.sender_address if e.sender_localpart or e.sender_domain_str else "<>"
+
+
+async def cmd_list(q: QueueService, args: list[str]) -> str:
+    values, rest = parse_flags(args, {**_FILTER_FLAGS, "sort": _STR, "asc": _BOOL})
+    if rest:
+        raise UsageError("usage: queue list [filtersortflags]")
+    f = queue_filter(values)
+    field = {"": "", "nextattempt": "NextAttempt", "queued": "Queued"}.get(values.get("sort", ""))
+    if field is None:
+        raise UsageError(f'invalid value "{values["sort"]}" for flag -sort')
+    entries = await q.list(f, QueueSort(Field=field, Asc=_truthy(values.get("asc", "false"))))
+    now = q.clock.now()
+    lines = ["messages:"]
+    for e in entries:
+        last = format_go_duration(now - e.last_attempt) if e.last_attempt else ""
+        err = e.results[-1].error if e.results else ""
+        lines.append(
+            f"{e.id:5d} {format_rfc3339(e.queued)} from:{_sender(e)} to:{e.recipient}"
+            f" next {format_go_duration(e.next_attempt - now)} last {last} error {go_quote(err)}"
+        )
+    if not entries:
+        lines.append("(none)")
+    return "\n".join(lines) + "\n"
+
+
+def _filter_only(args: list[str], usage: str, npos: int) -> tuple[QueueFilter, list[str]]:
+    values, rest = parse_flags(args, dict(_FILTER_FLAGS))
+    if len(rest) != npos:
+        raise UsageError(f"usage: {usage}")
+    return queue_filter(values), rest
+
+
+async def cmd_hold(q: QueueService, args: list[str]) -> str:
+    f, _ = _filter_only(args, "queue hold [filterflags]", 0)
+    return f"{await q.hold(f)} messages changed\n"
+
+
+async def cmd_unhold(q: QueueService, args: list[str]) -> str:
+    f, _ = _filter_only(args, "queue unhold [filterflags]", 0)
+    return f"{await q.unhold(f)} messages changed\n"
+
+
+async def cmd_schedule(q: QueueService, args: list[str]) -> str:
+    values, rest = parse_flags(args, {**_FILTER_FLAGS, "now": _BOOL})
+    if len(rest) != 1:
+        raise UsageError("usage: queue schedule [filterflags] [-now] duration")
+    try:
+        d = parse_go_duration(rest[0])
+    except TimeExprError as exc:
+        raise UsageError(f"parsing duration: {exc}") from exc
+    n = await q.schedule(queue_filter(values), d, from_now=_truthy(values.get("now", "false")))
+    return f"{n} message(s) rescheduled\n"
+
+
+async def cmd_transport(q: QueueService, args: list[str]) -> str:
+    f, rest = _filter_only(args, "queue transport [filterflags] transport", 1)
+    return f"{await q.transport(f, rest[0])} message(s) changed\n"
+
+
+async def cmd_requiretls(q: QueueService, args: list[str]) -> str:
+    f, rest = _filter_only(args, "queue requiretls [filterflags] {yes | no | default}", 1)
+    value = {"yes": True, "no": False, "default": None}
+    if rest[0] not in value:
+        raise UsageError("usage: queue requiretls [filterflags] {yes | no | default}")
+    return f"{await q.requiretls(f, value[rest[0]])} message(s) changed\n"
+
+
+async def cmd_fail(q: QueueService, args: list[str]) -> str:
+    f, _ = _filter_only(args, "queue fail [filterflags]", 0)
+    return f"{await q.fail(f)} message(s) marked as failed\n"
+
+
+async def cmd_drop(q: QueueService, args: list[str]) -> str:
+    f, _ = _filter_only(args, "queue drop [filterflags]", 0)
+    return f"{await q.drop(f)} message(s) dropped\n"
+
+
+async def cmd_dump(q: QueueService, args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError("usage: queue dump id")
+    data = await q.open_message(_int(args[0], "id"))
+    return data.decode("utf-8", errors="surrogateescape").encode("utf-8", "replace").decode("utf-8")
+
+
+async def cmd_retired_list(q: QueueService, args: list[str]) -> str:
+    spec = {
+        "ids": _STR,
+        "n": _STR,
+        "account": _STR,
+        "from": _STR,
+        "to": _STR,
+        "submitted": _STR,
+        "lastactivity": _STR,
+        "transport": _STR,
+        "result": _STR,
+        "sort": _STR,
+        "asc": _BOOL,
+    }
+    values, rest = parse_flags(args, spec)
+    if rest:
+        raise UsageError("usage: queue retired list [filtersortflags]")
+    f = RetiredFilter(
+        Account=values.get("account", ""),
+        From=values.get("from", ""),
+        To=values.get("to", ""),
+        Submitted=values.get("submitted", ""),
+        LastActivity=values.get("lastactivity", ""),
+    )
+    if "ids" in values:
+        f.IDs = _ids(values["ids"])
+    if "n" in values:
+        f.Max = _int(values["n"], "n")
+    if "transport" in values:
+        f.Transport = values["transport"]
+    if "result" in values:
+        r = values["result"]
+        if r not in ("success", "failure"):
+            raise UsageError(f'invalid value "{r}" for flag -result: expected success or failure')
+        f.Success = r == "success"
+    field = {"": "", "lastactivity": "LastActivity", "queued": "Queued"}.get(values.get("sort", ""))
+    if field is None:
+        raise UsageError(f'invalid value "{values["sort"]}" for flag -sort')
+    entries = await q.retired_list(
+        f, RetiredSort(Field=field, Asc=_truthy(values.get("asc", "false")))
+    )
+    now = q.clock.now()
+    lines = ["retired messages:"]
+    for e in entries:
+        last = format_go_duration(now - e.last_attempt) if e.last_attempt else ""
+        err = e.results[-1].error if e.results else ""
+        result = "success" if e.success else "failure"
+        lines.append(
+            f"{e.id:5d} {format_rfc3339(e.queued)} {result} from:{_sender(e)} to:{e.recipient}"
+            f" last {last} error {go_quote(err)}"
+        )
+    if not entries:
+        lines.append("(none)")
+    return "\n".join(lines) + "\n"
+
+
+async def cmd_retired_print(q: QueueService, args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError("usage: queue retired print id")
+    return go_json(retired_json(await q.get_retired(_int(args[0], "id"))))
+
+
+def queue_commands(queue: QueueService) -> list[CtlCommand]:
+    """The queue's control commands, bound to ``queue``."""
+    table: list[tuple[tuple[str, ...], Handler, str]] = [
+        (("queue", "list"), cmd_list, "list messages in the queue"),
+        (("queue", "hold"), cmd_hold, "mark matching messages on hold"),
+        (("queue", "unhold"), cmd_unhold, "release matching messages from hold"),
+        (("queue", "schedule"), cmd_schedule, "change next delivery attempt of matching messages"),
+        (("queue", "transport"), cmd_transport, "set transport of matching messages"),
+        (("queue", "requiretls"), cmd_requiretls, "set requiretls of matching messages"),
+        (("queue", "fail"), cmd_fail, "fail delivery of matching messages, with DSN"),
+        (("queue", "drop"), cmd_drop, "remove matching messages, without DSN"),
+        (("queue", "dump"), cmd_dump, "print a queued message"),
+        (("queue", "retired", "list"), cmd_retired_list, "list retired messages"),
+        (("queue", "retired", "print"), cmd_retired_print, "print a retired message as JSON"),
+    ]
+    return [CtlCommand(path, _wrap(queue, fn), help) for path, fn, help in table]

@@ -1,0 +1,65 @@
+"""Raising outgoing delivery events (spec 02 §3) inside the caller's transaction.
+
+One function for every source of events: queue attempts, admin fail/drop,
+and later incoming DSNs matched to queued or retired messages. The event is
+handed to ``moxtrio_outgoing_event`` observers with the caller's ``conn`` so
+their rows (a webhook to send) commit or roll back with the core's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from core.events import EventName, OutgoingEvent
+from core.store.models import QueueEntry
+
+
+def enhanced_code(code: int, secode: str) -> str:
+    """Webhook form of an enhanced code: ``<code/100>.<secode>`` or ""."""
+    if not code or not secode:
+        return ""
+    return f"{code // 100}.{secode}"
+
+
+def raise_outgoing_event(
+    conn: sqlite3.Connection,
+    ctx: Any,
+    entry: QueueEntry,
+    event: EventName,
+    *,
+    smtp_code: int = 0,
+    secode: str = "",
+    error: str = "",
+    suppressing: bool = False,
+    dsn: bool = False,
+) -> OutgoingEvent:
+    """Build the event for a queue or retired entry and call the observers.
+
+    ``ctx`` is the PluginContext (or anything with ``hooks``). ``secode``
+    is the enhanced code without class (``"1.1"``). Queue events carry
+    ``Extra`` as ``{}`` when the message had none; DSN-derived events
+    (``dsn=True``) carry it as stored (``None``), as mox does.
+    """
+    extra: dict[str, str] | None
+    if dsn:
+        extra = None if entry.extra is None else dict(entry.extra)
+    else:
+        extra = dict(entry.extra or {})
+    ev = OutgoingEvent(
+        account=entry.sender_account,
+        event=event,
+        queue_msg_id=entry.id,
+        from_id=entry.from_id,
+        message_id=entry.message_id,
+        subject=entry.subject,
+        dsn=dsn,
+        suppressing=suppressing,
+        smtp_code=smtp_code,
+        smtp_enhanced_code=enhanced_code(smtp_code, secode),
+        error=error,
+        extra=extra,
+        recipient=entry.recipient,
+    )
+    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    return ev

@@ -1,0 +1,373 @@
+"""QueueService: the outgoing queue as the rest of the server sees it.
+
+Wiring (core/runtime.py)::
+
+    queue = QueueService(ctx)              # plain constructor, no I/O
+    ctx.services["queue"] = queue
+    await nursery.start(queue.run)         # scheduler + retired cleanup
+    commands += queue.ctl_commands()
+
+``add`` is the one queue-add path for SMTP submission and webapi Send; the
+admin operations (``hold``, ``unhold``, ``schedule``, ``transport``,
+``requiretls``, ``fail``, ``drop``) take a :class:`QueueFilter` and return
+the number of messages affected, for the ctl commands, the admin API and
+plugins such as holdrules.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import logging
+import random
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+import trio
+
+from core.plugin_api import CtlCommand, PluginContext
+from core.queue.add import AddRequest, build_entries, insert_entries
+from core.queue.admin import (
+    QueueFilter,
+    QueueSort,
+    RetiredFilter,
+    RetiredSort,
+    select_queue,
+    select_retired,
+    update_matching,
+)
+from core.queue.clock import Clock, SystemClock
+from core.queue.deliver import DeliverySettings, deliver_with_timing
+from core.queue.dsn import PreparedDSN, prepare_dsn, store_dsn, wants_dsn
+from core.queue.events import raise_outgoing_event
+from core.queue.prepare import claim_batch
+from core.queue.results import RecipientOutcome, apply_outcomes, dsn_kind_for
+from core.queue.retire import cleanup_retired, retire_entry
+from core.queue.scheduler import QueueSettings, Scheduler
+from core.store import queue_rows
+from core.store.models import MsgResult, QueueEntry, RetiredEntry
+
+log = logging.getLogger("moxtrio.queue")
+
+ADMIN_CANCELED = "delivery canceled by admin"
+CLEANUP_FIRST = 3.0
+CLEANUP_INTERVAL = 3600.0
+FINISH_TIMEOUT = 30.0
+
+__all__ = ["QueueService", "QueueSettings", "DeliverySettings", "ADMIN_CANCELED"]
+
+
+class QueueService:
+    """The queue: add, scheduler, delivery, retired history, admin operations."""
+
+    def __init__(
+        self,
+        ctx: PluginContext,
+        *,
+        clock: Clock | None = None,
+        settings: QueueSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.clock: Clock = clock or SystemClock()
+        self._settings_given = settings is not None
+        self.settings = settings or QueueSettings()
+        self.rng = rng or random.Random()
+        self.scheduler = Scheduler(ctx.store, self.clock, self.settings)
+        subscribe = getattr(self.clock, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self.kick)
+        self.delivered_batches = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Wake the scheduler (new entries, admin changes, clock moved)."""
+        self.scheduler.kick()
+
+    def _load_settings(self) -> None:
+        """Optional ``<config dir>/plugins/queue.yaml``: MaxDeliveries, MaxDeliveriesPerDomain, SMTPPort."""
+        if self._settings_given:
+            return
+        try:
+            data = self.ctx.plugin_settings("queue")
+        except Exception as exc:  # noqa: BLE001 - bad file: say so, use defaults
+            log.error("queue settings: %s", exc)
+            return
+        s = self.settings
+        s.max_deliveries = int(data.get("MaxDeliveries", s.max_deliveries))
+        s.max_per_domain = int(data.get("MaxDeliveriesPerDomain", s.max_per_domain))
+        s.delivery.smtp_port = int(data.get("SMTPPort", s.delivery.smtp_port))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Scheduler and retired-history cleanup; ``started()`` once running."""
+        await trio.to_thread.run_sync(self._load_settings)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._cleanup_loop)
+            task_status.started()
+            await self.scheduler.run(nursery, self._deliver_group)
+
+    async def _cleanup_loop(self) -> None:
+        await trio.sleep(CLEANUP_FIRST)
+        while True:
+            try:
+                await self.cleanup_retired()
+            except Exception:  # noqa: BLE001 - try again next hour
+                log.exception("cleaning up retired messages")
+            await trio.sleep(CLEANUP_INTERVAL)
+
+    async def cleanup_retired(self) -> int:
+        """Delete retired records whose KeepUntil passed; returns how many."""
+        now = self.clock.now()
+        return await self.store.write(lambda c: cleanup_retired(c, now))
+
+    # -- adding ----------------------------------------------------------------
+
+    async def add(self, req: AddRequest) -> list[QueueEntry]:
+        """Queue a message for its recipients in one transaction; return after commit.
+
+        Raises FromIDNotUnique (a fromid in use), QueueAddError (bad request),
+        HookFailed (a queue-adding plugin failed: temporary error).
+        """
+        now = self.clock.now()
+        try:
+            file_size = await trio.to_thread.run_sync(
+                lambda: self.store.files.path(req.file_id).stat().st_size
+            )
+            sep = ""
+            if req.mail_from is not None and not req.fromid_separator:
+                seps = self.ctx.config.catchall_separators(req.mail_from.domain)
+                sep = seps[0] if seps else ""
+            entries = build_entries(req, now, file_size, sep)
+            entries = await self.store.write(
+                lambda c: insert_entries(
+                    c, self.ctx.hooks, entries, record=req.record_outgoing, now=now
+                )
+            )
+        except BaseException:
+            if not req.keep_file_on_failure:
+                with trio.CancelScope(shield=True):
+                    await self.store.remove_unreferenced([req.file_id])
+            raise
+        self.kick()
+        return entries
+
+    # -- delivery ----------------------------------------------------------------
+
+    async def _deliver_group(self, ids: list[int], domain: str) -> None:
+        claimed_ids: list[int] = []
+        try:
+            now = self.clock.now()
+            lead = ids[0]
+            claimed = await self.store.write(
+                lambda c: claim_batch(c, self.ctx, lead, ids, now, self.rng)
+            )
+            if claimed is None:
+                return
+            claimed_ids = list(claimed.started)
+            # Candidates that did not join the batch may start on their own.
+            self.scheduler.release([i for i in ids if i not in claimed.started])
+            outcomes = list(claimed.settled)
+            if claimed.batch:
+                outcomes += await deliver_with_timing(
+                    self.ctx, self.settings.delivery, claimed.batch, claimed.transport
+                )
+                self.delivered_batches += 1
+            for o in outcomes:
+                o.start = o.start or now
+            with trio.CancelScope(shield=True) as cs:
+                cs.deadline = trio.current_time() + FINISH_TIMEOUT
+                await self._finish(claimed.started, outcomes)
+        except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
+            log.exception("queue delivery of %s failed", ids)
+        finally:
+            self.scheduler.release(list({*ids, *claimed_ids}), domain)
+
+    async def _prepare_dsns(
+        self, started: dict[int, QueueEntry], outcomes: list[RecipientOutcome], now: datetime
+    ) -> dict[int, PreparedDSN]:
+        dsns: dict[int, PreparedDSN] = {}
+        for o in outcomes:
+            e = started.get(o.entry_id)
+            if e is None:
+                continue
+            kind = dsn_kind_for(e, o)
+            if kind is None:
+                continue
+            try:
+                dsns[e.id] = await prepare_dsn(
+                    self.ctx,
+                    e,
+                    kind,
+                    error=o.error,
+                    smtp_code=o.code,
+                    secode=o.secode,
+                    reply_lines=o.reply_lines,
+                    remote_host=o.remote_host,
+                    now=now,
+                )
+            except Exception:  # noqa: BLE001 - the failure is still recorded
+                log.exception("composing %s DSN for queue message %d", kind, e.id)
+        return dsns
+
+    async def _finish(
+        self, started: dict[int, QueueEntry], outcomes: list[RecipientOutcome]
+    ) -> None:
+        """Record outcomes, DSNs and events in one transaction; remove files after."""
+        now = self.clock.now()
+        dsns = await self._prepare_dsns(started, outcomes, now)
+        try:
+            applied = await self.store.write(
+                lambda c: apply_outcomes(c, self.ctx, outcomes, dsns, now)
+            )
+        except BaseException:
+            await self.store.remove_unreferenced([d.file_id for d in dsns.values()])
+            raise
+        unused = [d.file_id for d in dsns.values() if d.file_id not in applied.used_dsn_files]
+        await self.store.remove_unreferenced([*applied.file_ids, *unused])
+
+    # -- reading -------------------------------------------------------------------
+
+    async def list(
+        self, f: QueueFilter | None = None, sort: QueueSort | None = None
+    ) -> list[QueueEntry]:
+        """Entries matching ``f``, sorted (default: NextAttempt descending, as the CLI)."""
+        now = self.clock.now()
+        return await self.store.read(
+            lambda c: select_queue(c, f or QueueFilter(), now, sort or QueueSort())
+        )
+
+    async def count(self) -> int:
+        """QueueSize: entries in the queue."""
+        return await self.store.read(
+            lambda c: int(c.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+        )
+
+    async def get(self, entry_id: int) -> QueueEntry:
+        return await self.store.read(lambda c: queue_rows.get_queue_entry(c, entry_id))
+
+    async def open_message(self, entry_id: int) -> bytes:
+        """The raw message as it would be sent: MsgPrefix + stored file."""
+        e = await self.get(entry_id)
+        data = await self.store.files.read(e.file_id) if e.file_id else b""
+        return e.msg_prefix + data
+
+    async def retired_list(
+        self, f: RetiredFilter | None = None, sort: RetiredSort | None = None
+    ) -> builtins.list[RetiredEntry]:
+        now = self.clock.now()
+        return await self.store.read(
+            lambda c: select_retired(c, f or RetiredFilter(), now, sort or RetiredSort())
+        )
+
+    async def get_retired(self, entry_id: int) -> RetiredEntry:
+        return await self.store.read(lambda c: queue_rows.get_retired(c, entry_id))
+
+    # -- admin operations -------------------------------------------------------------
+
+    async def _update(self, f: QueueFilter, sets: str, args: tuple[Any, ...]) -> int:
+        now = self.clock.now()
+        n = await self.store.write(lambda c: update_matching(c, f, now, sets, args))
+        self.kick()
+        return n
+
+    async def hold(self, f: QueueFilter) -> int:
+        """HoldSet(filter, true); returns the number of messages changed."""
+        return await self._update(f, "hold = ?", (1,))
+
+    async def unhold(self, f: QueueFilter) -> int:
+        """HoldSet(filter, false); due messages are delivered right away."""
+        return await self._update(f, "hold = ?", (0,))
+
+    async def next_attempt_set(self, f: QueueFilter, when: datetime) -> int:
+        from core.store.models import to_db_time
+
+        return await self._update(f, "next_attempt = ?", (to_db_time(when),))
+
+    async def next_attempt_add(self, f: QueueFilter, delta: timedelta) -> int:
+        us = delta // timedelta(microseconds=1)
+        return await self._update(f, "next_attempt = next_attempt + ?", (us,))
+
+    async def schedule(self, f: QueueFilter, duration: timedelta, from_now: bool = False) -> int:
+        """``queue schedule``: NextAttempt = now + d (``from_now``) or NextAttempt + d."""
+        if from_now:
+            return await self.next_attempt_set(f, self.clock.now() + duration)
+        return await self.next_attempt_add(f, duration)
+
+    async def transport(self, f: QueueFilter, name: str) -> int:
+        """TransportSet (not validated: an unknown name fails later attempts temporarily)."""
+        return await self._update(f, "transport = ?", (name,))
+
+    async def requiretls(self, f: QueueFilter, value: bool | None) -> int:
+        return await self._update(f, "require_tls = ?", (None if value is None else int(value),))
+
+    async def fail(self, f: QueueFilter) -> int:
+        """Fail matching messages: result "delivery canceled by admin", failure DSN, event failed."""
+        return await self._cancel(f, "failed")
+
+    async def drop(self, f: QueueFilter) -> int:
+        """Drop matching messages: same result, event canceled, no DSN."""
+        return await self._cancel(f, "canceled")
+
+    async def _cancel(self, f: QueueFilter, event: str) -> int:
+        now = self.clock.now()
+        matches = await self.store.read(lambda c: select_queue(c, f, now))
+        dsns: dict[int, PreparedDSN] = {}
+        if event == "failed":
+            for e in matches:
+                if not wants_dsn(e, "failed"):
+                    continue
+                e2 = copy.copy(e)
+                e2.last_attempt = e.last_attempt or now
+                try:
+                    dsns[e.id] = await prepare_dsn(
+                        self.ctx, e2, "failed", error=ADMIN_CANCELED, now=now
+                    )
+                except Exception:  # noqa: BLE001
+                    log.exception("composing DSN for queue message %d", e.id)
+
+        def tx(conn: sqlite3.Connection) -> tuple[int, builtins.list[str], set[str]]:
+            n = 0
+            files: builtins.list[str] = []
+            used: set[str] = set()
+            for m in matches:
+                try:
+                    e = queue_rows.get_queue_entry(conn, m.id)
+                except queue_rows.QueueEntryNotFound:
+                    continue
+                e.results.append(MsgResult(start=now, error=ADMIN_CANCELED))
+                if e.last_attempt is None:
+                    e.last_attempt = now
+                d = dsns.get(e.id)
+                if d is not None and store_dsn(conn, self.ctx, d, now) is not None:
+                    used.add(d.file_id)
+                files.append(retire_entry(conn, self.ctx.config, e, success=False, now=now))
+                raise_outgoing_event(
+                    conn,
+                    self.ctx,
+                    e,
+                    "failed" if event == "failed" else "canceled",
+                    error=ADMIN_CANCELED,
+                )
+                n += 1
+            return n, files, used
+
+        try:
+            n, files, used = await self.store.write(tx)
+        except BaseException:
+            await self.store.remove_unreferenced([d.file_id for d in dsns.values()])
+            raise
+        unused = [d.file_id for d in dsns.values() if d.file_id not in used]
+        await self.store.remove_unreferenced([*files, *unused])
+        self.kick()
+        return n
+
+    # -- control commands ------------------------------------------------------------------
+
+    def ctl_commands(self) -> builtins.list[CtlCommand]:
+        """``queue list|hold|unhold|schedule|transport|requiretls|fail|drop|dump``, ``queue retired list|print``."""
+        from core.queue.ctl import queue_commands
+
+        return queue_commands(self)
