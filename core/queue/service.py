@@ -21,6 +21,7 @@ import copy
 import logging
 import random
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -276,6 +277,25 @@ class QueueService:
     async def hold(self, f: QueueFilter) -> int:
         """HoldSet(filter, true); returns the number of messages changed."""
         return await self._update(f, "hold = ?", (1,))
+
+    async def hold_matching(self, match: Callable[[QueueEntry], bool]) -> int:
+        """Hold every queued entry that ``match`` accepts, in one transaction.
+
+        For plugins whose conditions mox's filter cannot express (hold rules
+        match exact domains with AND): the plugin keeps its one matching
+        function, used for new entries and existing ones alike, and the queue
+        keeps its table. ``match`` runs in the store's writer thread.
+        """
+
+        def write(conn: sqlite3.Connection) -> int:
+            rows = conn.execute("SELECT * FROM queue WHERE hold = 0").fetchall()
+            ids = [e.id for e in map(QueueEntry.from_row, rows) if match(e)]
+            conn.executemany("UPDATE queue SET hold = 1 WHERE id = ?", [(i,) for i in ids])
+            return len(ids)
+
+        n = await self.store.write(write)
+        self.kick()
+        return n
 
     async def unhold(self, f: QueueFilter) -> int:
         """HoldSet(filter, false); due messages are delivered right away."""

@@ -241,25 +241,3 @@ def delete_rule(conn: sqlite3.Connection, rule_id: int) -> None:
     cur = conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (rule_id,))
     if cur.rowcount == 0:
         raise HoldRuleNotFound(rule_id)
-
-
-def matching_queue_ids(conn: sqlite3.Connection, rule: HoldRule) -> list[int]:
-    """IDs of queued entries not yet on hold that ``rule`` matches (AND), in ID order.
-
-    Reads the core's ``queue`` table: the queue filter (spec 03 §9.1) has no
-    exact sender/recipient domain condition (``From``/``To`` are substrings
-    and combine with OR), so the exact AND selection is made here and handed
-    to the queue service as an ``IDs`` filter.
-    """
-    clauses = ["hold = 0"]
-    args: list[Any] = []
-    if rule.account:
-        clauses.append("sender_account = ?")
-        args.append(rule.account)
-    for prefix, cond in (("sender", rule.sender_domain), ("recipient", rule.recipient_domain)):
-        if cond.is_zero:
-            continue
-        clauses.append(f"(lower({prefix}_domain) = ? OR lower({prefix}_domain_str) = ?)")
-        args.extend([cond.ascii, cond.name()])
-    q = f"SELECT id FROM queue WHERE {' AND '.join(clauses)} ORDER BY id"
-    return [int(r[0]) for r in conn.execute(q, args)]

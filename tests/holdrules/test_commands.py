@@ -8,7 +8,6 @@ from core.store import Store
 from plugins.holdrules.commands import cmd_add, cmd_list, cmd_remove, go_quote
 from plugins.holdrules.service import HoldRuleService
 
-from .conftest import FakeQueue
 from .helpers import add_through_hook, entry, held
 
 
@@ -107,7 +106,7 @@ async def test_bad_input(ctx: PluginContext) -> None:
 
 
 async def test_add_holds_existing_entries_with_and_filter(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher, fake_queue: FakeQueue
+    ctx: PluginContext, store: Store, dispatcher: HookDispatcher,
 ) -> None:
     ids = await add_through_hook(
         store,
@@ -123,37 +122,28 @@ async def test_add_holds_existing_entries_with_and_filter(
     r = await run(ctx, "add", "-senderdom", "localhost", "-recipientdom", "example.org")
     assert r.exit_code == 0, r.output
     assert await held(store) == {ids[0]: True, ids[1]: False, ids[2]: False, ids[3]: True}
-    # Exactly the rule's AND selection went to the queue service.
-    assert len(fake_queue.filters) == 1
-    f = fake_queue.filters[0]
-    assert list(f.IDs) == [ids[0], ids[3]]
-    assert not getattr(f, "Account", "")
 
 
 async def test_add_spec_worked_example_holds_no_existing(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher, fake_queue: FakeQueue
+    ctx: PluginContext, store: Store, dispatcher: HookDispatcher,
 ) -> None:
     ids = await add_through_hook(store, dispatcher, [entry(rcpt="x@example.org")])
     await run(ctx, "add", "-senderdom", "localhost", "-recipientdom", "nomatch.example")
     assert await held(store) == {ids[0]: False}
-    # No matching IDs: the service is not called with an empty (= match-all) ID list.
-    assert fake_queue.filters == []
 
 
 async def test_add_account_rule_uses_account_filter(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher, fake_queue: FakeQueue
+    ctx: PluginContext, store: Store, dispatcher: HookDispatcher,
 ) -> None:
     ids = await add_through_hook(
         store, dispatcher, [entry(account="mox"), entry(account="other", sender="o@localhost")]
     )
     await run(ctx, "add", "-account", "mox")
     assert await held(store) == {ids[0]: True, ids[1]: False}
-    f = fake_queue.filters[0]
-    assert f.Account == "mox" and not getattr(f, "IDs", None)
 
 
 async def test_add_account_and_domain_rule(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher, fake_queue: FakeQueue
+    ctx: PluginContext, store: Store, dispatcher: HookDispatcher,
 ) -> None:
     ids = await add_through_hook(
         store,
@@ -166,20 +156,16 @@ async def test_add_account_and_domain_rule(
     )
     await run(ctx, "add", "-account", "mox", "-recipientdom", "Bücher.example")
     assert await held(store) == {ids[0]: True, ids[1]: False, ids[2]: False}
-    f = fake_queue.filters[0]
-    assert list(f.IDs) == [ids[0]] and f.Account == "mox"
 
 
 async def test_add_empty_rule_holds_everything(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher, fake_queue: FakeQueue
+    ctx: PluginContext, store: Store, dispatcher: HookDispatcher,
 ) -> None:
     ids = await add_through_hook(
         store, dispatcher, [entry(), entry(account="z", sender="z@z.example", rcpt="q@q.example")]
     )
     await run(ctx, "add")
     assert await held(store) == {ids[0]: True, ids[1]: True}
-    f = fake_queue.filters[0]
-    assert not getattr(f, "IDs", None) and not getattr(f, "Account", "")
 
 
 async def test_remove_leaves_entries_held(
@@ -191,19 +177,6 @@ async def test_remove_leaves_entries_held(
     assert await held(store) == {before[0]: True}
     after = await add_through_hook(store, dispatcher, [entry(rcpt="later@example.org")])
     assert await held(store) == {before[0]: True, after[0]: False}
-
-
-async def test_without_queue_service_holds_in_the_same_transaction(
-    ctx: PluginContext, store: Store, dispatcher: HookDispatcher
-) -> None:
-    del ctx.services["queue"]
-    ids = await add_through_hook(
-        store, dispatcher, [entry(rcpt="a@example.org"), entry(rcpt="b@c.example")]
-    )
-    await run(ctx, "add", "-recipientdom", "example.org")
-    assert await held(store) == {ids[0]: True, ids[1]: False}
-    await run(ctx, "add")
-    assert await held(store) == {ids[0]: True, ids[1]: True}
 
 
 async def test_service_is_offered_and_lists_rules(ctx: PluginContext) -> None:
