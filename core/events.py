@@ -60,6 +60,8 @@ class DeliveryOutcome:
     smtp_enhanced_code: str = ""
     error: str = ""
     remote_host: str = ""
+    #: The failure was reported by an incoming DSN, not seen in an attempt.
+    dsn: bool = False
 
 
 @dataclass
