@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.admin import FilterError, QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json
@@ -26,45 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.queue.service import QueueService
 
 
-class UsageError(Exception):
-    """Bad command line: printed with exit status 2, like Go's flag package."""
-
-
-_BOOL = "bool"
-_STR = "str"
-
-
-def parse_flags(args: list[str], spec: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Go-style flag parsing; returns (flag values as given, positional args)."""
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            i += 1
-            break
-        if not a.startswith("-") or a == "-":
-            break
-        name = a.lstrip("-")
-        value: str | None = None
-        if "=" in name:
-            name, value = name.split("=", 1)
-        kind = spec.get(name)
-        if kind is None:
-            raise UsageError(f"flag provided but not defined: -{name}")
-        if kind == _BOOL:
-            if value is None:
-                value = "true"
-            if value.lower() not in ("true", "false", "1", "0", "t", "f"):
-                raise UsageError(f'invalid boolean value "{value}" for -{name}')
-        elif value is None:
-            i += 1
-            if i >= len(args):
-                raise UsageError(f"flag needs an argument: -{name}")
-            value = args[i]
-        values[name] = value
-        i += 1
-    return values, args[i:]
+_BOOL = BOOL
+_STR = STR
 
 
 def _truthy(v: str) -> bool:
@@ -114,32 +78,6 @@ def queue_filter(values: dict[str, str]) -> QueueFilter:
             raise UsageError(f'invalid value "{values["hold"]}" for flag -hold: parsing bool')
         f.Hold = v == "true"
     return f
-
-
-def go_quote(s: str) -> str:
-    """Go's %q for a string (printable Unicode kept, controls escaped)."""
-    out = ['"']
-    for c in s:
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c.isprintable():
-            out.append(c)
-        elif ord(c) < 0x80:
-            out.append(f"\\x{ord(c):02x}")
-        elif ord(c) <= 0xFFFF:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(f"\\U{ord(c):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def go_json(obj: Any) -> str:

@@ -9,6 +9,7 @@ recipient-domain condition "sender domain" (spec 04 §5, observed).
 
 from __future__ import annotations
 
+from core.goflags import STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
 from plugins.holdrules.service import HoldRuleService
@@ -22,73 +23,6 @@ USAGE_ADD = (
     "  -senderdom string\n\tsender domain\n"
 )
 USAGE_REMOVE = "usage: moxtrio queue holdrules remove ruleid\n"
-
-
-class UsageError(ValueError):
-    """Bad flags or arguments; the message is printed before the usage text."""
-
-
-def parse_flags(args: list[str], known: set[str]) -> tuple[dict[str, str], list[str]]:
-    """Go ``flag``-style parsing of string flags; returns (flags, remaining args)."""
-    flags: dict[str, str] = {}
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if len(a) < 2 or not a.startswith("-"):
-            break
-        if a == "--":
-            i += 1
-            break
-        name = a[2:] if a.startswith("--") else a[1:]
-        if not name or name.startswith("-") or name.startswith("="):
-            raise UsageError(f"bad flag syntax: {a}")
-        value: str | None = None
-        if "=" in name:
-            name, value = name.split("=", 1)
-        if name not in known:
-            raise UsageError(f"flag provided but not defined: -{name}")
-        if value is None:
-            if i + 1 >= len(args):
-                raise UsageError(f"flag needs an argument: -{name}")
-            i += 1
-            value = args[i]
-        flags[name] = value
-        i += 1
-    return flags, args[i:]
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` for a string: double quotes, backslash escapes, printable Unicode kept."""
-    out = ['"']
-    for ch in s:
-        c = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-        elif c < 0x20 or c == 0x7F:
-            out.append(f"\\x{c:02x}")
-        elif ch == " " or ch.isprintable():
-            out.append(ch)
-        elif c < 0x10000:
-            out.append(f"\\u{c:04x}")
-        else:
-            out.append(f"\\U{c:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def format_rules(rules: list[HoldRule]) -> str:
@@ -119,7 +53,7 @@ def _service(ctx: PluginContext) -> HoldRuleService:
 
 async def cmd_list(ctx: PluginContext, req: CtlRequest) -> CtlResult:
     try:
-        _, rest = parse_flags(req.args, set())
+        _, rest = parse_flags(req.args, {})
     except UsageError as exc:
         return CtlResult(f"{exc}\n{USAGE_LIST}", 2)
     if rest:
@@ -130,7 +64,7 @@ async def cmd_list(ctx: PluginContext, req: CtlRequest) -> CtlResult:
 
 async def cmd_add(ctx: PluginContext, req: CtlRequest) -> CtlResult:
     try:
-        flags, rest = parse_flags(req.args, {"account", "senderdom", "recipientdom"})
+        flags, rest = parse_flags(req.args, dict.fromkeys(("account", "senderdom", "recipientdom"), STR))
     except UsageError as exc:
         return CtlResult(f"{exc}\n{USAGE_ADD}", 2)
     if rest:
@@ -147,7 +81,7 @@ async def cmd_add(ctx: PluginContext, req: CtlRequest) -> CtlResult:
 
 async def cmd_remove(ctx: PluginContext, req: CtlRequest) -> CtlResult:
     try:
-        _, rest = parse_flags(req.args, set())
+        _, rest = parse_flags(req.args, {})
     except UsageError as exc:
         return CtlResult(f"{exc}\n{USAGE_REMOVE}", 2)
     if len(rest) != 1:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from core.goflags import UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
-from core.queue.ctl import UsageError, go_quote, parse_flags
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.records import DuplicateSuppression, Suppression, SuppressionAbsent
 from plugins.suppression.service import SuppressionService

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from core.events import DeliveryOutcome
-from core.queue.ctl import go_quote
+from core.goflags import go_quote
 from core.store.models import RetiredEntry, utcnow
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
 from plugins.suppression.records import (

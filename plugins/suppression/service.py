@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from core.goflags import go_quote
 from core.plugin_api import PluginContext
-from core.queue.ctl import go_quote
 from core.store.models import utcnow
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.records import (

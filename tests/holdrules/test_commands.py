@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from core.dispatch import HookDispatcher
+from core.goflags import go_quote
 from core.plugin_api import CtlRequest, CtlResult, PluginContext
 from core.store import Store
-from plugins.holdrules.commands import cmd_add, cmd_list, cmd_remove, go_quote
+from plugins.holdrules.commands import cmd_add, cmd_list, cmd_remove
 from plugins.holdrules.service import HoldRuleService
 
 from .helpers import add_through_hook, entry, held
