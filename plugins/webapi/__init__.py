@@ -1,15 +1,24 @@
-"""The webapi plugin: mox's HTTP/JSON API under ``/webapi/v0/``.
+"""The webapi plugin: mox's HTTP/JSON API under ``<path>v0/`` (default ``/webapi/v0/``).
 
-This first cut mounts the service on the listeners that enable
-``WebAPIHTTP``/``WebAPIHTTPS`` and answers the index page; the methods come
-with the webapi issue.
+Twelve methods wire-compatible with mox v0.0.17 (spec 01), HTML pages to try
+them, an OpenAPI 3.1 description generated from the same types
+(``<path>openapi.json``), and a typed Python client
+(:mod:`plugins.webapi.client`). Mounted on the listeners that enable
+``WebAPIHTTP``/``WebAPIHTTPS``.
 """
 
 from __future__ import annotations
 
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
-from plugins.webapi.routes import make_blueprint
+
+
+def _blueprint(ctx: PluginContext, path: str) -> object:
+    # Imported lazily: the client and the types must be importable without
+    # pulling in Quart and the server side.
+    from plugins.webapi.routes import make_blueprint
+
+    return make_blueprint(ctx, path)
 
 
 @hookimpl
@@ -19,6 +28,6 @@ def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
             name="webapi",
             config_keys=("WebAPIHTTP", "WebAPIHTTPS"),
             default_path="/webapi/",
-            blueprint=make_blueprint,
+            blueprint=_blueprint,
         )
     ]

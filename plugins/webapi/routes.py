@@ -1,33 +1,305 @@
-"""HTTP routes of the webapi service."""
+"""HTTP routes of the webapi: mox's routing table, auth, form decoding, method dispatch.
+
+Processing order for ``POST <base>v0/<Method>`` is mox's (spec 01 §2), since
+it decides which error a client sees first: unknown method (404), missing
+credentials (401), client IP, rate limiter (429), credentials (401),
+content type, form, ``request`` field, JSON, then the method itself.
+Every answer carries mox's security headers.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from quart import Blueprint, Response
+import trio
+from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
+from plugins.webapi import messages, send, suppression
+from plugins.webapi.auth import Authenticator, HTTPAuthError
+from plugins.webapi.errors import WebapiError, protocol
+from plugins.webapi.forms import (
+    Form,
+    body_limit,
+    media_type,
+    parse_multipart,
+    parse_urlencoded,
+    too_large,
+)
+from plugins.webapi.jsoncodec import DecodeError, decode_request, encode_bytes
+from plugins.webapi.openapi import openapi_document
+from plugins.webapi.pages import index_page, method_page
+from plugins.webapi.send import CallInfo
+from plugins.webapi.types import METHODS, Error
+
+log = logging.getLogger("moxtrio.webapi")
 
 API_VERSION = "v0"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+SECURITY_HEADERS = {
+    "X-Frame-Options": "deny",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self' 'unsafe-inline' data:",
+    "Referrer-Policy": "same-origin",
+}
+#: Bodies at least this large are parsed in a worker thread.
+THREAD_PARSE_BYTES = 256 * 1024
+#: How much of an over-long body is read and dropped before answering.
+DRAIN_MAX = 64 << 20
+JSON_TYPE = "application/json; charset=utf-8"
+
+Handler = Callable[[CallInfo, Any], Awaitable[Any]]
+
+HANDLERS: dict[str, Handler] = {
+    "MessageDelete": messages.message_delete,
+    "MessageFlagsAdd": messages.message_flags_add,
+    "MessageFlagsRemove": messages.message_flags_remove,
+    "MessageGet": messages.message_get,
+    "MessageMove": messages.message_move,
+    "MessagePartGet": messages.message_part_get,
+    "MessageRawGet": messages.message_raw_get,
+    "Send": send.send,
+    "SuppressionAdd": suppression.suppression_add,
+    "SuppressionList": suppression.suppression_list,
+    "SuppressionPresent": suppression.suppression_present,
+    "SuppressionRemove": suppression.suppression_remove,
+}
+assert list(HANDLERS) == list(METHODS)
+
+
+@dataclass(frozen=True)
+class ListenerInfo:
+    """What a request needs from the listener it came in on."""
+
+    forwarded: bool
+    hostname: str
+    max_message_size: int
+
+
+def text_response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(body + "\n", status=status, headers=headers or {})
+    resp.headers["Content-Type"] = "text/plain; charset=utf-8"
+    return resp
+
+
+def error_response(err: WebapiError) -> Response:
+    resp = Response(encode_bytes(Error(Code=err.code, Message=err.message)), status=400)
+    resp.headers["Content-Type"] = JSON_TYPE
+    return resp
+
+
+def json_response(result: Any) -> Response:
+    resp = Response(encode_bytes(result), status=200)
+    resp.headers["Content-Type"] = JSON_TYPE
+    return resp
+
+
+def _ip_matches(listener_ips: list[str], host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for s in listener_ips:
+        try:
+            lip = ipaddress.ip_address(s)
+        except ValueError:
+            continue
+        if lip == ip or lip.is_unspecified:
+            return True
+    return False
+
+
+class WebapiService:
+    """State of one mounted webapi: the authenticator and listener lookups."""
+
+    def __init__(self, ctx: PluginContext, path: str) -> None:
+        self.ctx = ctx
+        self.path = path
+        self.auth: Authenticator = ctx.services.setdefault("webapi_auth", Authenticator(ctx))
+        self._listeners: dict[tuple[str, int, bool], ListenerInfo] = {}
+
+    def listener(self, host: str, port: int, tls: bool) -> ListenerInfo:
+        key = (host, port, tls)
+        info = self._listeners.get(key)
+        if info is not None:
+            return info
+        static = self.ctx.config.static
+        svc_key = "WebAPIHTTPS" if tls else "WebAPIHTTP"
+        chosen = None
+        for _, lst in sorted(static.Listeners.items()):
+            ws = getattr(lst, svc_key, None)
+            if ws is None or not ws.Enabled:
+                continue
+            if lst.port(svc_key) == port and _ip_matches(list(lst.IPs), host):
+                chosen = lst
+                break
+        if chosen is None:
+            # Behind an unusual mount: take the first listener serving the webapi.
+            for _, lst in sorted(static.Listeners.items()):
+                if lst.enabled("WebAPIHTTP") or lst.enabled("WebAPIHTTPS"):
+                    chosen = lst
+                    break
+        if chosen is None:
+            info = ListenerInfo(False, static.Hostname, 100 * 1024 * 1024)
+        else:
+            ws = getattr(chosen, svc_key)
+            info = ListenerInfo(
+                forwarded=bool(ws.Forwarded),
+                hostname=chosen.Hostname or static.Hostname,
+                max_message_size=chosen.smtp_max_message_size,
+            )
+        self._listeners[key] = info
+        return info
+
+    async def read_body(self, limit: int) -> bytes | None:
+        """The request body, or None when it exceeds ``limit``.
+
+        An over-long body is still read (and dropped) up to ``DRAIN_MAX``
+        more bytes: most HTTP clients only read the answer after sending the
+        whole request, so not reading would leave them stuck.
+        """
+        length = request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit + DRAIN_MAX:
+            return None
+        chunks: list[bytes] = []
+        n = 0
+        async for chunk in request.body:
+            n += len(chunk)
+            if n > limit:
+                chunks.clear()
+                if n > limit + DRAIN_MAX:
+                    break
+                continue
+            chunks.append(chunk)
+        return None if n > limit else b"".join(chunks)
+
+    async def call(self, name: str) -> Response:
+        method = METHODS[name]
+        scope = request.scope
+        server = scope.get("server") or ("", 0)
+        tls = scope.get("scheme") == "https"
+        linfo = self.listener(str(server[0]), int(server[1] or 0), tls)
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        try:
+            login = await self.auth.authenticate(
+                request.headers.get("Authorization"),
+                peer,
+                request.headers.get("X-Forwarded-For"),
+                linfo.forwarded,
+            )
+        except HTTPAuthError as exc:
+            headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}
+            return text_response(exc.status, exc.body, headers)
+        except WebapiError as exc:
+            return error_response(exc)
+
+        try:
+            content_type = request.headers.get("Content-Type")
+            mt = media_type(content_type)
+            body = await self.read_body(body_limit(mt, linfo.max_message_size))
+            if body is None:
+                raise too_large(mt)
+            form = await self._parse_form(mt, content_type or "", body)
+            if form.request == "":
+                raise protocol("missing/empty request")
+            try:
+                req = decode_request(form.request, method.request)
+            except DecodeError as exc:
+                raise protocol(f"parsing request: {exc}") from None
+            call = CallInfo(
+                ctx=self.ctx,
+                login=login,
+                hostname=linfo.hostname,
+                max_message_size=linfo.max_message_size,
+                tls=None,
+                uploads=form.uploads,
+            )
+            result = await HANDLERS[name](call, req)
+        except WebapiError as exc:
+            return error_response(exc)
+        except trio.Cancelled:
+            raise
+        except Exception:  # noqa: BLE001 - a bug must not become a 500 without a code
+            log.exception("webapi %s: unhandled error", name)
+            return error_response(WebapiError("server", "unhandled error"))
+        if method.result is None:
+            data, ctype = result
+            resp = Response(data, status=200)
+            resp.headers["Content-Type"] = ctype
+            return resp
+        return json_response(result)
+
+    async def _parse_form(self, mt: str, content_type: str, body: bytes) -> Form:
+        if mt == "multipart/form-data":
+            if len(body) >= THREAD_PARSE_BYTES:
+                return await trio.to_thread.run_sync(parse_multipart, content_type, body)
+            return parse_multipart(content_type, body)
+        return parse_urlencoded(body)
 
 
 def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
-    """Blueprint serving the webapi at ``path`` (ends with ``/``)."""
-    bp = Blueprint("webapi", __name__, url_prefix=path.rstrip("/"))
+    """Blueprint serving the webapi at ``path`` (ends with ``/``), mox's routing table."""
+    service = WebapiService(ctx, path)
+    prefix = path.rstrip("/")
+    bp = Blueprint("webapi", __name__, url_prefix=prefix or None)
 
-    @bp.route("/", methods=["GET"])
-    async def index() -> Any:
-        return Response(
-            "<!doctype html><title>webapi</title><h1>webapi</h1>"
-            f'<p>Methods are served at <a href="{API_VERSION}/">{API_VERSION}/</a>.</p>',
-            content_type="text/html; charset=utf-8",
+    def rule(r: str, fn: Callable[..., Awaitable[Response]], methods: list[str]) -> None:
+        bp.add_url_rule(
+            r, view_func=fn, methods=methods, provide_automatic_options=False,
+            endpoint=fn.__name__,
         )
 
-    @bp.route(f"/{API_VERSION}/", methods=["GET"])
-    async def methods() -> Any:
-        return Response(
-            "<!doctype html><title>webapi v0</title><h1>webapi v0</h1>",
-            content_type="text/html; charset=utf-8",
-        )
+    @bp.after_request
+    async def security_headers(resp: Response) -> Response:
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers[k] = v
+        return resp
 
+    async def redirect_base() -> Response:
+        return Response("", status=303, headers={"Location": path})
+
+    async def base() -> Response:
+        if request.method != "GET":
+            return text_response(405, "405 - method not allow")
+        return Response("", status=303, headers={"Location": path + API_VERSION + "/"})
+
+    async def not_found(rest: str = "") -> Response:
+        return text_response(404, "404 page not found")
+
+    async def index() -> Response:
+        resp = Response(index_page(), status=200)
+        resp.headers["Content-Type"] = "text/html; charset=utf-8"
+        return resp
+
+    async def openapi() -> Response:
+        resp = Response(json.dumps(openapi_document(path), ensure_ascii=False, indent=1), status=200)
+        resp.headers["Content-Type"] = JSON_TYPE
+        return resp
+
+    async def method(name: str) -> Response:
+        if name not in METHODS:
+            return text_response(404, "404 page not found")
+        if request.method == "GET":
+            resp = Response(method_page(name), status=200)
+            resp.headers["Content-Type"] = "text/html; charset=utf-8"
+            return resp
+        if request.method != "POST":
+            return text_response(405, "405 - method not allowed - use get or post")
+        return await service.call(name)
+
+    if prefix:
+        rule("", redirect_base, ALL_METHODS)
+    rule("/", base, ALL_METHODS)
+    rule(f"/{API_VERSION}", not_found, ALL_METHODS)
+    rule(f"/{API_VERSION}/", index, ALL_METHODS)
+    rule("/openapi.json", openapi, ["GET"])
+    rule(f"/{API_VERSION}/openapi.json", openapi, ["GET"])
+    rule(f"/{API_VERSION}/<name>", method, ALL_METHODS)
+    rule("/<path:rest>", not_found, ALL_METHODS)
     return bp

@@ -1,0 +1,142 @@
+"""Benchmark webapi Send: requests/s and p50/p99 latency at several concurrencies, and RSS.
+
+Runs ``moxtrio localserve`` as a child process (so the load generator does
+not share the server's interpreter) on a unique loopback IP, with the
+account's daily limits raised so thousands of sends are allowed. Each
+level sends for ``--seconds`` with ``c`` concurrent keep-alive
+connections (httpx on trio).
+
+By default every Send carries a FutureRelease an hour ahead, so the figure
+is the Send path alone (auth, decode, compose, durable file + queue
+commit); ``--deliver`` lets localserve deliver each message to itself at
+once, which adds SMTP delivery and Inbox storage to the same two cores.
+
+    .venv/bin/python bench/webapi_bench.py [--seconds 10] [--levels 1,8,32] [--deliver]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import trio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.localserve_init import write_localserve_config  # noqa: E402
+from tests.support.procs import running, unique_loopback_ip  # noqa: E402
+
+AUTH = ("mox@localhost", "moxmoxmox")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    import os
+
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def request_body(deliver: bool) -> str:
+    req: dict[str, object] = {
+        "To": [{"Address": "mox@localhost"}],
+        "Subject": "benchmark message",
+        "Text": "Hello,\n\nthis is a benchmark message of a typical short size.\n" * 8,
+    }
+    if not deliver:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        req["FutureRelease"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps(req)
+
+
+async def level(url: str, concurrency: int, seconds: float, body: str) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            r = await http.post(url, data={"request": body}, auth=AUTH)
+            dt = time.perf_counter() - t0
+            if r.status_code != 200:
+                errors += 1
+                if errors < 3:
+                    print("error:", r.status_code, r.text.strip(), file=sys.stderr)
+                continue
+            latencies.append(dt)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        # Warm up: connections, the password check cache, imports.
+        for _ in range(3):
+            await http.post(url, data={"request": body}, auth=AUTH)
+        start = time.monotonic()
+        async with trio.open_nursery() as n:
+            for _ in range(concurrency):
+                n.start_soon(worker, http)
+        elapsed = time.monotonic() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--levels", default="1,8,32")
+    ap.add_argument("--deliver", action="store_true")
+    args = ap.parse_args()
+    ip = unique_loopback_ip()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "localserve"
+        write_localserve_config(directory, ip)
+        domains = directory / "domains.conf"
+        text = domains.read_text()
+        domains.write_text(text.replace(
+            "\tmox:\n",
+            "\tmox:\n\t\tMaxOutgoingMessagesPerDay: 100000000\n\t\tMaxFirstTimeRecipientsPerDay: 100000000\n",
+            1,
+        ))
+        with running(["localserve", "-dir", str(directory)], directory, ip) as server:
+            url = f"http://{ip}:1080/webapi/v0/Send"
+            body = request_body(args.deliver)
+            print(f"server pid {server.proc.pid}, RSS at start {rss_kib(server.proc.pid)} KiB")
+            for c in (int(x) for x in args.levels.split(",")):
+                cpu0 = cpu_seconds(server.proc.pid)
+                res = trio.run(level, url, c, args.seconds, body)
+                cpu = cpu_seconds(server.proc.pid) - cpu0
+                res["rss_kib"] = rss_kib(server.proc.pid)
+                res["cpu_ms_per_req"] = cpu * 1000 / max(1, res["requests"])
+                print(
+                    f"c={c:3d}  {res['rps']:7.1f} req/s  p50 {res['p50_ms']:6.2f} ms  "
+                    f"p99 {res['p99_ms']:7.2f} ms  n={res['requests']} errors={res['errors']}  "
+                    f"RSS {res['rss_kib'] / 1024:.1f} MiB  server CPU {res['cpu_ms_per_req']:.2f} ms/req"
+                )
+
+
+if __name__ == "__main__":
+    main()

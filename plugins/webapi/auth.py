@@ -1,0 +1,186 @@
+"""HTTP Basic authentication for the webapi, with the shared failed-login limiter.
+
+The user name is an email address (the login address, remembered as given
+for Send's default From and for FromIDLoginAddresses), the password the
+account's. Failed attempts count in the process-wide auth-failure limiter
+that SMTP uses too (spec 01 §3.2), so password guessing over either
+protocol is throttled together.
+
+Verifying a password costs a PBKDF2 derivation (SCRAM-SHA-256, 4096+
+rounds), several milliseconds of CPU: at hundreds of requests per second
+that would be the server's main cost. So a successful check is remembered
+as an HMAC of the password under a per-process random key, filed under the
+account *and its current StoredKey*: a password change gives a new salt and
+StoredKey, so old entries simply stop matching (nothing to invalidate), and
+the cache never holds anything that reveals the password.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+import trio
+
+from core.plugin_api import PluginContext
+from core.smtp.limits import WindowLimiter, auth_failure_limiter
+from core.store.accounts import (
+    InvalidPassword,
+    get_scram_credentials,
+    salted_password,
+    scram_keys,
+)
+from core.store.models import ScramCredentials
+from plugins.webapi.errors import WebapiError
+
+log = logging.getLogger("moxtrio.webapi.auth")
+
+UNAUTHORIZED = "401 - unauthorized - use http basic auth with email address as username"
+LOGIN_DISABLED = "401 - unauthorized - login is disabled for this account"
+TOO_MANY = "429 - too many auth attempts"
+NO_REMOTE_IP = "500 - internal server error - cannot find remote ip"
+
+#: Bound on remembered (account, password) checks; cleared when full.
+CACHE_MAX = 4096
+
+_DUMMY = ScramCredentials(
+    salt=b"moxtrio-webapi-dummy", iterations=4096, stored_key=b"\0" * 32, server_key=b""
+)
+
+
+class HTTPAuthError(Exception):
+    """A plain-text HTTP error answer (401, 429, 500) from the auth step."""
+
+    def __init__(self, status: int, body: str, *, challenge: bool = False) -> None:
+        super().__init__(body)
+        self.status = status
+        self.body = body
+        self.challenge = challenge
+
+
+@dataclass(frozen=True)
+class Login:
+    """An authenticated request: the account and the login address exactly as given."""
+
+    account: str
+    address: str
+    remote_ip: str
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """(username, password) from an ``Authorization: Basic`` header, or None (Go's BasicAuth)."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = raw.partition(b":")
+    if not sep:
+        return None
+    return user.decode("utf-8", "replace"), password.decode("utf-8", "replace")
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, forwarded: bool) -> str:
+    """The IP the limiter counts: X-Forwarded-For's first entry behind a proxy, else the peer."""
+    raw = (forwarded_for or "").split(",")[0].strip() if forwarded else (peer or "")
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise HTTPAuthError(500, NO_REMOTE_IP) from None
+
+
+def _check_password(password: str, creds: ScramCredentials) -> bool:
+    """PBKDF2 + constant-time compare; runs in a worker thread."""
+    try:
+        salted = salted_password(password, creds.salt, creds.iterations)
+    except InvalidPassword:
+        return False
+    _, stored_key, _ = scram_keys(salted)
+    return hmac.compare_digest(stored_key, creds.stored_key)
+
+
+class Authenticator:
+    """Checks Basic credentials for one server (one per webapi plugin context)."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self._secret = secrets.token_bytes(32)
+        self._verified: dict[tuple[str, bytes], bytes] = {}
+        self.pbkdf2_runs = 0
+
+    @property
+    def limiter(self) -> WindowLimiter:
+        """The process-wide limiter (shared with SMTP); created here if the core has none."""
+        lim = self.ctx.services.get("auth_limiter")
+        if lim is None:
+            lim = self.ctx.services.setdefault("auth_limiter", auth_failure_limiter())
+        return lim  # type: ignore[no-any-return]
+
+    def _tag(self, password: str) -> bytes:
+        return hmac.digest(self._secret, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
+
+    async def _verify(self, account: str | None, password: str) -> bool:
+        if account is None:
+            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            return False
+
+        def read(conn: sqlite3.Connection) -> ScramCredentials | None:
+            return get_scram_credentials(conn, account)
+
+        creds = await self.ctx.store.read(read)
+        if creds is None:
+            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            return False
+        key = (account, creds.stored_key)
+        tag = self._tag(password)
+        known = self._verified.get(key)
+        if known is not None and hmac.compare_digest(known, tag):
+            return True
+        self.pbkdf2_runs += 1
+        ok = await trio.to_thread.run_sync(_check_password, password, creds)
+        if ok:
+            if len(self._verified) >= CACHE_MAX:
+                self._verified.clear()
+            self._verified[key] = tag
+        return ok
+
+    async def authenticate(
+        self, authorization: str | None, peer: str | None, forwarded_for: str | None, forwarded: bool
+    ) -> Login:
+        """Steps 2-6 of spec 01 §2; raises HTTPAuthError or WebapiError (``server``)."""
+        creds = parse_basic(authorization or "")
+        if creds is None:
+            raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
+        ip = client_ip(peer, forwarded_for, forwarded)
+        limiter = self.limiter
+        if not limiter.can_add(ip):
+            raise HTTPAuthError(429, TOO_MANY)
+        username, password = creds
+        try:
+            account = self.ctx.config.account_for_login(username)
+            ok = await self._verify(account, password)
+        except Exception:  # noqa: BLE001 - the client gets a server error, we log why
+            log.exception("verifying webapi credentials")
+            limiter.add(ip)
+            raise WebapiError("server", "error verifying credentials") from None
+        if not ok or account is None:
+            limiter.add(ip)
+            raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
+        acc = self.ctx.config.account(account)
+        if acc is None:
+            limiter.add(ip)
+            raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
+        if acc.LoginDisabled:
+            limiter.add(ip)
+            raise HTTPAuthError(401, LOGIN_DISABLED, challenge=True)
+        limiter.reset(ip)
+        return Login(account=account, address=username, remote_ip=ip)
