@@ -126,6 +126,8 @@ class AddRequest:
     is_dmarc_report: bool = False
     is_tls_report: bool = False
     dsn_utf8: bytes = b""
+    #: Size of the stored file when the caller knows it (saves a stat).
+    file_size: int | None = None
 
 
 def build_entries(

@@ -134,9 +134,13 @@ class QueueService:
         """
         now = self.clock.now()
         try:
-            file_size = await trio.to_thread.run_sync(
-                lambda: self.store.files.path(req.file_id).stat().st_size
-            )
+            file_size = req.file_size
+            if file_size is None and req.size is not None:
+                file_size = req.size - len(req.msg_prefix)
+            if file_size is None:
+                file_size = await trio.to_thread.run_sync(
+                    lambda: self.store.files.path(req.file_id).stat().st_size
+                )
             sep = ""
             if req.mail_from is not None and not req.fromid_separator:
                 seps = self.ctx.config.catchall_separators(req.mail_from.domain)

@@ -354,6 +354,7 @@ class CoreSessionHandler:
             mail_from=mail_from,
             recipients=recipients,
             file_id=file_id,
+            file_size=message.size,
             has8bit=message.has_8bit,
             smtputf8=envelope.smtputf8 or _needs_smtputf8(head, envelope),
             # Generated: the id without <> (observed in webhooks); given: as written.

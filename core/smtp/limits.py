@@ -15,6 +15,7 @@ pass the same object everywhere.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -26,8 +27,13 @@ _V4_PREFIXES = (32, 26, 21)
 _V6_PREFIXES = (64, 48, 32)
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_classes(ip: IPLike) -> tuple[str, str, str]:
-    """The three masked networks an address counts against (IPv4-mapped -> IPv4)."""
+    """The three masked networks an address counts against (IPv4-mapped -> IPv4).
+
+    Cached: every connection and every webapi request asks for the same few
+    client addresses, and building the networks is not free.
+    """
     addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped

@@ -22,8 +22,9 @@ def test_localserve_answers_on_1080_logs_listeners_and_stops_cleanly_on_sigterm(
         out = server.output()
         assert f"listening for http: http://{server.ip}:1080 (webapi /webapi/)" in out
         assert "moxmoxmox" in out
-        r = httpx.get(f"http://{server.ip}:1080/webapi/", timeout=10)
+        r = httpx.get(f"http://{server.ip}:1080/webapi/", timeout=10, follow_redirects=True)
         assert r.status_code == 200
+        assert "Send" in r.text  # the method index
         conf = server.directory / "mox.conf"
         assert (server.directory / "domains.conf").exists()
         ping = run_cli("-config", str(conf), "ping")

@@ -1,0 +1,221 @@
+"""Incoming mail matched to an earlier outgoing message: DSNs and fromid replies (spec 02 §6).
+
+Core behaviour (DESIGN "Incoming"): a message delivered to
+``<localpart><sep><fromid>@<domain>`` is looked up by its fromid among the
+queued (our difference 6) and retired outgoing messages. A match records a
+result on that message, may add a suppression (failed DSNs, through
+``moxtrio_suppress_decision``), and raises an outgoing event with
+``dsn=True`` (or ``unrecognized``) instead of an incoming one.
+
+Two steps, so the writer thread never parses mail: :func:`prepare_incoming`
+reads and parses the stored message in a worker thread before the write;
+:func:`apply_incoming` runs inside the write transaction per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from core.events import DeliveryOutcome, EventName, IncomingDelivered, OutgoingEvent
+from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, parse_dsn
+from core.message.parsed import incoming_fields, is_automated
+from core.queue.clock import SystemClock
+from core.queue.events import enhanced_code
+from core.store.models import MsgResult, QueueEntry, RetiredEntry, to_db_time
+
+log = logging.getLogger("moxtrio.dsnmatch")
+
+__all__ = ["Prepared", "prepare_incoming", "apply_incoming", "fromid_of"]
+
+_ACTION_EVENTS: dict[str, EventName] = {
+    "failed": "failed",
+    "delayed": "delayed",
+    "delivered": "delivered",
+    "relayed": "relayed",
+    "expanded": "expanded",
+}
+
+
+@dataclass
+class Prepared:
+    """What the write transaction needs to know about a received message.
+
+    ``fields`` are the incoming-webhook payload fields (None when no
+    recipient's account has an IncomingWebhook); ``automated_headers`` is
+    spec 02 §4.2 without the null-sender rule (that one needs MAIL FROM);
+    ``is_dsn`` is the strict webhook check; ``dsn``/``dsn_error`` the parse.
+    """
+
+    fields: dict[str, Any] | None = None
+    automated_headers: bool = False
+    is_dsn: bool = False
+    dsn: DSN | None = None
+    dsn_error: str = ""
+    fromids: dict[str, str] = field(default_factory=dict)
+
+
+def fromid_of(config: Any, rcpt_to: str) -> str:
+    """The fromid in a recipient address, or "" (spec 02 §6 step 1).
+
+    Split at the first occurrence of the domain's first catchall separator;
+    the fromid is case-sensitive and kept as is.
+    """
+    localpart, at, domain = rcpt_to.rpartition("@")
+    if not at:
+        return ""
+    seps = config.catchall_separators(domain)
+    if not seps or not seps[0]:
+        return ""
+    _, sep, rest = localpart.partition(seps[0])
+    return rest if sep else ""
+
+
+def _wants_incoming_fields(config: Any) -> bool:
+    """Whether any account has an IncomingWebhook (then the fields are worth parsing).
+
+    Any account, not just the recipients' own: unknown recipients may be
+    routed by fallbacks (localserve delivers them to ``mox``).
+    """
+    for acc in config.dynamic.Accounts.values():
+        if acc.IncomingWebhook is not None and acc.IncomingWebhook.URL:
+            return True
+    return False
+
+
+async def prepare_incoming(
+    ctx: Any, message_path: str, msg_prefix: bytes, rcpt_tos: list[str]
+) -> Prepared:
+    """Parse the stored message once, in a worker thread, before the write."""
+    config = ctx.config
+    fromids = {r: f for r in rcpt_tos if (f := fromid_of(config, r))}
+    want_fields = _wants_incoming_fields(config)
+
+    def work() -> Prepared:
+        with open(message_path, "rb") as fh:
+            data = msg_prefix + fh.read()
+        p = Prepared(fromids=fromids)
+        p.automated_headers = is_automated(data, "<not null>")
+        if want_fields:
+            try:
+                p.fields = incoming_fields(data)
+            except Exception as exc:  # noqa: BLE001 - spec 02 §4.3: no webhook then
+                log.warning("parsing incoming message for webhook: %s", exc)
+        if fromids:
+            p.is_dsn = is_dsn_strict(data)
+            if p.is_dsn:
+                try:
+                    p.dsn = parse_dsn(data)
+                except (DSNParseError, ValueError) as exc:
+                    p.dsn_error = str(exc)
+        return p
+
+    return await trio.to_thread.run_sync(work)
+
+
+def _find(conn: sqlite3.Connection, from_id: str) -> tuple[str, QueueEntry] | None:
+    row = conn.execute("SELECT * FROM queue WHERE from_id = ?", (from_id,)).fetchone()
+    if row is not None:
+        return "queue", QueueEntry.from_row(row)
+    row = conn.execute("SELECT * FROM retired WHERE from_id = ?", (from_id,)).fetchone()
+    if row is not None:
+        return "retired", RetiredEntry.from_row(row)
+    return None
+
+
+def apply_incoming(
+    conn: sqlite3.Connection, ctx: Any, prepared: Prepared, delivered: IncomingDelivered
+) -> bool:
+    """In-transaction: match one recipient's copy; True = matched, no incoming webhook.
+
+    Also hands the prepared parse to the incoming hook (``delivered.fields``
+    and ``meta["Automated"]``) for the unmatched case.
+    """
+    if delivered.fields is None:
+        delivered.fields = prepared.fields
+    delivered.meta.setdefault(
+        "Automated", prepared.automated_headers or delivered.mail_from == ""
+    )
+    from_id = prepared.fromids.get(delivered.rcpt_to) or fromid_of(ctx.config, delivered.rcpt_to)
+    if not from_id:
+        return False
+    found = _find(conn, from_id)
+    if found is None:
+        return False
+    table, entry = found
+    clock = ctx.services.get("clock") or SystemClock()
+    now = clock.now()
+
+    result = MsgResult(start=now, error="incoming message")
+    event: EventName = "unrecognized"
+    is_dsn = False
+    code, secode = 0, ""
+    suppressing = False
+    if not prepared.is_dsn:
+        result.error = "incoming message not a dsn"
+    else:
+        is_dsn = True
+        if prepared.dsn_error or prepared.dsn is None:
+            result.error = f"parsing incoming dsn: {prepared.dsn_error or 'not parseable'}"
+        elif len(prepared.dsn.recipients) != 1:
+            result.error = f"incoming dsn has {len(prepared.dsn.recipients)} recipients, expecting 1"
+        else:
+            rcpt = prepared.dsn.recipients[0]
+            code, secode = dsn_smtp_codes(rcpt)
+            result.code, result.secode = code, secode
+            mapped = _ACTION_EVENTS.get(rcpt.action)
+            if mapped is not None:
+                event = mapped
+            if event == "failed" and code != 0:
+                verdict = ctx.hooks.first_sync(
+                    "moxtrio_suppress_decision",
+                    conn=conn,
+                    entry=entry,
+                    outcome=DeliveryOutcome(
+                        event="failed",
+                        permanent=True,
+                        smtp_code=code,
+                        smtp_enhanced_code=enhanced_code(code, secode),
+                        dsn=True,
+                    ),
+                )
+                suppressing = bool(verdict)
+            elif event in ("delivered", "relayed", "expanded"):
+                result.success = True
+
+    # Record on the original message; its Success is left alone (spec 02 §6).
+    entry.results.append(result)
+    entry.last_activity = now
+    conn.execute(
+        f"UPDATE {table} SET results = ?, last_activity = ? WHERE id = ?",
+        (entry.to_row()["results"], to_db_time(now), entry.id),
+    )
+    ev = OutgoingEvent(
+        account=delivered.account,
+        event=event,
+        queue_msg_id=entry.id,
+        from_id=entry.from_id,
+        message_id=entry.message_id,
+        subject=entry.subject,
+        dsn=is_dsn,
+        suppressing=suppressing,
+        smtp_code=code,
+        smtp_enhanced_code=enhanced_code(code, secode),
+        error="",
+        extra=None if entry.extra is None else dict(entry.extra),
+        recipient=entry.recipient,
+    )
+    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    log.info(
+        "incoming message for %s matched %s message %d: event %s dsn=%s",
+        delivered.rcpt_to,
+        table,
+        entry.id,
+        event,
+        is_dsn,
+    )
+    return True
