@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from core.dispatch import HookFailed
 from core.events import DeliveryOutcome, EventName, IncomingDelivered, OutgoingEvent
 from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, parse_dsn
 from core.message.parsed import incoming_fields, is_automated
@@ -143,6 +144,26 @@ def apply_incoming(
     from_id = prepared.fromids.get(delivered.rcpt_to) or fromid_of(ctx.config, delivered.rcpt_to)
     if not from_id:
         return False
+    # A broken match must not refuse the mail: undo its writes, deliver as
+    # plain incoming.
+    conn.execute("SAVEPOINT dsnmatch")
+    try:
+        matched = _match(conn, ctx, prepared, delivered, from_id)
+    except Exception:  # noqa: BLE001 - logged; the message is still stored
+        log.exception("matching incoming message for %s to an outgoing message", delivered.rcpt_to)
+        conn.execute("ROLLBACK TO dsnmatch")
+        matched = False
+    conn.execute("RELEASE dsnmatch")
+    return matched
+
+
+def _match(
+    conn: sqlite3.Connection,
+    ctx: Any,
+    prepared: Prepared,
+    delivered: IncomingDelivered,
+    from_id: str,
+) -> bool:
     found = _find(conn, from_id)
     if found is None:
         return False
@@ -171,18 +192,23 @@ def apply_incoming(
             if mapped is not None:
                 event = mapped
             if event == "failed" and code != 0:
-                verdict = ctx.hooks.first_sync(
-                    "moxtrio_suppress_decision",
-                    conn=conn,
-                    entry=entry,
-                    outcome=DeliveryOutcome(
-                        event="failed",
-                        permanent=True,
-                        smtp_code=code,
-                        smtp_enhanced_code=enhanced_code(code, secode),
-                        dsn=True,
-                    ),
-                )
+                try:
+                    verdict = ctx.hooks.first_sync(
+                        "moxtrio_suppress_decision",
+                        conn=conn,
+                        entry=entry,
+                        outcome=DeliveryOutcome(
+                            event="failed",
+                            permanent=True,
+                            smtp_code=code,
+                            smtp_enhanced_code=enhanced_code(code, secode),
+                            dsn=True,
+                        ),
+                    )
+                except HookFailed as exc:
+                    # A broken suppression plugin only costs the Suppressing flag.
+                    log.error("suppress decision for DSN about message %d: %s", entry.id, exc)
+                    verdict = None
                 suppressing = bool(verdict)
             elif event in ("delivered", "relayed", "expanded"):
                 result.success = True

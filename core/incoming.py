@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config.validate import DestinationMatch
+from core.dsnmatch import apply_incoming, prepare_incoming
 from core.events import IncomingDelivered
 from core.message.parsed import format_json_time
 from core.plugin_api import PluginContext
@@ -64,6 +65,9 @@ async def store_incoming(
     received = utcnow()
     path = str(ctx.store.files.path(message.file_id))
     hooks = ctx.hooks
+    # Parse once, outside the writer thread: DSN / fromid matching and the
+    # incoming webhook payload both need the message's structure.
+    prepared = await prepare_incoming(ctx, path, message.msg_prefix, [r.rcpt_to for r in recipients])
 
     def write(conn: sqlite3.Connection) -> list[int]:
         ids = []
@@ -102,9 +106,10 @@ async def store_incoming(
                 rcpt_to=rcpt.rcpt_to,
                 meta=_incoming_meta(msg_id, message, rcpt, mailbox, received),
             )
-            # A plugin (webhooks) may claim the message as a DSN or fromid
-            # reply to an outgoing message; otherwise it is plain incoming.
-            hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
+            # A DSN or reply to a fromid address matched to an outgoing message
+            # becomes an outgoing event (DSN: true); anything else is incoming.
+            if not apply_incoming(conn, ctx, prepared, event):
+                hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
         return ids
 
     return await ctx.store.write(write)

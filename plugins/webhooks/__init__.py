@@ -1,3 +1,87 @@
-"""The webhooks plugin (see its issue); registered with the plugin manager."""
+"""The webhooks plugin: outgoing delivery events and incoming messages as HTTP POSTs.
+
+Spec 02. Webhooks are rows in this plugin's own tables, written inside the
+core's transaction that records the event (so an event is never lost or
+sent twice) and delivered afterwards by :class:`WebhookService`'s trio tasks
+with retries, superseding and retired history. This module only wires
+hooks; see ``README.md`` for the signing extension.
+
+In-transaction hooks get only a ``conn``; the service that owns the
+configuration and the clock is found by the database file of that
+connection, so several servers in one process (tests) keep theirs apart.
+"""
 
 from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from core.events import IncomingDelivered, OutgoingEvent
+from core.hookspecs import hookimpl
+from core.plugin_api import CtlCommand, PluginContext
+from core.store.migrations import Migration
+from plugins.webhooks.commands import ctl_commands
+from plugins.webhooks.schema import MIGRATIONS
+from plugins.webhooks.service import WebhookService, WebhookSettings
+
+__all__ = [
+    "WebhookService",
+    "WebhookSettings",
+    "moxtrio_background_tasks",
+    "moxtrio_configure",
+    "moxtrio_ctl_commands",
+    "moxtrio_incoming_delivered",
+    "moxtrio_migrations",
+    "moxtrio_outgoing_event",
+]
+
+_services: dict[str, WebhookService] = {}
+
+
+def _db_file(conn: sqlite3.Connection) -> str:
+    for _, name, path in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(path)
+    return ""
+
+
+def service_for(conn: sqlite3.Connection) -> WebhookService | None:
+    """The service of the server whose database ``conn`` is open on."""
+    return _services.get(_db_file(conn))
+
+
+@hookimpl
+def moxtrio_migrations() -> list[Migration]:
+    return list(MIGRATIONS)
+
+
+@hookimpl
+def moxtrio_configure(ctx: PluginContext) -> None:
+    svc = WebhookService(ctx)
+    ctx.services["webhooks"] = svc
+    _services[str(ctx.store.db_path)] = svc
+
+
+@hookimpl
+def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
+    svc = ctx.services.get("webhooks")
+    return [svc.run] if isinstance(svc, WebhookService) else []
+
+
+@hookimpl
+def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
+    return ctl_commands()
+
+
+@hookimpl
+def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> None:
+    svc = service_for(conn)
+    if svc is not None:
+        svc.on_outgoing_event(conn, event)
+
+
+@hookimpl
+def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDelivered) -> None:
+    svc = service_for(conn)
+    if svc is not None:
+        svc.on_incoming(conn, delivered)

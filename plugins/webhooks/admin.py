@@ -1,0 +1,156 @@
+"""Admin filters and sorting for hooks and retired hooks (spec 02 §7).
+
+Same time expressions and keyset pagination as the message queue (spec 03
+§9.1-9.2), with ``Event`` (an outgoing event name or ``incoming``) instead
+of the address filters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.events import OUTGOING_EVENTS
+from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
+from core.store.models import to_db_time
+from plugins.webhooks.records import Hook, RetiredHook
+
+EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)
+
+
+class FilterError(ValueError):
+    """A filter or sort that can't be applied."""
+
+
+@dataclass
+class HookFilter:
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    Submitted: str = ""
+    NextAttempt: str = ""
+    Event: str = ""
+
+
+@dataclass
+class HookSort:
+    """``Field``: "" / ``NextAttempt`` (default) or ``Submitted``; descending unless Asc."""
+
+    Field: str = ""
+    LastID: int = 0
+    Last: Any = None
+    Asc: bool = False
+
+
+@dataclass
+class HookRetiredFilter:
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    Submitted: str = ""
+    LastActivity: str = ""
+    Event: str = ""
+
+
+@dataclass
+class HookRetiredSort:
+    """``Field``: "" / ``LastActivity`` (default) or ``Submitted``."""
+
+    Field: str = ""
+    LastID: int = 0
+    Last: Any = None
+    Asc: bool = False
+
+
+@dataclass
+class _Query:
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add(self, clause: str, *args: Any) -> None:
+        self.where.append(clause)
+        self.args.extend(args)
+
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.where)) if self.where else ""
+
+
+def _time(q: _Query, column: str, expr: str, now: datetime) -> None:
+    if not expr:
+        return
+    try:
+        op, ref = parse_time_expr(expr, now)
+    except TimeExprError as exc:
+        raise FilterError(str(exc)) from exc
+    q.add(f"{column} {op} ?", to_db_time(ref))
+
+
+def _common(q: _Query, f: HookFilter | HookRetiredFilter, now: datetime) -> None:
+    if f.IDs:
+        q.add(f"id IN ({', '.join('?' for _ in f.IDs)})", *[int(i) for i in f.IDs])
+    if f.Account:
+        q.add("account = ?", f.Account)
+    _time(q, "submitted", f.Submitted, now)
+    if f.Event:
+        if f.Event not in EVENT_NAMES:
+            raise FilterError(f"unknown event {f.Event!r}")
+        if f.Event == "incoming":
+            q.add("is_incoming = 1")
+        else:
+            q.add("is_incoming = 0 AND outgoing_event = ?", f.Event)
+
+
+def _order(q: _Query, fields: dict[str, str], sort: HookSort | HookRetiredSort | None) -> str:
+    if sort is None:
+        return " ORDER BY id"
+    col = fields.get(sort.Field)
+    if col is None:
+        raise FilterError(f'unknown sort order field "{sort.Field}"')
+    direction = "ASC" if sort.Asc else "DESC"
+    if sort.LastID > 0:
+        if isinstance(sort.Last, datetime):
+            last = sort.Last
+        else:
+            try:
+                last = parse_rfc3339(str(sort.Last or ""))
+            except TimeExprError as exc:
+                raise FilterError(str(exc)) from exc
+        op = ">" if sort.Asc else "<"
+        t = to_db_time(last)
+        q.add(f"({col} {op} ? OR ({col} = ? AND id {op} ?))", t, t, sort.LastID)
+    return f" ORDER BY {col} {direction}, id {direction}"
+
+
+_HOOK_SORT = {"": "next_attempt", "NextAttempt": "next_attempt", "Submitted": "submitted"}
+_RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Submitted": "submitted"}
+
+
+def _limit(f: HookFilter | HookRetiredFilter) -> str:
+    return f" LIMIT {int(f.Max)}" if f.Max and f.Max > 0 else ""
+
+
+def select_hooks(
+    conn: sqlite3.Connection, f: HookFilter, now: datetime, sort: HookSort | None = None
+) -> list[Hook]:
+    q = _Query()
+    _common(q, f, now)
+    _time(q, "next_attempt", f.NextAttempt, now)
+    order = _order(q, _HOOK_SORT, sort)
+    rows = conn.execute(f"SELECT * FROM webhook_queue{q.sql()}{order}{_limit(f)}", q.args)
+    return [Hook.from_row(r) for r in rows]
+
+
+def select_retired(
+    conn: sqlite3.Connection,
+    f: HookRetiredFilter,
+    now: datetime,
+    sort: HookRetiredSort | None = None,
+) -> list[RetiredHook]:
+    q = _Query()
+    _common(q, f, now)
+    _time(q, "last_activity", f.LastActivity, now)
+    order = _order(q, _RETIRED_SORT, sort)
+    rows = conn.execute(f"SELECT * FROM webhook_retired{q.sql()}{order}{_limit(f)}", q.args)
+    return [RetiredHook.from_row(r) for r in rows]

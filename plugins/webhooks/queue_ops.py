@@ -1,0 +1,200 @@
+"""The webhook queue's state changes, each inside the caller's transaction (spec 02 §5).
+
+Queueing (with superseding), starting an attempt (backoff persisted before
+the request, so a crash never causes a burst of retries), finishing it
+(retire on success or after the 12th attempt), admin cancel and the
+retired cleanup. Network calls never happen here.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.store.models import from_db_time, to_db_time
+from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
+from plugins.webhooks.records import (
+    DELIVERING,
+    Hook,
+    HookResult,
+    RetiredHook,
+    delete_hook,
+    get_hook,
+    get_retired,
+    insert_hook,
+    insert_retired,
+    save_hook,
+    save_retired_results,
+)
+
+#: Retired hooks of an account that is no longer configured are kept this long.
+UNKNOWN_ACCOUNT_KEEP = timedelta(days=7)
+CANCELED = "canceled by admin"
+
+
+def keep_period(config: Any, account: str) -> timedelta | None:
+    """How long retired hooks of ``account`` are kept; None = not kept."""
+    acc = config.account(account)
+    if acc is None:
+        return UNKNOWN_ACCOUNT_KEEP
+    period = acc.KeepRetiredWebhookPeriod
+    if not period or period <= timedelta(0):
+        return None
+    return period
+
+
+def _retire(
+    conn: sqlite3.Connection,
+    config: Any,
+    hook: Hook,
+    *,
+    success: bool,
+    last_activity: datetime,
+    superseded_by_id: int = 0,
+) -> None:
+    delete_hook(conn, hook.id)
+    period = keep_period(config, hook.account)
+    if period is None:
+        return
+    insert_retired(
+        conn,
+        RetiredHook.from_hook(
+            hook,
+            success=success,
+            last_activity=last_activity,
+            keep_until=last_activity + period,
+            superseded_by_id=superseded_by_id,
+        ),
+    )
+
+
+def queue_hook(conn: sqlite3.Connection, config: Any, hook: Hook, now: datetime) -> int:
+    """Insert a new hook; an older queued hook for the same message is superseded."""
+    hook_id = insert_hook(conn, hook)
+    if hook.queue_msg_id > 0:
+        rows = conn.execute(
+            "SELECT * FROM webhook_queue WHERE queue_msg_id = ? AND id != ?",
+            (hook.queue_msg_id, hook_id),
+        ).fetchall()
+        for row in rows:
+            old = Hook.from_row(row)
+            _retire(conn, config, old, success=False, last_activity=now, superseded_by_id=hook_id)
+    return hook_id
+
+
+def start_attempts(
+    conn: sqlite3.Connection,
+    now: datetime,
+    busy_urls: set[str],
+    limit: int,
+    rng: random.Random,
+) -> tuple[list[Hook], datetime | None]:
+    """Claim up to ``limit`` due hooks (one per URL, none for a busy URL).
+
+    For each: Attempts += 1, NextAttempt = now + backoff, a "delivering..."
+    result appended, saved. Returns the claimed hooks and the earliest
+    NextAttempt among hooks whose URL is still free (for the idle sleep).
+    """
+    claimed: list[Hook] = []
+    taken = set(busy_urls)
+    if limit > 0:
+        rows = conn.execute(
+            "SELECT * FROM webhook_queue WHERE next_attempt <= ? ORDER BY next_attempt, id",
+            (to_db_time(now),),
+        )
+        for row in rows:
+            if row["url"] in taken:
+                continue
+            hook = Hook.from_row(row)
+            taken.add(hook.url)
+            claimed.append(hook)
+            if len(claimed) >= limit:
+                break
+    for hook in claimed:
+        hook.next_attempt = now + hook_backoff(hook.attempts, rng)
+        hook.attempts += 1
+        hook.results.append(HookResult(start=now, url=hook.url, error=DELIVERING))
+        save_hook(conn, hook)
+    marks = ", ".join("?" for _ in taken)
+    where = f" WHERE url NOT IN ({marks})" if taken else ""
+    row = conn.execute(f"SELECT MIN(next_attempt) FROM webhook_queue{where}", tuple(taken)).fetchone()
+    next_due = None if row is None or row[0] is None else from_db_time(row[0])
+    return claimed, next_due
+
+
+@dataclass
+class AttemptOutcome:
+    """What one POST came to (spec 02 §5.3 "Result filled in")."""
+
+    success: bool
+    code: int = 0
+    error: str = ""
+    response: str = ""
+    duration_ns: int = 0
+    start: datetime | None = None
+
+
+def finish_attempt(
+    conn: sqlite3.Connection, config: Any, hook_id: int, outcome: AttemptOutcome
+) -> str:
+    """Record an attempt's outcome. Returns what became of the hook.
+
+    ``retired``: success or 12th failure; ``queued``: waits for its retry;
+    ``superseded``: the hook left the queue meanwhile (superseded or
+    canceled) and the outcome went to its retired record with
+    "(superseded)" added; ``gone``: nothing left to record it on.
+    """
+    hook = get_hook(conn, hook_id)
+    if hook is None:
+        retired = get_retired(conn, hook_id)
+        if retired is None:
+            return "gone"
+        retired.results.append(
+            HookResult(
+                start=outcome.start or retired.last_activity,
+                duration_ns=outcome.duration_ns,
+                url=retired.url,
+                success=outcome.success,
+                code=outcome.code,
+                error=(outcome.error + " (superseded)").lstrip(),
+                response=outcome.response,
+            )
+        )
+        save_retired_results(conn, retired)
+        return "superseded"
+    last = hook.last_result()
+    if last is None or last.error != DELIVERING:
+        last = HookResult(start=hook.next_attempt, url=hook.url)
+        hook.results.append(last)
+    last.duration_ns = outcome.duration_ns
+    last.success = outcome.success
+    last.code = outcome.code
+    last.error = "" if outcome.success else outcome.error
+    last.response = outcome.response
+    if outcome.success or hook.attempts >= MAX_ATTEMPTS:
+        _retire(conn, config, hook, success=outcome.success, last_activity=last.start)
+        return "retired"
+    save_hook(conn, hook)
+    return "queued"
+
+
+def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime) -> int:
+    """Admin cancel: remove from the queue, retire with a "canceled by admin" result."""
+    n = 0
+    for hook_id in ids:
+        hook = get_hook(conn, hook_id)
+        if hook is None:
+            continue
+        hook.results.append(HookResult(start=now, url=hook.url, error=CANCELED))
+        _retire(conn, config, hook, success=False, last_activity=now)
+        n += 1
+    return n
+
+
+def cleanup_retired(conn: sqlite3.Connection, now: datetime) -> int:
+    """Delete retired hooks whose KeepUntil passed; returns how many."""
+    cur = conn.execute("DELETE FROM webhook_retired WHERE keep_until < ?", (to_db_time(now),))
+    return cur.rowcount

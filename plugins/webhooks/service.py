@@ -1,0 +1,355 @@
+"""WebhookService: the webhook queue's worker, in-transaction entry points and admin operations.
+
+Scheduling (spec 02 §5.2): a loop claims due hooks (oldest NextAttempt
+first, at most ``max_concurrent`` in flight, at most one per URL) in one
+write transaction, delivers each in its own task, and otherwise sleeps
+until the earliest NextAttempt of a free URL. It is woken when a hook is
+queued (after the commit: the claim is itself a write, so it is ordered
+after the transaction that inserted the hook), rescheduled, or finished,
+and whenever an injected fake clock moves.
+
+The clock is ``ctx.services["clock"]`` when present (tests run the
+32-hour schedule in milliseconds), else the system clock.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import random
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import trio
+
+from core.events import IncomingDelivered, OutgoingEvent
+from core.message.parsed import incoming_fields, is_automated
+from core.plugin_api import PluginContext
+from core.queue.clock import Clock, SystemClock
+from core.store.models import to_db_time
+from plugins.webhooks import queue_ops
+from plugins.webhooks.admin import (
+    HookFilter,
+    HookRetiredFilter,
+    HookRetiredSort,
+    HookSort,
+    select_hooks,
+    select_retired,
+)
+from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
+from plugins.webhooks.queue_ops import AttemptOutcome
+from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
+from plugins.webhooks.sender import describe, make_client, post_hook
+
+log = logging.getLogger("moxtrio.webhooks")
+
+CLEANUP_FIRST = 4.0
+CLEANUP_INTERVAL = 3600.0
+IDLE_MAX = 24 * 3600.0
+DB_ERROR_RETRY = 60.0
+FINISH_TIMEOUT = 30.0
+
+
+@dataclass
+class WebhookSettings:
+    """``<config dir>/plugins/webhooks.yaml``: MaxConcurrent (10), Timeout (60 s)."""
+
+    max_concurrent: int = 10
+    timeout: float = 60.0
+
+
+class HookNotFound(LookupError):
+    pass
+
+
+class WebhookService:
+    """One per server; ``ctx.services["webhooks"]``."""
+
+    def __init__(
+        self,
+        ctx: PluginContext,
+        *,
+        clock: Clock | None = None,
+        settings: WebhookSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.clock: Clock = clock or ctx.services.get("clock") or SystemClock()
+        self.settings = settings or _load_settings(ctx)
+        self.rng = rng or random.Random()
+        self._wake = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        try:
+            self._token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            self._token = None
+        self._busy: set[str] = set()
+        self._inflight = 0
+        self.attempts_made = 0
+        self.client: httpx.AsyncClient | None = None
+        subscribe = getattr(self.clock, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self.kick)
+
+    # -- waking ------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Wake the delivery loop (trio thread only)."""
+        self._wake.set()
+
+    def kick_threadsafe(self) -> None:
+        """Wake the loop from the store's writer thread (after an insert)."""
+        if self._token is None:
+            return
+        try:
+            self._token.run_sync_soon(self.kick)
+        except trio.RunFinishedError:
+            pass
+
+    # -- in-transaction entry points (called by the hook implementations) --------
+
+    def on_outgoing_event(self, conn: sqlite3.Connection, event: OutgoingEvent) -> Hook | None:
+        """Queue an outgoing webhook for ``event`` if the account wants it (spec 02 §3)."""
+        acc = self.ctx.config.account(event.account)
+        wh = acc.OutgoingWebhook if acc is not None else None
+        if wh is None or not wh.URL or not wh.wants(event.event):
+            return None
+        now = self.clock.now()
+        # Events derived from an incoming message don't carry Extra on the
+        # hook record (the payload still has the original's, spec 02 §5.1).
+        derived = event.dsn or event.event == "unrecognized"
+        hook = Hook(
+            queue_msg_id=event.queue_msg_id,
+            from_id=event.from_id,
+            message_id=event.message_id,
+            subject=event.subject,
+            extra=None if derived else event.extra,
+            account=event.account,
+            url=wh.URL,
+            authorization=wh.Authorization,
+            outgoing_event=event.event,
+            payload=outgoing_payload(event, now),
+            submitted=now,
+            next_attempt=now,
+        )
+        queue_ops.queue_hook(conn, self.ctx.config, hook, now)
+        self.kick_threadsafe()
+        return hook
+
+    def on_incoming(self, conn: sqlite3.Connection, delivered: IncomingDelivered) -> Hook | None:
+        """Queue an incoming webhook for a delivered message (spec 02 §4)."""
+        acc = self.ctx.config.account(delivered.account)
+        wh = acc.IncomingWebhook if acc is not None else None
+        if wh is None or not wh.URL:
+            return None
+        fields = delivered.fields
+        automated = delivered.meta.get("Automated")
+        if fields is None or automated is None:
+            # The core did not prepare the parse (outside the writer thread):
+            # do it here rather than lose the webhook.
+            with open(delivered.message_path, "rb") as fh:
+                data = delivered.msg_prefix + fh.read()
+            if fields is None:
+                fields = incoming_fields(data)
+            if automated is None:
+                automated = is_automated(data, delivered.mail_from)
+        now = self.clock.now()
+        payload = incoming_payload(fields, incoming_meta(delivered, bool(automated)))
+        hook = Hook(
+            message_id=str(fields.get("MessageID", "")),
+            subject=str(fields.get("Subject", "")),
+            account=delivered.account,
+            url=wh.URL,
+            authorization=wh.Authorization,
+            is_incoming=True,
+            payload=payload,
+            submitted=now,
+            next_attempt=now,
+        )
+        queue_ops.queue_hook(conn, self.ctx.config, hook, now)
+        self.kick_threadsafe()
+        return hook
+
+    # -- the worker ------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Delivery loop and retired cleanup; ``started()`` once running."""
+        self._token = trio.lowlevel.current_trio_token()
+        s = self.settings
+        async with make_client(s.timeout, s.max_concurrent) as client:
+            self.client = client
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._cleanup_loop)
+                task_status.started()
+                await self._loop(nursery)
+
+    async def _loop(self, nursery: trio.Nursery) -> None:
+        while True:
+            wake = trio.Event()
+            self._wake = wake
+            try:
+                delay = await self._round(nursery)
+            except Exception:  # noqa: BLE001 - retry later, don't stop delivering
+                log.exception("webhook queue: scheduling round failed")
+                delay = DB_ERROR_RETRY
+            if delay > 0:
+                with trio.move_on_after(delay):
+                    await wake.wait()
+
+    async def _round(self, nursery: trio.Nursery) -> float:
+        free = self.settings.max_concurrent - self._inflight
+        now = self.clock.now()
+        busy = set(self._busy)
+        rng = self.rng
+        claimed, next_due = await self.store.write(
+            lambda c: queue_ops.start_attempts(c, now, busy, free, rng)
+        )
+        for hook in claimed:
+            self._busy.add(hook.url)
+            self._inflight += 1
+            nursery.start_soon(self._deliver, hook, now)
+        if free - len(claimed) <= 0 or next_due is None:
+            return IDLE_MAX  # a finishing delivery or a new hook kicks us
+        return min(IDLE_MAX, max(0.0, (next_due - self.clock.now()).total_seconds()))
+
+    def _secret(self, account: str) -> str:
+        acc = self.ctx.config.account(account)
+        return acc.WebhookSigningSecret if acc is not None else ""
+
+    async def _deliver(self, hook: Hook, start: datetime) -> None:
+        try:
+            assert self.client is not None
+            try:
+                outcome = await post_hook(
+                    self.client,
+                    hook,
+                    time_limit=self.settings.timeout,
+                    secret=self._secret(hook.account),
+                    start=start,
+                )
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
+                log.exception("webhook %d: unexpected error", hook.id)
+                outcome = AttemptOutcome(success=False, error=describe(exc), start=start)
+            self.attempts_made += 1
+            config = self.ctx.config
+            with trio.CancelScope(shield=True) as cs:
+                cs.deadline = trio.current_time() + FINISH_TIMEOUT
+                state = await self.store.write(
+                    lambda c: queue_ops.finish_attempt(c, config, hook.id, outcome)
+                )
+            log.info(
+                "webhook %d attempt %d to %s: %s (%s)",
+                hook.id,
+                hook.attempts,
+                hook.url,
+                "ok" if outcome.success else outcome.error,
+                state,
+            )
+        finally:
+            self._busy.discard(hook.url)
+            self._inflight -= 1
+            self.kick()
+
+    async def _cleanup_loop(self) -> None:
+        await trio.sleep(CLEANUP_FIRST)
+        while True:
+            try:
+                n = await self.cleanup_retired()
+                if n:
+                    log.info("removed %d expired retired webhooks", n)
+            except Exception:  # noqa: BLE001 - try again next hour
+                log.exception("cleaning up retired webhooks")
+            await trio.sleep(CLEANUP_INTERVAL)
+
+    async def cleanup_retired(self) -> int:
+        now = self.clock.now()
+        return await self.store.write(lambda c: queue_ops.cleanup_retired(c, now))
+
+    # -- admin operations (spec 02 §7) -------------------------------------------------
+
+    async def list(self, f: HookFilter | None = None, sort: HookSort | None = None) -> builtins.list[Hook]:
+        now = self.clock.now()
+        return await self.store.read(
+            lambda c: select_hooks(c, f or HookFilter(), now, sort or HookSort())
+        )
+
+    async def queue_size(self) -> int:
+        return await self.store.read(
+            lambda c: int(c.execute("SELECT COUNT(*) FROM webhook_queue").fetchone()[0])
+        )
+
+    async def get(self, hook_id: int) -> Hook:
+        hook = await self.store.read(lambda c: get_hook(c, hook_id))
+        if hook is None:
+            raise HookNotFound(hook_id)
+        return hook
+
+    async def retired_list(
+        self, f: HookRetiredFilter | None = None, sort: HookRetiredSort | None = None
+    ) -> builtins.list[RetiredHook]:
+        now = self.clock.now()
+        return await self.store.read(
+            lambda c: select_retired(c, f or HookRetiredFilter(), now, sort or HookRetiredSort())
+        )
+
+    async def get_retired(self, hook_id: int) -> RetiredHook:
+        hook = await self.store.read(lambda c: get_retired(c, hook_id))
+        if hook is None:
+            raise HookNotFound(hook_id)
+        return hook
+
+    async def next_attempt_set(self, f: HookFilter, when: datetime) -> int:
+        """HookNextAttemptSet: NextAttempt = ``when`` for all matches (Attempts unchanged)."""
+        return await self._update(f, "next_attempt = ?", (to_db_time(when),))
+
+    async def next_attempt_add(self, f: HookFilter, delta: timedelta) -> int:
+        us = delta // timedelta(microseconds=1)
+        return await self._update(f, "next_attempt = next_attempt + ?", (us,))
+
+    async def schedule(self, f: HookFilter, duration: timedelta, from_now: bool = False) -> int:
+        """``queue webhook schedule``: now + d with ``-now``, else NextAttempt + d."""
+        if from_now:
+            return await self.next_attempt_set(f, self.clock.now() + duration)
+        return await self.next_attempt_add(f, duration)
+
+    async def _update(self, f: HookFilter, sets: str, args: tuple[Any, ...]) -> int:
+        now = self.clock.now()
+
+        def tx(conn: sqlite3.Connection) -> int:
+            ids = [h.id for h in select_hooks(conn, f, now)]
+            for hook_id in ids:
+                conn.execute(f"UPDATE webhook_queue SET {sets} WHERE id = ?", (*args, hook_id))
+            return len(ids)
+
+        n = await self.store.write(tx)
+        self.kick()
+        return n
+
+    async def cancel(self, f: HookFilter) -> int:
+        """HookCancel: remove matches, retire with "canceled by admin" (if kept)."""
+        now = self.clock.now()
+        config = self.ctx.config
+
+        def tx(conn: sqlite3.Connection) -> int:
+            ids = [h.id for h in select_hooks(conn, f, now)]
+            return queue_ops.cancel_hooks(conn, config, ids, now)
+
+        n = await self.store.write(tx)
+        self.kick()
+        return n
+
+
+def _load_settings(ctx: PluginContext) -> WebhookSettings:
+    s = WebhookSettings()
+    try:
+        data = ctx.plugin_settings("webhooks")
+    except Exception as exc:  # noqa: BLE001 - bad file: say so, keep defaults
+        log.error("webhooks settings: %s", exc)
+        return s
+    s.max_concurrent = max(1, int(data.get("MaxConcurrent", s.max_concurrent)))
+    s.timeout = float(data.get("Timeout", s.timeout))
+    return s
