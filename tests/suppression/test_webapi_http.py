@@ -19,6 +19,7 @@ from tests.support.inproc import localserve_config_dir, running_server
 
 SECOND_ACCOUNT = """\tother:
 \t\tDomain: localhost
+\t\tKeepRetiredMessagePeriod: 1h0m0s
 \t\tDestinations:
 \t\t\tother@localhost: nil
 """
