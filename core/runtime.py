@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from core import ctl
+from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
 from core.http import plan_bindings, serve_binding
@@ -100,8 +101,6 @@ class Server:
             if isinstance(exc.cause, PluginConfigError):
                 raise PluginConfigError(f"plugin {exc.plugin}: {exc.cause}") from exc
             raise
-        from core.accounts import sync_accounts
-
         await sync_accounts(ctx)
 
     async def _serve(self, ctx: PluginContext, task_status: trio.TaskStatus[Server]) -> None:
