@@ -42,7 +42,7 @@ from tests.queue.conftest import make_pm, write_config  # noqa: E402
 from tests.support.dnsresponder import DNSResponder  # noqa: E402
 from tests.support.smtpsink import smtp_sink  # noqa: E402
 
-DOMAINS = [f"d{i}.example" for i in range(8)]
+DOMAINS = [f"d{i}.example" for i in range(8)]  # --domains N keeps the first N
 BODY = b"From: <mjl@mail.example>\r\nSubject: bench\r\n\r\n" + b"x" * 2000 + b"\r\n"
 
 
@@ -142,7 +142,9 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--held", type=int, default=10000)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--domains", type=int, default=8, help="recipient domains (1 = all to one domain)")
     args = ap.parse_args()
+    del DOMAINS[args.domains:]
     records: dict[str, dict[str, list[str]]] = {}
     for d in DOMAINS:
         records[d] = {"MX": [f"10 mx.{d}."]}
