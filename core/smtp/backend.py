@@ -330,6 +330,16 @@ class CoreSessionHandler:
         if isinstance(fromid, Reply):
             return fromid
         use_fromid, separator, chosen_mail_from, chosen_id = fromid
+        # --- DKIM (spec 08 §3 step 11): sign prefix-added headers + the spool
+        # file with the From domain's selectors, i= = canonical localpart; on
+        # failure sign_for_domain logs and returns b"" (sent unsigned). mox's
+        # prefix order: Received, Message-Id/Date, DKIM-Signature, Auth-Results.
+        from core.dkim import MessageFile, sign_for_domain
+
+        dkim_headers = await sign_for_domain(
+            self.ctx, MessageFile(message.path, prefix=added), from_addr, canonical_i=True
+        )
+        # --- end DKIM
         auth_results = (
             f"Authentication-Results: {self.hostname}; auth=pass smtp.mailfrom={envelope.mail_from}\r\n"
         ).encode()
@@ -338,7 +348,7 @@ class CoreSessionHandler:
 
         recipients = []
         for rcpt in envelope.recipients:
-            prefix = self._received(info, str(rcpt) if single else "") + auth_results + added
+            prefix = self._received(info, str(rcpt) if single else "") + added + dkim_headers + auth_results
             recipients.append(
                 AddRecipient(
                     address=Address(rcpt.localpart, rcpt.domain_text),

@@ -27,6 +27,7 @@ import trio
 from core.address import Address as CoreAddress
 from core.config.validate import canonical_localpart
 from core.dispatch import HookFailed
+from core.dkim import DKIMError, sign_for_domain
 from core.events import Submission as SubmissionEvent
 from core.message.address import Address, AddressError, parse_address
 from core.message.compose import (
@@ -352,12 +353,17 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     else:
         composed = _compose(call, req, from_, to, cc, bcc, reply_to)
 
-    # DKIM signing would happen here (spec 01 §5.1.4); the core has no signer
-    # yet, so the common prefix is empty. A From domain disabled meanwhile is a
-    # user error, as in mox.
+    # A From domain disabled meanwhile is a user error, as in mox.
     dom = config.domain(from_.addr.domain.unicode)
     if dom is not None and dom.Disabled:
         raise user("domain of from-address is temporarily disabled")
+    # --- DKIM (spec 01 §5.1.4): the signatures form the common prefix after
+    # Received; i= is the From localpart as is; a failure is a server error.
+    try:
+        dkim_headers = await sign_for_domain(ctx, composed.data, _core_address(from_.addr), strict=True)
+    except DKIMError as exc:
+        raise server(f"sign dkim: {exc}") from None
+    # --- end DKIM
 
     now = datetime.now().astimezone()
     next_attempt: datetime | None = None
@@ -375,7 +381,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     rcpt = rcpts[0].addr.pack(composed.smtputf8) if len(rcpts) == 1 else ""
     prefix = received_header(
         hostname=call.hostname, received_id=_received_id(), rcpt=rcpt, date=now, tls=call.tls
-    )
+    ) + dkim_headers
     queue = ctx.services.get("queue")
     if queue is None:
         raise server("adding messages to the delivery queue: queue not available")
@@ -419,6 +425,8 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
         # The message is queued: the Sent copy must not be cut short by a
         # client that goes away now.
         with trio.CancelScope(shield=True):
-            sent = bcc_header([(a.name, a.given) for a in bcc], composed.smtputf8) + composed.data
+            # Spec 01 §5.1.5: Bcc, then the DKIM prefix (no Received), then the message.
+            bcc_field = bcc_header([(a.name, a.given) for a in bcc], composed.smtputf8)
+            sent = bcc_field + dkim_headers + composed.data
             await save_sent(ctx, account, sent, composed.message_id, req.Subject)
     return result

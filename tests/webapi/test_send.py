@@ -62,7 +62,7 @@ async def test_send_minimal_composes_like_mox(srv: WebapiServer) -> None:
     assert re.fullmatch(r"<[A-Za-z0-9_-]{22}@localhost>", res["MessageID"])
     assert res["Submissions"] == [{"Address": "mox@localhost", "QueueMsgID": entry.id, "FromID": ""}]
     assert header_names(data) == [
-        "Received", "From", "To", "Subject", "Date", "Message-Id", "MIME-Version", "User-Agent",
+        "Received", "DKIM-Signature", "From", "To", "Subject", "Date", "Message-Id", "MIME-Version", "User-Agent",
         "Content-Type", "Content-Transfer-Encoding",
     ]
     assert re.match(
@@ -129,7 +129,7 @@ async def test_send_full_headers_and_mime(srv: WebapiServer) -> None:
     assert len({e.base_id for e in entries}) == 1
     data = datas[0]
     assert header_names(data) == [
-        "Received", "From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-Id", "References",
+        "Received", "DKIM-Signature", "From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-Id", "References",
         "In-Reply-To", "MIME-Version", "X-Custom", "X-Mailer", "A", "Content-Type",
     ]
     assert b'\r\nFrom: "Mox Sender" <mox+news@localhost>\r\n' in data
@@ -340,5 +340,5 @@ async def test_send_savesent(srv: WebapiServer) -> None:
     assert got["Message"]["BCC"] == [{"Name": "Hidden", "Address": "bcc1@localhost"}]
     assert got["Message"]["MessageID"] == res["MessageID"] and got["Message"]["Text"] == "keep me\n"
     raw = (await srv.post("MessageRawGet", {"MsgID": msgs[0].id})).content
-    assert raw.startswith(b'Bcc: "Hidden" <bcc1@localhost>\r\nFrom: ')
+    assert raw.startswith(b'Bcc: "Hidden" <bcc1@localhost>\r\nDKIM-Signature: ')
     assert b"Received:" not in raw
