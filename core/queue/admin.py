@@ -11,16 +11,13 @@ the commit.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
+from core.queue.timefmt import TimeExprError, parse_rfc3339
+from core.sqlfilter import FilterError, Where
 from core.store.models import QueueEntry, RetiredEntry, to_db_time
-
-
-class FilterError(ValueError):
-    """A filter or sort that can't be applied (bad time expression, unknown field)."""
 
 
 @dataclass
@@ -69,37 +66,14 @@ class RetiredSort:
     Asc: bool = False
 
 
-@dataclass
-class _Query:
-    where: list[str] = field(default_factory=list)
-    args: list[Any] = field(default_factory=list)
-
-    def add(self, clause: str, *args: Any) -> None:
-        self.where.append(clause)
-        self.args.extend(args)
-
-    def sql(self) -> str:
-        return (" WHERE " + " AND ".join(self.where)) if self.where else ""
-
-
-def _time_clause(q: _Query, column: str, expr: str, now: datetime) -> None:
-    if not expr:
-        return
-    try:
-        op, ref = parse_time_expr(expr, now)
-    except TimeExprError as exc:
-        raise FilterError(str(exc)) from exc
-    q.add(f"{column} {op} ?", to_db_time(ref))
-
-
-def _common(q: _Query, f: QueueFilter | RetiredFilter, now: datetime) -> None:
+def _common(q: Where, f: QueueFilter | RetiredFilter, now: datetime) -> None:
     if f.IDs:
         q.add(f"id IN ({', '.join('?' for _ in f.IDs)})", *[int(i) for i in f.IDs])
     if f.Account:
         q.add("sender_account = ?", f.Account)
     if f.Transport is not None:
         q.add("transport = ?", f.Transport)
-    _time_clause(q, "queued", f.Submitted, now)
+    q.time("queued", f.Submitted, now)
 
 
 def _addr_match(f: QueueFilter | RetiredFilter, e: QueueEntry) -> bool:
@@ -114,7 +88,7 @@ _QUEUE_SORT = {"": "next_attempt", "NextAttempt": "next_attempt", "Queued": "que
 _RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Queued": "queued"}
 
 
-def _order(q: _Query, fields: dict[str, str], sort: QueueSort | RetiredSort | None) -> str:
+def _order(q: Where, fields: dict[str, str], sort: QueueSort | RetiredSort | None) -> str:
     if sort is None:
         return " ORDER BY id"
     col = fields.get(sort.Field)
@@ -143,11 +117,11 @@ def select_queue(
     conn: sqlite3.Connection, f: QueueFilter, now: datetime, sort: QueueSort | None = None
 ) -> list[QueueEntry]:
     """Queue entries matching the filter (sorted when ``sort`` is given, else by ID)."""
-    q = _Query()
+    q = Where()
     _common(q, f, now)
     if f.Hold is not None:
         q.add("hold = ?", int(f.Hold))
-    _time_clause(q, "next_attempt", f.NextAttempt, now)
+    q.time("next_attempt", f.NextAttempt, now)
     order = _order(q, _QUEUE_SORT, sort)
     out: list[QueueEntry] = []
     for row in conn.execute(f"SELECT * FROM queue{q.sql()}{order}", q.args):
@@ -163,9 +137,9 @@ def select_queue(
 def select_retired(
     conn: sqlite3.Connection, f: RetiredFilter, now: datetime, sort: RetiredSort | None = None
 ) -> list[RetiredEntry]:
-    q = _Query()
+    q = Where()
     _common(q, f, now)
-    _time_clause(q, "last_activity", f.LastActivity, now)
+    q.time("last_activity", f.LastActivity, now)
     if f.Success is not None:
         q.add("success = ?", int(f.Success))
     order = _order(q, _RETIRED_SORT, sort)

@@ -8,20 +8,17 @@ of the address filters.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from core.events import OUTGOING_EVENTS
-from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
+from core.queue.timefmt import TimeExprError, parse_rfc3339
+from core.sqlfilter import FilterError, Where
 from core.store.models import to_db_time
 from plugins.webhooks.records import Hook, RetiredHook
 
 EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)
-
-
-class FilterError(ValueError):
-    """A filter or sort that can't be applied."""
 
 
 @dataclass
@@ -64,35 +61,12 @@ class HookRetiredSort:
     Asc: bool = False
 
 
-@dataclass
-class _Query:
-    where: list[str] = field(default_factory=list)
-    args: list[Any] = field(default_factory=list)
-
-    def add(self, clause: str, *args: Any) -> None:
-        self.where.append(clause)
-        self.args.extend(args)
-
-    def sql(self) -> str:
-        return (" WHERE " + " AND ".join(self.where)) if self.where else ""
-
-
-def _time(q: _Query, column: str, expr: str, now: datetime) -> None:
-    if not expr:
-        return
-    try:
-        op, ref = parse_time_expr(expr, now)
-    except TimeExprError as exc:
-        raise FilterError(str(exc)) from exc
-    q.add(f"{column} {op} ?", to_db_time(ref))
-
-
-def _common(q: _Query, f: HookFilter | HookRetiredFilter, now: datetime) -> None:
+def _common(q: Where, f: HookFilter | HookRetiredFilter, now: datetime) -> None:
     if f.IDs:
         q.add(f"id IN ({', '.join('?' for _ in f.IDs)})", *[int(i) for i in f.IDs])
     if f.Account:
         q.add("account = ?", f.Account)
-    _time(q, "submitted", f.Submitted, now)
+    q.time("submitted", f.Submitted, now)
     if f.Event:
         if f.Event not in EVENT_NAMES:
             raise FilterError(f"unknown event {f.Event!r}")
@@ -102,7 +76,7 @@ def _common(q: _Query, f: HookFilter | HookRetiredFilter, now: datetime) -> None
             q.add("is_incoming = 0 AND outgoing_event = ?", f.Event)
 
 
-def _order(q: _Query, fields: dict[str, str], sort: HookSort | HookRetiredSort | None) -> str:
+def _order(q: Where, fields: dict[str, str], sort: HookSort | HookRetiredSort | None) -> str:
     if sort is None:
         return " ORDER BY id"
     col = fields.get(sort.Field)
@@ -134,9 +108,9 @@ def _limit(f: HookFilter | HookRetiredFilter) -> str:
 def select_hooks(
     conn: sqlite3.Connection, f: HookFilter, now: datetime, sort: HookSort | None = None
 ) -> list[Hook]:
-    q = _Query()
+    q = Where()
     _common(q, f, now)
-    _time(q, "next_attempt", f.NextAttempt, now)
+    q.time("next_attempt", f.NextAttempt, now)
     order = _order(q, _HOOK_SORT, sort)
     rows = conn.execute(f"SELECT * FROM webhook_queue{q.sql()}{order}{_limit(f)}", q.args)
     return [Hook.from_row(r) for r in rows]
@@ -148,9 +122,9 @@ def select_retired(
     now: datetime,
     sort: HookRetiredSort | None = None,
 ) -> list[RetiredHook]:
-    q = _Query()
+    q = Where()
     _common(q, f, now)
-    _time(q, "last_activity", f.LastActivity, now)
+    q.time("last_activity", f.LastActivity, now)
     order = _order(q, _RETIRED_SORT, sort)
     rows = conn.execute(f"SELECT * FROM webhook_retired{q.sql()}{order}{_limit(f)}", q.args)
     return [RetiredHook.from_row(r) for r in rows]
