@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--levels", default="1,8,32")
     ap.add_argument("--deliver", action="store_true")
+    ap.add_argument("--no-dkim", action="store_true", help="drop localserve's DKIM signing selector")
     args = ap.parse_args()
     ip = unique_loopback_ip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,11 +117,14 @@ def main() -> None:
         write_localserve_config(directory, ip)
         domains = directory / "domains.conf"
         text = domains.read_text()
-        domains.write_text(text.replace(
+        text = text.replace(
             "\tmox:\n",
             "\tmox:\n\t\tMaxOutgoingMessagesPerDay: 100000000\n\t\tMaxFirstTimeRecipientsPerDay: 100000000\n",
             1,
-        ))
+        )
+        if args.no_dkim:
+            text = text.replace("\t\t\tSign:\n\t\t\t\t- localserve\n", "")
+        domains.write_text(text)
         with running(["localserve", "-dir", str(directory)], directory, ip) as server:
             url = f"http://{ip}:1080/webapi/v0/Send"
             body = request_body(args.deliver)
