@@ -282,16 +282,19 @@ class _OverQuota(Exception):
     pass
 
 
-async def save_sent(ctx: PluginContext, account: str, data: bytes, message_id: str, subject: str) -> None:
-    """Store the Sent copy (``\\Seen``, ``$NotJunk``); silently skipped without a Sent mailbox."""
+async def save_sent(
+    ctx: PluginContext, account: str, file_id: str, prefix: bytes, size: int, message_id: str, subject: str
+) -> None:
+    """Store the Sent copy (``\\Seen``, ``$NotJunk``); silently skipped without a Sent mailbox.
+
+    The copy shares the queued message's file (already durable) and keeps its
+    own header lines (Bcc, DKIM) in ``msg_prefix``: no second file to write and
+    fsync on the Send path. ``size`` includes the prefix.
+    """
     mailbox = await ctx.store.read(lambda c: mailbox_by_special_use(c, account, "\\Sent"))
     if mailbox is None:
         return
     quota = _quota(ctx, account)
-    try:
-        file_id = await ctx.store.files.store(data)
-    except OSError as exc:
-        raise server(f"storing message in sent mailbox: {exc}") from None
 
     def write(conn: sqlite3.Connection) -> int:
         if quota > 0:
@@ -299,22 +302,20 @@ async def save_sent(ctx: PluginContext, account: str, data: bytes, message_id: s
                 "SELECT COALESCE(SUM(size), 0) FROM messages WHERE account = ? AND expunged = 0",
                 (account,),
             ).fetchone()
-            if int(row[0]) + len(data) > quota:
+            if int(row[0]) + size > quota:
                 raise _OverQuota()
         return insert_message(
-            conn, account, mailbox.id, file_id, len(data),
-            meta=MessageMeta(message_id=message_id, subject=subject), flags=SENT_FLAGS,
+            conn, account, mailbox.id, file_id, size,
+            meta=MessageMeta(message_id=message_id, subject=subject, msg_prefix=prefix), flags=SENT_FLAGS,
         )
 
     try:
         await ctx.store.write(write)
     except _OverQuota:
-        await ctx.store.remove_unreferenced([file_id])
         raise WebapiError(
             "sentOverQuota", "message was sent, but not stored in sent mailbox: account quota exceeded"
         ) from None
     except Exception as exc:
-        await ctx.store.remove_unreferenced([file_id])
         log.exception("storing sent copy")
         raise server(f"message was sent, but not stored in sent mailbox: {exc}") from None
 
@@ -427,6 +428,9 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
         with trio.CancelScope(shield=True):
             # Spec 01 §5.1.5: Bcc, then the DKIM prefix (no Received), then the message.
             bcc_field = bcc_header([(a.name, a.given) for a in bcc], composed.smtputf8)
-            sent = bcc_field + dkim_headers + composed.data
-            await save_sent(ctx, account, sent, composed.message_id, req.Subject)
+            sent_prefix = bcc_field + dkim_headers
+            await save_sent(
+                ctx, account, file_id, sent_prefix, len(sent_prefix) + composed.size,
+                composed.message_id, req.Subject,
+            )
     return result

@@ -180,7 +180,7 @@ async def test_webapi_sent_copy_has_bcc_then_signatures(env: Env) -> None:
     assert r.status_code == 200, r.text
     queued = (await env.queued(2))[0]
     [sent] = await env.ctx.store.read(lambda c: list_messages(c, "mox", "Sent"))
-    raw = await env.ctx.store.files.read(sent.file_id)
+    raw = sent.msg_prefix + await env.ctx.store.files.read(sent.file_id)
     assert header_names(raw)[:4] == ["Bcc", "DKIM-Signature", "DKIM-Signature", "From"]
     assert b"Received:" not in raw
     # Same signatures as the queued copy (which has no Bcc header).
