@@ -342,3 +342,23 @@ async def test_send_savesent(srv: WebapiServer) -> None:
     raw = (await srv.post("MessageRawGet", {"MsgID": msgs[0].id})).content
     assert raw.startswith(b'Bcc: "Hidden" <bcc1@localhost>\r\nDKIM-Signature: ')
     assert b"Received:" not in raw
+
+
+async def test_sent_copy_outlives_the_delivered_queue_entry(srv: WebapiServer) -> None:
+    """The Sent copy shares the queued message's file: retiring the delivered
+    entry must not remove the file while the Sent copy still references it."""
+    import trio
+
+    from core.store.messages import list_messages
+
+    res = await srv.call("Send", {"To": [{"Address": "mox@localhost"}], "Subject": "shared",
+                                  "Text": "still here", "SaveSent": True})
+    qid = res["Submissions"][0]["QueueMsgID"]
+    with trio.fail_after(15):
+        while await srv.ctx.store.read(lambda c: c.execute("select 1 from queue where id = ?", (qid,)).fetchone()):
+            await trio.sleep(0.05)
+    sent = await srv.ctx.store.read(lambda c: list_messages(c, "mox", "Sent"))
+    raw = (await srv.post("MessageRawGet", {"MsgID": sent[0].id})).content
+    assert raw.endswith(b"still here\r\n") and b"Subject: shared" in raw
+    await srv.ctx.store.check_files()  # start-up consistency check keeps the shared file
+    assert srv.ctx.store.files.path(sent[0].file_id).exists()
