@@ -172,12 +172,22 @@ def run_server(config: Any, *, localserve: bool, banner: str = "") -> int:
             if banner:
                 print(banner, flush=True)
 
+    failed: list[BaseException] = []
     try:
         trio.run(_run)
-    except (PluginLoadError, PluginConfigError) as exc:
+    except* (PluginLoadError, PluginConfigError, ctl.CtlError, OSError) as group:
+        # Start-up problems an administrator fixes (a bad setting, a port in
+        # use, a second server on the same data dir): one clear line each.
+        failed.extend(_leaves(group))
+    for exc in failed:
         print(f"moxtrio: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed else 0
+
+
+def _leaves(group: BaseException) -> list[BaseException]:
+    if isinstance(group, BaseExceptionGroup):
+        return [leaf for sub in group.exceptions for leaf in _leaves(sub)]
+    return [group]
 
 
 async def _watch_signals(server: Any) -> None:

@@ -26,6 +26,7 @@ from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
 from core.queue.service import QueueService
+from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
 from core.store import Store
 from core.tls import listener_ssl_context
@@ -93,6 +94,7 @@ class Server:
         missing = await ctx.store.check_files()
         for row in missing:
             log.error("message file missing for stored row: %s", row)
+        check_smtp_settings(ctx)
         queue = QueueService(ctx, clock=ctx.services.get("clock"))
         ctx.services["queue"] = queue
         try:

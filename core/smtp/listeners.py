@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from core.plugin_api import PluginContext
+from core.plugin_api import PluginConfigError, PluginContext
 from core.smtp.backend import CoreSessionHandler
 from core.smtp.handler import ListenerKind
 from core.smtp.limits import ConnectionLimits, WindowLimiter, auth_failure_limiter
@@ -24,6 +24,9 @@ from core.smtp.session import SessionConfig
 from core.tls import listener_ssl_context
 
 log = logging.getLogger("moxtrio.smtp")
+
+RATE_LIMITS = (300, 900, 2700)  # new connections per minute (mox)
+CONCURRENCY_LIMITS = (30, 90, 270)  # open connections (mox)
 
 SERVICES: tuple[tuple[str, ListenerKind], ...] = (
     ("SMTP", "smtp"),
@@ -61,15 +64,63 @@ def shared_auth_limiter(ctx: PluginContext) -> WindowLimiter:
     return limiter
 
 
+def _triple(settings: dict[str, Any], key: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
+    value = settings.get(key)
+    if value is None:
+        return default
+    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value)):
+        raise PluginConfigError(f"smtp.yaml: {key} must be three positive integers (per IP, /26 or /48, /21 or /32)")
+    return (value[0], value[1], value[2])
+
+
+def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
+    value = settings.get(key, default)
+    if not isinstance(value, int | float) or value <= 0:
+        raise PluginConfigError(f"smtp.yaml: {key} must be a positive number of seconds")
+    return float(value)
+
+
+def connection_limits(ctx: PluginContext) -> ConnectionLimits:
+    """mox's per-IP connection limits, adjustable in ``<config dir>/plugins/smtp.yaml``
+    (``ConnectionsPerMinute`` and ``ConcurrentConnections``, three numbers each:
+    per address, per /26 (IPv6 /48), per /21 (IPv6 /32))."""
+    settings = ctx.plugin_settings("smtp")
+    limits = ConnectionLimits(
+        rate=WindowLimiter([(60, _triple(settings, "ConnectionsPerMinute", RATE_LIMITS))]),
+        concurrent=WindowLimiter([(None, _triple(settings, "ConcurrentConnections", CONCURRENCY_LIMITS))]),
+        auth_failures=shared_auth_limiter(ctx),
+    )
+    if ctx.localserve:
+        limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]
+        limits.concurrent = LoopbackExemptLimiter(limits.concurrent)  # type: ignore[assignment]
+    return limits
+
+
+def check_settings(ctx: PluginContext) -> None:
+    """Read smtp.yaml at start-up so a bad value stops the server with a clear
+    message before any listener starts."""
+    ctx.services["smtp_limits"] = connection_limits(ctx)
+    settings = ctx.plugin_settings("smtp")
+    for key in ("IdleTimeout", "DataTimeout"):
+        _seconds(settings, key, 1.0)
+    unknown = set(settings) - {"ConnectionsPerMinute", "ConcurrentConnections", "IdleTimeout", "DataTimeout"}
+    if unknown:
+        raise PluginConfigError(f"smtp.yaml: unknown setting {sorted(unknown)[0]!r}")
+
+
 def session_config(ctx: PluginContext, listener: Any, kind: ListenerKind, tls: ssl.SSLContext | None) -> SessionConfig:
     static = ctx.config.static
     hostname = getattr(listener, "Hostname", "") or static.Hostname
+    settings = ctx.plugin_settings("smtp")
     cfg = SessionConfig(
         hostname=hostname,
         max_message_size=listener.smtp_max_message_size,
         pedantic=bool(static.Pedantic),
         tmp_dir=str(Path(ctx.config.data_dir) / "tmp"),
     )
+    # Optional timeouts in smtp.yaml; mox's values otherwise.
+    cfg.idle_timeout = _seconds(settings, "IdleTimeout", cfg.idle_timeout)
+    cfg.data_timeout = _seconds(settings, "DataTimeout", cfg.data_timeout)
     if kind == "smtp":
         cfg.ssl_context = None if listener.SMTP.NoSTARTTLS else tls
         cfg.require_tls_for_delivery = bool(listener.SMTP.RequireSTARTTLS)
@@ -89,10 +140,7 @@ async def start_smtp_listeners(
     ctx: PluginContext, nursery: trio.Nursery, shutdown: trio.Event
 ) -> list[str]:
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
-    limits = ConnectionLimits(auth_failures=shared_auth_limiter(ctx))
-    if ctx.localserve:
-        limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]
-        limits.concurrent = LoopbackExemptLimiter(limits.concurrent)  # type: ignore[assignment]
+    limits = ctx.services.get("smtp_limits") or connection_limits(ctx)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
     started: list[str] = []
     for name, listener in sorted(ctx.config.static.Listeners.items()):

@@ -69,4 +69,5 @@ def test_denydomain_bad_settings_stop_the_server(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "core.cli", "localserve", "-dir", str(directory)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60, env=child_env(str(site)))
     assert r.returncode == 1
-    assert "plugin denydomain: denydomain.yaml: domains must be a list of domain names" in r.stderr
+    assert "moxtrio: plugin denydomain: denydomain.yaml: domains must be a list of domain names" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -88,6 +88,17 @@ def test_unknown_plugin_in_mox_conf_is_a_startup_error(tmp_path: Path) -> None:
     r = run_cli("-config", str(conf), "serve", timeout=60)
     assert r.returncode == 1
     assert 'unknown plugin "nosuchplugin" in mox.conf Plugins' in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_port_in_use_is_a_one_line_startup_error(tmp_path: Path) -> None:
+    with localserve(tmp_path) as first:
+        directory = tmp_path / "second"
+        assert run_cli("localserve", "-dir", str(directory), "-ip", first.ip, "-initonly").returncode == 0
+        r = run_cli("localserve", "-dir", str(directory), timeout=60)
+        assert r.returncode == 1
+        assert "moxtrio: " in r.stderr and "in use" in r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_setaccountpassword_through_the_control_socket(tmp_path: Path) -> None:

@@ -124,3 +124,41 @@ async def test_submission_rules_from_config(server: Server) -> None:
         await in_thread(too_many)
     assert limit.value.smtp_code == 451
     assert b"4.7.1 max number of messages (30) over past 24h reached" in limit.value.smtp_error
+
+
+async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
+    directory = tmp_path / "webapisrv"
+    shutil.copytree(TESTDATA / "webapisrv", directory)
+    ip = unique_loopback_ip()
+    conf = directory / "mox.conf"
+    conf.write_text(conf.read_text().replace("\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n", LISTENER.format(ip=ip)))
+    (directory / "plugins").mkdir()
+    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: [2, 10, 10]\n")
+    async with running_server(directory, localserve=False):
+
+        def connect() -> tuple[int, bytes]:
+            s = smtplib.SMTP(timeout=10)
+            try:
+                return s.connect(ip, 1025)
+            except smtplib.SMTPConnectError as exc:
+                return exc.smtp_code, exc.smtp_error
+            finally:
+                s.close()
+
+        replies = [await in_thread(connect) for _ in range(3)]
+    assert [code for code, _ in replies] == [220, 220, 421]
+
+
+async def test_bad_smtp_settings_stop_the_server(tmp_path: Path) -> None:
+    from core.plugin_api import PluginConfigError
+
+    directory = tmp_path / "webapisrv"
+    shutil.copytree(TESTDATA / "webapisrv", directory)
+    (directory / "plugins").mkdir()
+    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: 5\n")
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(PluginConfigError, match="ConnectionsPerMinute must be three positive integers"),
+        flatten_subgroups=True,
+    ):
+        async with running_server(directory, localserve=False):
+            pass
