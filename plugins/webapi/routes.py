@@ -243,6 +243,31 @@ class WebapiService:
         return parse_urlencoded(body)
 
 
+def host_allowed(ctx: PluginContext, host_header: str) -> bool:
+    """Whether an HTTP Host (with or without port) may reach the webapi."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.rstrip(".")
+    if not host or host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    static = ctx.config.static
+    names = {static.Hostname.lower()}
+    names.update((getattr(ln, "Hostname", "") or "").lower() for ln in static.Listeners.values())
+    names.update(
+        (d.ClientSettingsDomain or "").lower() for d in ctx.config.dynamic.Domains.values()
+    )
+    names.discard("")
+    return host in names
+
+
 def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
     """Blueprint serving the webapi at ``path`` (ends with ``/``), mox's routing table."""
     service = WebapiService(ctx, path)
@@ -254,6 +279,14 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
             r, view_func=fn, methods=methods, provide_automatic_options=False,
             endpoint=fn.__name__,
         )
+
+    @bp.before_request
+    async def host_matches() -> Response | None:
+        # Spec 01 §1: served only for an IP address, a listener host name (or
+        # the global Hostname), localhost, or a domain's ClientSettingsDomain.
+        if not host_allowed(ctx, request.host):
+            return text_response(404, "404 page not found")
+        return None
 
     @bp.after_request
     async def security_headers(resp: Response) -> Response:

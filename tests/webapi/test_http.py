@@ -205,3 +205,14 @@ def test_basic_parsing_unit() -> None:
     assert parse_basic("Basic " + base64.b64encode(b"a@b:pw:x").decode()) == ("a@b", "pw:x")
     assert parse_basic("Bearer x") is None
     assert parse_basic("Basic " + base64.b64encode(b"nocolon").decode()) is None
+
+
+async def test_host_matching(srv: WebapiServer) -> None:
+    """Spec 01 §1: IPs, localhost and the configured host names reach the webapi;
+    other Host headers get a 404."""
+    for host in (srv.ip, "localhost", "localhost:1080", "LOCALHOST"):
+        r = await srv.post("SuppressionList", {}, headers={"Host": host})
+        assert r.status_code == 200, (host, r.status_code)
+    r = await srv.post("SuppressionList", {}, headers={"Host": "evil.example"})
+    assert r.status_code == 404 and r.text.startswith("404 page not found")
+    assert r.headers["X-Frame-Options"] == "deny"
