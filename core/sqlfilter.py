@@ -16,6 +16,17 @@ from core.queue.timefmt import TimeExprError, parse_time_expr
 from core.store.models import to_db_time
 
 
+@dataclass
+class Sort:
+    """Keyset pagination of admin listings (mox's Sort JSON): order by ``Field``,
+    descending unless ``Asc``, continuing after (``Last``, ``LastID``)."""
+
+    Field: str = ""
+    LastID: int = 0
+    Last: Any = None
+    Asc: bool = False
+
+
 class FilterError(ValueError):
     """A filter or sort that can't be applied (bad time expression, unknown field)."""
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from core.queue.timefmt import TimeExprError, parse_rfc3339
-from core.sqlfilter import FilterError, Where
+from core.sqlfilter import FilterError, Sort, Where
 from core.store.models import QueueEntry, RetiredEntry, to_db_time
 
 
@@ -36,13 +36,8 @@ class QueueFilter:
 
 
 @dataclass
-class QueueSort:
+class QueueSort(Sort):
     """Spec 03 §9.2: ``Field`` "" / ``NextAttempt`` / ``Queued``; descending unless Asc."""
-
-    Field: str = ""
-    LastID: int = 0
-    Last: Any = None
-    Asc: bool = False
 
 
 @dataclass
@@ -59,11 +54,8 @@ class RetiredFilter:
 
 
 @dataclass
-class RetiredSort:
-    Field: str = ""
-    LastID: int = 0
-    Last: Any = None
-    Asc: bool = False
+class RetiredSort(Sort):
+    """mox's sort JSON for this listing."""
 
 
 def _common(q: Where, f: QueueFilter | RetiredFilter, now: datetime) -> None:

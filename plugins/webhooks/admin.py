@@ -10,11 +10,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from core.events import OUTGOING_EVENTS
 from core.queue.timefmt import TimeExprError, parse_rfc3339
-from core.sqlfilter import FilterError, Where
+from core.sqlfilter import FilterError, Sort, Where
 from core.store.models import to_db_time
 from plugins.webhooks.records import Hook, RetiredHook
 
@@ -32,13 +31,8 @@ class HookFilter:
 
 
 @dataclass
-class HookSort:
+class HookSort(Sort):
     """``Field``: "" / ``NextAttempt`` (default) or ``Submitted``; descending unless Asc."""
-
-    Field: str = ""
-    LastID: int = 0
-    Last: Any = None
-    Asc: bool = False
 
 
 @dataclass
@@ -52,13 +46,8 @@ class HookRetiredFilter:
 
 
 @dataclass
-class HookRetiredSort:
+class HookRetiredSort(Sort):
     """``Field``: "" / ``LastActivity`` (default) or ``Submitted``."""
-
-    Field: str = ""
-    LastID: int = 0
-    Last: Any = None
-    Asc: bool = False
 
 
 def _common(q: Where, f: HookFilter | HookRetiredFilter, now: datetime) -> None:
