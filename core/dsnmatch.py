@@ -24,6 +24,7 @@ import trio
 from core.dispatch import HookFailed
 from core.events import DeliveryOutcome, EventName, IncomingDelivered, OutgoingEvent
 from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, parse_dsn
+from core.message.headers import message_id_of
 from core.message.parsed import incoming_fields, is_automated
 from core.queue.clock import SystemClock
 from core.queue.events import enhanced_code
@@ -58,6 +59,8 @@ class Prepared:
     dsn: DSN | None = None
     dsn_error: str = ""
     fromids: dict[str, str] = field(default_factory=dict)
+    #: The incoming message's Message-Id (recorded on DSN-derived webhooks).
+    message_id: str = ""
 
 
 def fromid_of(config: Any, rcpt_to: str) -> str:
@@ -95,11 +98,15 @@ async def prepare_incoming(
     config = ctx.config
     fromids = {r: f for r in rcpt_tos if (f := fromid_of(config, r))}
     want_fields = _wants_incoming_fields(config)
+    if not fromids and not want_fields:
+        # Nothing to match and no incoming webhook: don't read the message.
+        return Prepared()
 
     def work() -> Prepared:
         with open(message_path, "rb") as fh:
             data = msg_prefix + fh.read()
         p = Prepared(fromids=fromids)
+        p.message_id = message_id_of(data)
         p.automated_headers = is_automated(data, "<not null>")
         if want_fields:
             try:
@@ -234,6 +241,7 @@ def _match(
         error="",
         extra=None if entry.extra is None else dict(entry.extra),
         recipient=entry.recipient,
+        incoming_message_id=prepared.message_id,
     )
     ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
     log.info(

@@ -96,6 +96,10 @@ class OutgoingEvent:
     error: str = ""
     extra: dict[str, str] | None = None
     recipient: str = ""
+    #: For events derived from an incoming message (a DSN, a reply to a
+    #: fromid address): that message's Message-Id. mox records it on the
+    #: webhook (``queue webhook list``); the payload keeps the original's.
+    incoming_message_id: str = ""
 
 
 @dataclass

@@ -125,7 +125,7 @@ class WebhookService:
         hook = Hook(
             queue_msg_id=event.queue_msg_id,
             from_id=event.from_id,
-            message_id=event.message_id,
+            message_id=(event.incoming_message_id or event.message_id) if derived else event.message_id,
             subject=event.subject,
             extra=None if derived else event.extra,
             account=event.account,

@@ -212,3 +212,20 @@ async def test_dsn_over_smtp_to_fromid_address_becomes_dsn_event_not_incoming(en
     # webhook is expected; the DSN's is not.)
     incoming_subjects = [r.json()["Subject"] for r in env.rec.for_path("/in")]
     assert "failure" not in incoming_subjects
+
+
+async def test_dsn_webhook_record_keeps_the_dsn_message_id(env: Env) -> None:
+    """Spec 02: a DSN-derived webhook's record has the incoming DSN's Message-Id,
+    while its payload carries the original message's."""
+    sent = await env.send("someone@example.org")
+    await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["Event"] == "delivered")
+    fid = await fromid_for(env, sent, "retired")
+    data = dsn_message(f"mox+{fid}@localhost", [block("failed", "5.1.1", "550 5.1.1 no such user")])
+    assert await incoming(env, f"mox+{fid}@localhost", data) is True
+    payload = await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["DSN"])
+    original = (await env.ctx.services["queue"].get_retired(sent)).message_id
+    assert payload["MessageID"] == original
+    svc = env.ctx.services["webhooks"]
+    records = await svc.list() + await svc.retired_list()
+    dsn_records = [r for r in records if r.queue_msg_id == sent and r.outgoing_event == "failed"]
+    assert [r.message_id for r in dsn_records] == ["<reply1@example.org>"]
