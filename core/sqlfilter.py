@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.queue.timefmt import TimeExprError, parse_time_expr
+from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
 from core.store.models import to_db_time
 
 
@@ -54,3 +54,26 @@ class Where:
 
     def sql(self) -> str:
         return (" WHERE " + " AND ".join(self.where)) if self.where else ""
+
+    def order(self, fields: dict[str, str], sort: Sort | None) -> str:
+        """The ORDER BY for ``sort`` (by id without one); with ``LastID`` set,
+        also the condition that continues after the last row of the previous
+        page (keyset pagination, ties broken by id)."""
+        if sort is None:
+            return " ORDER BY id"
+        col = fields.get(sort.Field)
+        if col is None:
+            raise FilterError(f'unknown sort order field "{sort.Field}"')
+        direction = "ASC" if sort.Asc else "DESC"
+        if sort.LastID > 0:
+            if isinstance(sort.Last, datetime):
+                last = sort.Last
+            else:
+                try:
+                    last = parse_rfc3339(str(sort.Last or ""))
+                except TimeExprError as exc:
+                    raise FilterError(str(exc)) from exc
+            op = ">" if sort.Asc else "<"
+            t = to_db_time(last)
+            self.add(f"({col} {op} ? OR ({col} = ? AND id {op} ?))", t, t, sort.LastID)
+        return f" ORDER BY {col} {direction}, id {direction}"

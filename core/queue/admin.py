@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.queue.timefmt import TimeExprError, parse_rfc3339
-from core.sqlfilter import FilterError, Sort, Where
-from core.store.models import QueueEntry, RetiredEntry, to_db_time
+from core.sqlfilter import Sort, Where
+from core.store.models import QueueEntry, RetiredEntry
 
 
 @dataclass
@@ -80,31 +79,6 @@ _QUEUE_SORT = {"": "next_attempt", "NextAttempt": "next_attempt", "Queued": "que
 _RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Queued": "queued"}
 
 
-def _order(q: Where, fields: dict[str, str], sort: QueueSort | RetiredSort | None) -> str:
-    if sort is None:
-        return " ORDER BY id"
-    col = fields.get(sort.Field)
-    if col is None:
-        raise FilterError(f'unknown sort order field "{sort.Field}"')
-    direction = "ASC" if sort.Asc else "DESC"
-    if sort.LastID > 0:
-        if isinstance(sort.Last, datetime):
-            last = sort.Last
-        else:
-            try:
-                last = parse_rfc3339(str(sort.Last or ""))
-            except TimeExprError as exc:
-                raise FilterError(str(exc)) from exc
-        op = ">" if sort.Asc else "<"
-        q.add(
-            f"({col} {op} ? OR ({col} = ? AND id {op} ?))",
-            to_db_time(last),
-            to_db_time(last),
-            sort.LastID,
-        )
-    return f" ORDER BY {col} {direction}, id {direction}"
-
-
 def select_queue(
     conn: sqlite3.Connection, f: QueueFilter, now: datetime, sort: QueueSort | None = None
 ) -> list[QueueEntry]:
@@ -114,7 +88,7 @@ def select_queue(
     if f.Hold is not None:
         q.add("hold = ?", int(f.Hold))
     q.time("next_attempt", f.NextAttempt, now)
-    order = _order(q, _QUEUE_SORT, sort)
+    order = q.order(_QUEUE_SORT, sort)
     out: list[QueueEntry] = []
     for row in conn.execute(f"SELECT * FROM queue{q.sql()}{order}", q.args):
         e = QueueEntry.from_row(row)
@@ -134,7 +108,7 @@ def select_retired(
     q.time("last_activity", f.LastActivity, now)
     if f.Success is not None:
         q.add("success = ?", int(f.Success))
-    order = _order(q, _RETIRED_SORT, sort)
+    order = q.order(_RETIRED_SORT, sort)
     out: list[RetiredEntry] = []
     for row in conn.execute(f"SELECT * FROM retired{q.sql()}{order}", q.args):
         e = RetiredEntry.from_row(row)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
-from core.queue.admin import FilterError, QueueFilter, QueueSort, RetiredFilter, RetiredSort
+from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json
 from core.queue.timefmt import (
     TimeExprError,
@@ -21,6 +21,7 @@ from core.queue.timefmt import (
     format_rfc3339,
     parse_go_duration,
 )
+from core.sqlfilter import FilterError
 from core.store.queue_rows import QueueEntryNotFound
 
 if TYPE_CHECKING:  # pragma: no cover

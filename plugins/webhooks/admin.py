@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.events import OUTGOING_EVENTS
-from core.queue.timefmt import TimeExprError, parse_rfc3339
 from core.sqlfilter import FilterError, Sort, Where
-from core.store.models import to_db_time
 from plugins.webhooks.records import Hook, RetiredHook
 
 EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)
@@ -65,27 +63,6 @@ def _common(q: Where, f: HookFilter | HookRetiredFilter, now: datetime) -> None:
             q.add("is_incoming = 0 AND outgoing_event = ?", f.Event)
 
 
-def _order(q: Where, fields: dict[str, str], sort: HookSort | HookRetiredSort | None) -> str:
-    if sort is None:
-        return " ORDER BY id"
-    col = fields.get(sort.Field)
-    if col is None:
-        raise FilterError(f'unknown sort order field "{sort.Field}"')
-    direction = "ASC" if sort.Asc else "DESC"
-    if sort.LastID > 0:
-        if isinstance(sort.Last, datetime):
-            last = sort.Last
-        else:
-            try:
-                last = parse_rfc3339(str(sort.Last or ""))
-            except TimeExprError as exc:
-                raise FilterError(str(exc)) from exc
-        op = ">" if sort.Asc else "<"
-        t = to_db_time(last)
-        q.add(f"({col} {op} ? OR ({col} = ? AND id {op} ?))", t, t, sort.LastID)
-    return f" ORDER BY {col} {direction}, id {direction}"
-
-
 _HOOK_SORT = {"": "next_attempt", "NextAttempt": "next_attempt", "Submitted": "submitted"}
 _RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Submitted": "submitted"}
 
@@ -100,7 +77,7 @@ def select_hooks(
     q = Where()
     _common(q, f, now)
     q.time("next_attempt", f.NextAttempt, now)
-    order = _order(q, _HOOK_SORT, sort)
+    order = q.order(_HOOK_SORT, sort)
     rows = conn.execute(f"SELECT * FROM webhook_queue{q.sql()}{order}{_limit(f)}", q.args)
     return [Hook.from_row(r) for r in rows]
 
@@ -114,6 +91,6 @@ def select_retired(
     q = Where()
     _common(q, f, now)
     q.time("last_activity", f.LastActivity, now)
-    order = _order(q, _RETIRED_SORT, sort)
+    order = q.order(_RETIRED_SORT, sort)
     rows = conn.execute(f"SELECT * FROM webhook_retired{q.sql()}{order}{_limit(f)}", q.args)
     return [RetiredHook.from_row(r) for r in rows]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from core.plugin_api import CtlRequest
-from core.queue.admin import FilterError, QueueFilter, QueueSort
+from core.queue.admin import QueueFilter, QueueSort
 from core.queue.timefmt import format_go_duration, parse_go_duration
+from core.sqlfilter import FilterError
 from tests.queue.conftest import START
 
 
