@@ -11,12 +11,15 @@ the commit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from core.sqlfilter import Sort, Where
 from core.store.models import QueueEntry, RetiredEntry
+
+E = TypeVar("E", bound=QueueEntry)
 
 
 @dataclass
@@ -89,9 +92,17 @@ def select_queue(
         q.add("hold = ?", int(f.Hold))
     q.time("next_attempt", f.NextAttempt, now)
     order = q.order(_QUEUE_SORT, sort)
-    out: list[QueueEntry] = []
-    for row in conn.execute(f"SELECT * FROM queue{q.sql()}{order}", q.args):
-        e = QueueEntry.from_row(row)
+    return _collect(conn, "queue", QueueEntry.from_row, q, order, f)
+
+
+def _collect(
+    conn: sqlite3.Connection, table: str, from_row: Callable[[sqlite3.Row], E], q: Where, order: str,
+    f: QueueFilter | RetiredFilter,
+) -> list[E]:
+    """Rows matching the SQL conditions and the From/To substrings, up to ``f.Max``."""
+    out: list[E] = []
+    for row in conn.execute(f"SELECT * FROM {table}{q.sql()}{order}", q.args):
+        e = from_row(row)
         if not _addr_match(f, e):
             continue
         out.append(e)
@@ -109,15 +120,7 @@ def select_retired(
     if f.Success is not None:
         q.add("success = ?", int(f.Success))
     order = q.order(_RETIRED_SORT, sort)
-    out: list[RetiredEntry] = []
-    for row in conn.execute(f"SELECT * FROM retired{q.sql()}{order}", q.args):
-        e = RetiredEntry.from_row(row)
-        if not _addr_match(f, e):
-            continue
-        out.append(e)
-        if f.Max and len(out) >= f.Max:
-            break
-    return out
+    return _collect(conn, "retired", RetiredEntry.from_row, q, order, f)
 
 
 def update_matching(
