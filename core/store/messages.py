@@ -296,6 +296,14 @@ async def delete_message_durably(store: Store, account: str, msg_id: int) -> Non
 _DAY = timedelta(hours=24)
 
 
+def account_size(conn: sqlite3.Connection, account: str) -> int:
+    """Total size of the account's stored messages (for its storage quota)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM messages WHERE account = ? AND expunged = 0", (account,)
+    ).fetchone()
+    return int(row[0])
+
+
 def record_outgoing(
     conn: sqlite3.Connection, account: str, recipients: Iterable[str], submitted: datetime
 ) -> None:

@@ -142,6 +142,21 @@ def retired_by_from_id(conn: sqlite3.Connection, from_id: str) -> RetiredEntry |
     return None if row is None or not from_id else RetiredEntry.from_row(row)
 
 
+def recent_outcomes(conn: sqlite3.Connection, recipient_address: str, exclude_id: int, limit: int) -> list[bool]:
+    """Success of the most recent retired messages to exactly ``recipient_address``
+    (any sender account), newest first, leaving out retired entry ``exclude_id``.
+
+    For rules over a recipient's delivery history (suppression's repeated
+    failures); uses the index on (recipient_address, last_activity).
+    """
+    rows = conn.execute(
+        "SELECT success FROM retired WHERE recipient_address = ? AND id != ?"
+        " ORDER BY last_activity DESC, id DESC LIMIT ?",
+        (recipient_address, exclude_id, limit),
+    ).fetchall()
+    return [bool(r[0]) for r in rows]
+
+
 def delete_expired_retired(conn: sqlite3.Connection, now: datetime) -> int:
     cur = conn.execute("DELETE FROM retired WHERE keep_until < ?", (to_db_time(now),))
     return cur.rowcount

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from core.events import DeliveryOutcome
 from core.goflags import go_quote
 from core.store.models import RetiredEntry, utcnow
+from core.store.queue_rows import recent_outcomes
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
 from plugins.suppression.records import (
     Suppression,
@@ -56,16 +57,11 @@ def previous_failures(conn: sqlite3.Connection, recipient: str, exclude_id: int)
     """The three-consecutive-failures rule: are the two most recent *other*
     retired messages to exactly ``recipient`` both failures?
 
-    Reads the core's ``retired`` table (index on recipient_address,
-    last_activity). Like mox, any sender account's history counts: the rule
-    is about the recipient address failing, the full address, not the base.
+    Like mox, any sender account's history counts: the rule is about the
+    recipient address failing, the full address, not the base.
     """
-    rows = conn.execute(
-        "SELECT success FROM retired WHERE recipient_address = ? AND id != ?"
-        " ORDER BY last_activity DESC, id DESC LIMIT ?",
-        (recipient, exclude_id, PREVIOUS_FAILURES),
-    ).fetchall()
-    return len(rows) == PREVIOUS_FAILURES and not any(r[0] for r in rows)
+    outcomes = recent_outcomes(conn, recipient, exclude_id, PREVIOUS_FAILURES)
+    return len(outcomes) == PREVIOUS_FAILURES and not any(outcomes)
 
 
 def failure_reason(

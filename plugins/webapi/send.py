@@ -45,7 +45,12 @@ from core.message.compose import (
 from core.plugin_api import PluginContext, Rejection
 from core.queue.add import AddRecipient, AddRequest
 from core.store.accounts import mailbox_by_special_use
-from core.store.messages import count_first_time_recipients, count_outgoing, insert_message
+from core.store.messages import (
+    account_size,
+    count_first_time_recipients,
+    count_outgoing,
+    insert_message,
+)
 from core.store.models import MessageMeta, utcnow
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
@@ -297,13 +302,8 @@ async def save_sent(
     quota = _quota(ctx, account)
 
     def write(conn: sqlite3.Connection) -> int:
-        if quota > 0:
-            row = conn.execute(
-                "SELECT COALESCE(SUM(size), 0) FROM messages WHERE account = ? AND expunged = 0",
-                (account,),
-            ).fetchone()
-            if int(row[0]) + size > quota:
-                raise _OverQuota()
+        if quota > 0 and account_size(conn, account) + size > quota:
+            raise _OverQuota()
         return insert_message(
             conn, account, mailbox.id, file_id, size,
             meta=MessageMeta(message_id=message_id, subject=subject, msg_prefix=prefix), flags=SENT_FLAGS,
