@@ -12,8 +12,10 @@ import base64
 import binascii
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from ..version import VERSION
 from .address import Address, AddressError, format_name_address, parse_address, parse_domain
@@ -208,7 +210,8 @@ def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]
 
 @dataclass
 class ComposeFile:
-    """A file to add: JSON files carry `base64_data` (copied verbatim), uploads carry `data`.
+    """A file to add: JSON files carry `base64_data` (copied verbatim), uploads carry `data`
+    or, when large, the `path` of a file holding the contents (read in pieces, never whole).
 
     `content_type` "" means: sniff it (undetectable types become application/octet-stream).
     """
@@ -218,26 +221,69 @@ class ComposeFile:
     content_id: str = ""
     data: bytes = b""
     base64_data: str | None = None
+    path: Path | None = None
 
 
 @dataclass
 class ComposedMessage:
-    """Result of compose_message; `message_id` includes `<>`."""
+    """Result of compose_message; `message_id` includes `<>`.
+
+    `data` holds the message, unless it was written to the `out` file given to
+    compose_message (then `data` is empty and `size` counts what was written).
+    """
 
     data: bytes
     message_id: str
     smtputf8: bool
     has_8bit: bool
-    size: int = field(init=False)
+    size: int
 
-    def __post_init__(self) -> None:
-        self.size = len(self.data)
+
+#: Output is written to a file in pieces of about this size.
+_OUT_BUFFER = 1 << 20
+#: Uploaded files are read in pieces that encode to whole 76-character base64 lines.
+_FILE_PIECE = 57 * 16384
+
+
+class _Out:
+    """Where a message is composed: memory, or a file in buffered pieces.
+
+    Counts the size and notices 8-bit bytes as it goes, and stops with
+    MessageTooLargeError as soon as the size passes `max_size`, so an
+    oversized message is never built whole.
+    """
+
+    def __init__(self, f: BinaryIO | None, max_size: int | None) -> None:
+        self.buf = bytearray()
+        self.f = f
+        self.max_size = max_size
+        self.size = 0
+        self.has_8bit = False
+
+    def __iadd__(self, data: bytes) -> _Out:
+        self.extend(data)
+        return self
+
+    def extend(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.max_size is not None and self.size > self.max_size:
+            raise MessageTooLargeError(f"message too large: more than {self.max_size} bytes")
+        if not self.has_8bit and not data.isascii():
+            self.has_8bit = True
+        self.buf += data
+        if self.f is not None and len(self.buf) >= _OUT_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.f is not None and self.buf:
+            self.f.write(self.buf)
+            self.buf.clear()
 
 
 class _Multipart:
     """Go multipart.Writer framing: `--b` first, `\\r\\n--b` later, `\\r\\n--b--\\r\\n` close."""
 
-    def __init__(self, out: bytearray, subtype: str) -> None:
+    def __init__(self, out: _Out, subtype: str) -> None:
         self.out = out
         self.boundary = new_boundary()
         self.subtype = subtype
@@ -265,22 +311,26 @@ def _b64_lines(b64: str) -> bytes:
 def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
     check_header_value(f.content_type, "file content type")
     check_header_value(f.content_id, "file content id")
+    b64 = ""
     if f.base64_data is not None:
         b64 = f.base64_data.replace("\r", "").replace("\n", "")
         try:
-            data = base64.b64decode(b64.encode("ascii"), validate=True)
+            head = base64.b64decode(b64.encode("ascii"), validate=True)[:512]
         except (binascii.Error, UnicodeEncodeError):
             pos = next(
                 (i for i, c in enumerate(b64) if not (c.isascii() and (c.isalnum() or c in "+/="))),
                 max(0, len(b64) - len(b64) % 4),
             )
             raise AttachmentError(f"parsing attachment as base64: illegal base64 data at input byte {pos}") from None
+    elif f.path is not None:
+        with open(f.path, "rb") as fh:
+            head = fh.read(512)
     else:
-        data = f.data
-        b64 = base64.b64encode(data).decode("ascii")
+        head = f.data[:512]
+        b64 = base64.b64encode(f.data).decode("ascii")
     ct = f.content_type
     if ct == "":
-        ct = detect_content_type(data)
+        ct = detect_content_type(head)
         # Deliberate difference 3: mox writes an empty Content-Type here.
         ct = ct or OCTET_STREAM
     headers = {
@@ -291,7 +341,17 @@ def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
     if f.content_id:
         headers["Content-Id"] = f.content_id
     mp.create_part(headers)
-    mp.out += _b64_lines(b64)
+    if f.base64_data is None and f.path is not None:
+        _b64_file(mp.out, f.path)
+    else:
+        mp.out += _b64_lines(b64)
+
+
+def _b64_file(out: _Out, path: Path) -> None:
+    """Append a file base64-encoded in 76-character CRLF lines, one piece at a time."""
+    with open(path, "rb") as fh:
+        while piece := fh.read(_FILE_PIECE):
+            out += base64.encodebytes(piece).replace(b"\n", b"\r\n")
 
 
 def compose_message(
@@ -314,11 +374,13 @@ def compose_message(
     attached_files: Sequence[ComposeFile] = (),
     user_agent: str = DEFAULT_USER_AGENT,
     max_size: int | None = None,
+    out_file: BinaryIO | None = None,
 ) -> ComposedMessage:
     """Build a message exactly in the layout of mox's webapi Send (spec 01 §5.1.2-5.1.3).
 
     BCC addresses only count for the SMTPUTF8 decision (no Bcc header is written; see
-    bcc_header for Sent copies). Raises AddressError, HeaderValueError,
+    bcc_header for Sent copies). With `out_file` the message is written there (in pieces)
+    instead of returned in `data`. Raises AddressError, HeaderValueError,
     MalformedMessageIDError, AttachmentError or MessageTooLargeError.
     """
     froms = _parse_name_addresses([from_], "From")
@@ -328,7 +390,7 @@ def compose_message(
     reply = _parse_name_addresses(reply_to, "Reply-To")
     smtputf8 = needs_smtputf8(a for _, a in froms + tos + ccs + bccs + reply)
 
-    out = bytearray()
+    out = _Out(out_file, max_size)
 
     def header(k: str, v: str) -> None:
         out.extend(f"{k}: {v}\r\n".encode())
@@ -421,10 +483,9 @@ def compose_message(
             _file_part(mp, f, disp)
         mp.close()
 
-    data = bytes(out)
-    if max_size is not None and len(data) > max_size:
-        raise MessageTooLargeError(f"message too large: {len(data)} > {max_size} bytes")
-    return ComposedMessage(data, message_id, smtputf8, has_8bit(data))
+    out.flush()
+    data = b"" if out_file is not None else bytes(out.buf)
+    return ComposedMessage(data, message_id, smtputf8, out.has_8bit, out.size)
 
 
 def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> bytes:
