@@ -193,7 +193,13 @@ def format_address_header(key: str, addrs: Sequence[tuple[str, Address]], smtput
 
 
 def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]:
-    """(body, Content-Type, Content-Transfer-Encoding) for a text/<subtype> part (spec 01)."""
+    """(body, Content-Type, Content-Transfer-Encoding) for a text/<subtype> part.
+
+    Line endings are normalized once: CR LF, a lone CR and a lone LF each end
+    one line (CR LF on the wire). mox only replaces LF, so a CR LF in the text
+    becomes CR CR LF, which quoted-printable turns into an extra blank line.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     text = text.replace("\n", "\r\n")
