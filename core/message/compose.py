@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ __all__ = [
     "ComposedMessage",
     "check_header_name",
     "check_header_value",
+    "check_extra_header_name",
+    "fold_long_lines",
+    "ReservedHeaderError",
+    "RESERVED_HEADERS",
     "format_date",
     "new_message_id",
     "new_boundary",
@@ -79,6 +84,72 @@ def check_header_name(name: str) -> str:
     if name == "" or any(not (0x21 <= ord(c) <= 0x7E) or c == ":" for c in name):
         raise HeaderValueError(f"invalid header name {name!r}")
     return name
+
+
+#: Header names a composer sets from its own fields (or the MIME structure); a caller's
+#: extra headers may not repeat them, as a second From, Content-Type or Bcc would
+#: make an ambiguous or leaking message. mox accepts them and writes duplicates.
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-Id",
+        "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+        "Content-Disposition", "Content-Id", "Return-Path", "Received", "DKIM-Signature",
+    )
+)
+#: RFC 5322 section 2.1.1: no line may be longer than 998 octets (plus CR LF).
+MAX_LINE_OCTETS = 998
+#: Where an over-long line is folded (RFC 5322's recommended 78 columns).
+_FOLD_AT = 78
+_FOLD_RE = re.compile(r"(?=[ \t])")
+
+
+class ReservedHeaderError(HeaderValueError):
+    """A caller's extra header repeats one the composer sets itself."""
+
+
+def check_extra_header_name(name: str) -> str:
+    """A caller-supplied header name: valid and not one of :data:`RESERVED_HEADERS`."""
+    check_header_name(name)
+    if name.lower() in RESERVED_HEADERS or name.lower().startswith("resent-"):
+        raise ReservedHeaderError(
+            f'header "{name}" not allowed in Headers: it is set from the message fields or MIME structure'
+        )
+    return name
+
+
+def fold_long_lines(name: str, field_text: str) -> str:
+    """Fold lines of a header field (``Key: value``) longer than 998 octets at whitespace.
+
+    Lines within the limit are left as they are (the layout stays mox's); an
+    over-long line is folded before whitespace at about 78 columns. A line
+    with a run of more than 998 octets without whitespace cannot be folded:
+    HeaderValueError.
+    """
+    lines = field_text.split("\r\n")
+    if all(len(line.encode()) <= MAX_LINE_OCTETS for line in lines):
+        return field_text
+    out: list[str] = []
+    for line in lines:
+        if len(line.encode()) <= MAX_LINE_OCTETS:
+            out.append(line)
+            continue
+        tokens = _FOLD_RE.split(line)
+        # The field name keeps its first value token: "Key:" alone on a line
+        # would unfold to a value with leading whitespace in some parsers.
+        cur = "".join(tokens[:2])
+        for tok in tokens[2:]:
+            if cur.strip(" \t") and len(cur.encode()) + len(tok.encode()) > _FOLD_AT:
+                out.append(cur)
+                cur = tok
+            else:
+                cur += tok
+        out.append(cur)
+    if any(len(line.encode()) > MAX_LINE_OCTETS for line in out):
+        raise HeaderValueError(
+            f"header {name} has a line longer than {MAX_LINE_OCTETS} octets that cannot be folded"
+        )
+    return "\r\n".join(out)
 
 
 def format_date(dt: datetime) -> str:
@@ -132,14 +203,17 @@ def encode_subject(subject: str, smtputf8: bool) -> str:
     smtputf8), folded before a word that would pass 77 columns (space kept before the fold).
 
     Unlike mox, an encoded word that follows another encoded word carries the separating space
-    (`=?utf-8?q?_...?=`) so decoders don't drop it.
+    (`=?utf-8?q?_...?=`) so decoders don't drop it, and a word too long for a line (998 octets)
+    is encoded even when ASCII, so that it can be folded.
     """
     value: list[str] = []
     line_len = len("Subject: ")
     prev_encoded = False
     for i, word in enumerate(subject.split(" ")):
         encoded = False
-        if not smtputf8 and not word.isascii():
+        # A word too long for one line becomes encoded words, which fold between them.
+        too_long = len(word.encode()) > MAX_LINE_OCTETS - len("Subject: ")
+        if too_long or (not smtputf8 and not word.isascii()):
             word = q_encode_word(" " + word if prev_encoded else word, force=True)
             encoded = True
         if i > 0:
@@ -399,7 +473,7 @@ def compose_message(
     out = _Out(out_file, max_size)
 
     def header(k: str, v: str) -> None:
-        out.extend(f"{k}: {v}\r\n".encode())
+        out.extend(fold_long_lines(k, f"{k}: {v}").encode() + b"\r\n")
 
     header("From", format_address_header("From", froms, smtputf8))
     if reply:
@@ -436,6 +510,7 @@ def compose_message(
         check_header_name(k)
         check_header_value(k, "header name")
         check_header_value(v, f"header {k}")
+        check_extra_header_name(k)
         header(k, v)
         if k.lower() in ("user-agent", "x-mailer"):
             own_ua = False
@@ -499,7 +574,7 @@ def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> 
     addrs = _parse_name_addresses(bcc, "Bcc")
     if not addrs:
         return b""
-    return f"Bcc: {format_address_header('Bcc', addrs, smtputf8)}\r\n".encode()
+    return (fold_long_lines("Bcc", f"Bcc: {format_address_header('Bcc', addrs, smtputf8)}") + "\r\n").encode()
 
 
 def received_header(

@@ -10,7 +10,10 @@ Header injection is impossible by construction: every value that ends up in
 a header (display names, Subject, Message-ID, References, custom header
 names and values, file types and ids) is refused with code ``user`` when it
 holds a control character, addresses must parse, and file names are
-written as (RFC 2231 encoded) MIME parameters.
+written as (RFC 2231 encoded) MIME parameters. Extra ``Headers`` may not
+repeat a header Send writes itself (From, Bcc, Content-Type...: code
+``user``), and header lines over 998 octets are folded, or refused when they
+have no whitespace to fold at.
 """
 
 from __future__ import annotations
