@@ -20,3 +20,13 @@ async def test_non_form_body_is_not_parsed(srv: WebapiServer) -> None:
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
     assert r.json()["Submissions"][0]["Address"] == "mox@localhost"
+
+
+async def test_lone_surrogate_field_name_is_a_protocol_error(srv: WebapiServer) -> None:
+    for raw in ('{"\\ud800":1}', '{"\\udfff\\ud800x":1}'):
+        code, msg = await srv.error("MessageGet", raw=raw)
+        assert code == "protocol"
+        assert msg.startswith('parsing request: json: unknown field "\ufffd')
+    # A surrogate pair is one character and no problem.
+    code, msg = await srv.error("MessageGet", raw='{"\\ud83d\\ude00":1}')
+    assert (code, msg) == ("protocol", 'parsing request: json: unknown field "\U0001f600"')
