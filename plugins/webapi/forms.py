@@ -45,6 +45,8 @@ DRAIN_MAX = 64 << 20
 #: File data is written to disk in pieces of about this size.
 WRITE_BUFFER = 256 << 10
 UPLOAD_FIELDS = ("alternativefile", "inlinefile", "attachedfile")
+#: Bytes after the last line feed held back from the multipart decoder at most.
+_LINE_HOLD_MAX = 64 << 10
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
@@ -148,10 +150,15 @@ class MultipartReader:
         if not boundary:
             raise protocol("parsing form: no multipart boundary param in Content-Type")
         self._decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
+        self._pending = bytearray()
+        self._tail = len(boundary.encode("latin-1", "replace")) + 8
         self._tmp_dir = tmp_dir
         self._max_message_size = max_message_size
         self.form = Form("")
+        # The first "request" field is the one used (Go's PostFormValue),
+        # even when empty; ``_request`` collects it while it is current.
         self._request: bytearray | None = None
+        self._request_seen = False
         self._field_bytes = 0
         self._memory = 0
         self._encoded_done = 0
@@ -162,11 +169,33 @@ class MultipartReader:
         self.done = False
 
     def feed(self, chunk: bytes | None) -> None:
-        """Take the next piece of the body (``None`` at its end)."""
+        """Take the next piece of the body (``None`` at its end).
+
+        The decoder is given whole lines only: werkzeug's decoder emits part
+        of a delimiter as data when its buffer ends inside a delimiter line
+        (e.g. right after ``\\r\\n--boundary-``), which would corrupt an
+        upload wherever a network read happens to end. A line without a line
+        feed (binary data) is passed on once it is long, minus a tail that
+        could hold the start of a delimiter.
+        """
         if self.done:
             return
+        if chunk is None:
+            data: bytes | None = bytes(self._pending)
+            self._pending.clear()
+        else:
+            self._pending += chunk
+            cut = self._pending.rfind(b"\n") + 1
+            if len(self._pending) - cut > _LINE_HOLD_MAX:
+                cut = len(self._pending) - self._tail
+            if cut <= 0:
+                return
+            data = bytes(self._pending[:cut])
+            del self._pending[:cut]
         try:
-            self._decoder.receive_data(chunk)
+            self._decoder.receive_data(data)
+            if chunk is None:
+                self._decoder.receive_data(None)
             self._events(chunk is None)
         except WebapiError:
             raise
@@ -200,7 +229,8 @@ class MultipartReader:
                 content_id=_part_header(event.headers, "Content-Id") or "",
             )
             self.form.uploads.append(self._upload)
-        elif isinstance(event, Field) and event.name == "request" and self._request is None:
+        elif isinstance(event, Field) and event.name == "request" and not self._request_seen:
+            self._request_seen = True
             self._request = bytearray()
 
     def _data(self, data: bytes) -> None:
@@ -209,7 +239,7 @@ class MultipartReader:
             self._field_bytes += len(data)
             if self._field_bytes > MULTIPART_FIELDS_MAX:
                 raise protocol("parsing form: multipart: message too large")
-            if cur.name == "request" and self._request is not None and not self.form.request:
+            if self._request is not None:
                 self._request += data
             return
         up = self._upload
@@ -235,10 +265,9 @@ class MultipartReader:
             self._buf.clear()
 
     def _end(self) -> None:
-        cur, up = self._current, self._upload
-        if isinstance(cur, Field) and cur.name == "request" and self._request is not None:
-            if not self.form.request:
-                self.form.request = self._request.decode("utf-8", "replace")
+        up = self._upload
+        if self._request is not None:
+            self.form.request = self._request.decode("utf-8", "replace")
             self._request = None
         if up is not None:
             if up.path is None:
