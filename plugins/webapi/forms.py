@@ -49,6 +49,7 @@ UPLOAD_FIELDS = ("alternativefile", "inlinefile", "attachedfile")
 _LINE_HOLD_MAX = 64 << 10
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+FORM_TYPES = (URLENCODED, MULTIPART)
 
 
 def base64_size(n: int) -> int:

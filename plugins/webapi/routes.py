@@ -23,7 +23,15 @@ from core.plugin_api import PluginContext
 from plugins.webapi import messages, send, suppression
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
-from plugins.webapi.forms import DRAIN_MAX, Form, body_limit, media_type, read_form, too_large
+from plugins.webapi.forms import (
+    DRAIN_MAX,
+    FORM_TYPES,
+    Form,
+    body_limit,
+    media_type,
+    read_form,
+    too_large,
+)
 from plugins.webapi.jsoncodec import DecodeError, decode_request, encode_bytes
 from plugins.webapi.openapi import openapi_document
 from plugins.webapi.pages import index_page, method_page
@@ -171,9 +179,12 @@ class WebapiService:
             content_type = request.headers.get("Content-Type")
             mt = media_type(content_type)
             length = request.headers.get("Content-Length")
-            if length is not None and length.isdigit():
+            if length is not None and length.isdigit() and int(length) > DRAIN_MAX:
+                # Not worth reading at all.
+                if mt not in FORM_TYPES:
+                    raise protocol("missing/empty request")  # never parsed, as in mox
                 if int(length) > body_limit(mt, linfo.max_message_size) + DRAIN_MAX:
-                    raise too_large(mt)  # not worth reading at all
+                    raise too_large(mt)
             form = await read_form(
                 request.body, mt, content_type or "",
                 tmp_dir=self.ctx.store.files.tmp_dir, max_message_size=linfo.max_message_size,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+
+import trio
 
 from tests.webapi.conftest import AUTH, WebapiServer
 
@@ -30,3 +33,23 @@ async def test_lone_surrogate_field_name_is_a_protocol_error(srv: WebapiServer) 
     # A surrogate pair is one character and no problem.
     code, msg = await srv.error("MessageGet", raw='{"\\ud83d\\ude00":1}')
     assert (code, msg) == ("protocol", 'parsing request: json: unknown field "\U0001f600"')
+
+
+async def test_huge_non_form_body_is_answered_without_reading_it(srv: WebapiServer) -> None:
+    """Nothing in a text/plain body is used: a huge one is not waited for."""
+    stream = await trio.open_tcp_stream(srv.ip, 1080)
+    async with stream:
+        auth = base64.b64encode(b"%s:%s" % (AUTH[0].encode(), AUTH[1].encode())).decode()
+        await stream.send_all(
+            f"POST /webapi/v0/MessageGet HTTP/1.1\r\nHost: {srv.ip}\r\nAuthorization: Basic {auth}\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\nrequest=%7B%7D".encode()
+        )
+        data = b""
+        with trio.fail_after(20):
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                chunk = await stream.receive_some()
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 400")
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == {"Code": "protocol", "Message": "missing/empty request"}
