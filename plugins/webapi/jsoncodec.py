@@ -246,7 +246,7 @@ def _decode_struct(obj: dict[str, Any], cls: type, strict: bool = True) -> Any:
         if name is None:
             if not strict:
                 continue
-            raise DecodeError(f'json: unknown field "{key}"')
+            raise DecodeError(f'json: unknown field "{_clean_str(key)}"')
         if value is None:
             # Go leaves the field as it was: the zero value.
             kwargs.pop(name, None)
@@ -334,6 +334,9 @@ def to_jsonable(value: Any, tp: Any = None) -> Any:
 def encode(value: Any) -> str:
     """Compact JSON with a trailing newline, as Go's json.Encoder with HTML escaping off."""
     s = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    # Text from a request (an error naming a field) may hold lone surrogates,
+    # which cannot be UTF-8: U+FFFD as Go writes them.
+    s = _clean_str(s)
     # Go escapes these two even without HTML escaping (they end JavaScript lines).
     s = s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return s + "\n"
