@@ -84,16 +84,6 @@ def update_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> None:
         raise QueueEntryNotFound(entry.id)
 
 
-def due_entries(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[QueueEntry]:
-    """Entries not on hold with NextAttempt <= now, earliest first."""
-    rows = conn.execute(
-        "SELECT * FROM queue WHERE hold = 0 AND next_attempt <= ? ORDER BY next_attempt, id"
-        " LIMIT ?",
-        (to_db_time(now), limit),
-    )
-    return [QueueEntry.from_row(r) for r in rows]
-
-
 def retire(
     conn: sqlite3.Connection,
     entry_id: int,
