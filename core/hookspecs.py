@@ -2,6 +2,8 @@
 
 A plugin author reads this one file and knows the whole contract (the way
 pytest's ``hookspec.py`` works). Hooks are grouped by the moment they run.
+Plugins import every name they need from the public package ``moxtrio``
+(``from moxtrio import hookimpl, PluginContext, Rejection``), never from here.
 
 Three calling conventions exist, and each spec below names its own:
 
