@@ -78,13 +78,17 @@ def contract_rules(pm: pluggy.PluginManager) -> dict[str, HookRule]:
             continue
         rules[name] = _rule(caller)
         for impl in caller.get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
-                raise HookContractError(
-                    f"plugin {impl.plugin_name!r}: {name} is marked as a pluggy wrapper "
-                    "(wrapper=True/hookwrapper=True); moxtrio does not support hook wrappers, "
-                    "implement the hook as a plain function"
-                )
+            _refuse_wrapper(name, impl)
     return rules
+
+
+def _refuse_wrapper(name: str, impl: Any) -> None:
+    if impl.hookwrapper or impl.wrapper:
+        raise HookContractError(
+            f"plugin {impl.plugin_name!r}: {name} is marked as a pluggy wrapper "
+            "(wrapper=True/hookwrapper=True); moxtrio does not support hook wrappers, "
+            "implement the hook as a plain function"
+        )
 
 
 class HookFailed(Exception):
@@ -132,8 +136,9 @@ class HookDispatcher:
     def _impls(self, name: str) -> Iterator[Any]:
         caller = getattr(self.pm.hook, name)
         # pluggy runs the list back to front: last registered / tryfirst first.
-        # Wrappers were refused when the dispatcher was built.
-        yield from reversed(caller.get_hookimpls())
+        for impl in reversed(caller.get_hookimpls()):
+            _refuse_wrapper(name, impl)  # registered after start-up checks
+            yield impl
 
     def _rule(self, name: str, firstresult: bool | None = None) -> HookRule:
         rule = self.rules.get(name)

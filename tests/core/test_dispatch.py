@@ -311,3 +311,17 @@ def test_hooks_yaml_overrides_limits_and_rejects_bad_values(tmp_path) -> None:
             load_time_limits(tmp_path)
         assert str(info.value).startswith(f"{path}: ")
         assert message in str(info.value)
+
+
+async def test_wrapper_registered_after_start_up_is_refused_when_called() -> None:
+    from core.dispatch import HookContractError
+
+    class Late:
+        @hookimpl(wrapper=True)
+        def moxtrio_submission(self):  # type: ignore[no-untyped-def]
+            return (yield)
+
+    d = make()
+    d.pm.register(Late(), name="late")
+    with pytest.raises(HookContractError, match="plugin 'late': moxtrio_submission is marked"):
+        await d.run("moxtrio_submission", ctx=None, submission=submission())
