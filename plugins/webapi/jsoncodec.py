@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+from core.gofmt import format_go_time
+
 __all__ = [
     "DecodeError",
     "decode_request",
@@ -139,23 +141,8 @@ def parse_time(s: str) -> datetime:
         raise ValueError(f'parsing time "{s}": {exc}') from None
 
 
-def format_time(t: datetime) -> str:
-    """Go's time.Time JSON form: RFC 3339, fraction with trailing zeros trimmed, ``Z`` for UTC.
-
-    A naive datetime is taken as local time.
-    """
-    if t.tzinfo is None:
-        t = t.astimezone()
-    s = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    if t.microsecond:
-        s += "." + f"{t.microsecond:06d}".rstrip("0")
-    off = t.utcoffset() or timedelta(0)
-    if off == timedelta(0):
-        return s + "Z"
-    secs = int(off.total_seconds())
-    sign = "+" if secs >= 0 else "-"
-    secs = abs(secs)
-    return f"{s}{sign}{secs // 3600:02d}:{secs % 3600 // 60:02d}"
+#: Go's time.Time JSON form; one implementation for every Go-compatible text.
+format_time = format_go_time
 
 
 def _mismatch(v: Any, tp: Any, where: str) -> DecodeError:

@@ -90,6 +90,17 @@ def test_unknown_plugin_in_mox_conf_is_a_startup_error(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+
+def test_bad_hook_time_limits_are_a_startup_error_naming_the_file(tmp_path: Path) -> None:
+    conf = _config_with_plugins(tmp_path, unique_loopback_ip(), ["webapi"])
+    (conf.parent / "plugins").mkdir()
+    hooks_yaml = conf.parent / "plugins" / "hooks.yaml"
+    hooks_yaml.write_text("time_limits:\n  moxtrio_deliver: 0\n")
+    r = run_cli("-config", str(conf), "serve", timeout=60)
+    assert r.returncode == 1
+    assert f"{hooks_yaml}: time_limits: moxtrio_deliver must be a positive number of seconds" in r.stderr
+    assert "Traceback" not in r.stderr
+
 def test_port_in_use_is_a_one_line_startup_error(tmp_path: Path) -> None:
     with localserve(tmp_path) as first:
         directory = tmp_path / "second"
