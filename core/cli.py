@@ -250,6 +250,8 @@ ports are the standard ones + 1000:
 smtps://mox%40localhost:moxmoxmox@localhost:1465   submission with TLS
  smtp://mox%40localhost:moxmoxmox@localhost:1587   submission without TLS
  http://localhost:1080/webapi/                     webapi (methods at /webapi/v0/<Method>)
+ http://localhost:1080/admin/                      admin interface, password: moxadmin
+ http://localhost:1080/account/                    account interface, mox@localhost / moxmoxmox
 self-signed certificate: {directory / 'localhost.crt'}
 recipient localparts that simulate failures: ending in temperror, permerror,
 timeout or a code 400-600 (e.g. user550); starting with mailfrom or rcptto
