@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
 from core.store.migrations import Migration
-from core.webauth import WebAuth, session_migration, verify_account_login
+from core.webui.auth import WebAuth, session_migration, verify_account_login
 
 KEYS = ("AccountHTTP", "AccountHTTPS")
 #: mox: account sessions end 24 hours after last use; at most 100 per account.
@@ -42,11 +42,12 @@ def moxtrio_configure(ctx: PluginContext) -> None:
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:
-    from core.webiface import Interface, make_blueprint
+    from core.webui.iface import Interface, make_blueprint
     from plugins.webaccount.api import FUNCTIONS
+    from plugins.webaccount.pages import setup_pages
 
     iface = Interface("webaccount", KEYS, ctx.services["webaccount_auth"], FUNCTIONS)
-    return make_blueprint(ctx, iface, path)
+    return make_blueprint(ctx, iface, path, setup_pages(ctx, path))
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from core.dispatch import HookFailed
 from core.message.address import AddressError, parse_address
 from core.sherpa import Function, SherpaError, user_error
 from core.version import VERSION
-from core.webiface import Call
+from core.webui.iface import Call
 
 #: mox reads at most this much of a webhook test call's response.
 RESPONSE_MAX = 512

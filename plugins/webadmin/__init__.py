@@ -17,7 +17,7 @@ from core.config.adminpasswd import UnsupportedHashError, verify_password
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
 from core.store.migrations import Migration
-from core.webauth import WebAuth, session_migration
+from core.webui.auth import WebAuth, session_migration
 
 log = logging.getLogger("moxtrio.webadmin")
 
@@ -73,11 +73,12 @@ def moxtrio_configure(ctx: PluginContext) -> None:
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:
-    from core.webiface import Interface, make_blueprint
+    from core.webui.iface import Interface, make_blueprint
     from plugins.webadmin.api import FUNCTIONS
+    from plugins.webadmin.pages import setup_pages
 
     iface = Interface("webadmin", KEYS, ctx.services["webadmin_auth"], FUNCTIONS)
-    return make_blueprint(ctx, iface, path)
+    return make_blueprint(ctx, iface, path, setup_pages(ctx, path))
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
-from core.webiface import Call
+from core.webui.iface import Call
 from plugins.webadmin.shapes import HoldRuleIn, HookFilter, HookRetiredFilter, msg_json
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from core.webauth import auth_limiter
+from core.webui.auth import auth_limiter
 from tests.webui.conftest import ADMIN_PASSWORD, PASSWORD, WebServer, start
 
 

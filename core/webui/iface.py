@@ -20,7 +20,15 @@ from quart import Blueprint, Response, request
 
 from core import sherpa
 from core.plugin_api import PluginContext
-from core.webauth import AuthError, Session, WebAuth, WebRequest, client_ip, forwarded_for_listener
+from core.webui.auth import (
+    AuthError,
+    Session,
+    WebAuth,
+    WebRequest,
+    client_ip,
+    forwarded_for_listener,
+)
+from core.webui.pages import add_static
 
 SECURITY_HEADERS = {
     "X-Frame-Options": "deny",
@@ -140,6 +148,7 @@ def make_blueprint(ctx: PluginContext, iface: Interface, path: str, pages: PageS
         except AuthError:
             return None
 
+    add_static(bp)
     if pages is not None:
         pages(bp, current_session)
     return bp
