@@ -133,7 +133,7 @@
         out.textContent = form.dataset.done ? form.dataset.done.replace('{result}', describe(result)) : describe(result);
         out.hidden = false;
         buttons.forEach(function (b) { b.disabled = false; });
-        show('Done.', false);
+        show('Test call made, result below.', false);
         return;
       }
       if (form.dataset.done) {
