@@ -19,6 +19,7 @@ from core.webui.auth import Session, WebRequest
 from core.webui.iface import Call
 from core.webui.pages import Pages
 from plugins.webaccount import api
+from plugins.webaccount.mail import add_mail_routes
 
 NAV = [("", "Account"), ("suppressions", "Suppression list"), ("webhooks", "Webhooks")]
 
@@ -44,8 +45,11 @@ EXAMPLE_INCOMING = {
 
 
 def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[[], Awaitable[Session | None]]], None]:
+    settings = ctx.plugin_settings("webaccount")
+    mail = bool(settings.get("MailViewer", ctx.localserve) or settings.get("MailViewerAccounts"))
+    nav = [*NAV, ("mail", "Mail")] if mail else NAV
     pages = Pages(Path(__file__).parent / "templates", kind="webaccount", title="moxtrio account",
-                  base=path, nav=NAV)
+                  base=path, nav=nav)
 
     def call(session: Session) -> Call:
         return Call(ctx, session, WebRequest(cookies={}, csrf="", ip=None, https=False, cookie_path=path))
@@ -83,5 +87,6 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
         page("/", "index", index)
         page("/suppressions", "suppressions", suppressions)
         page("/webhooks", "webhooks", webhooks)
+        add_mail_routes(bp, ctx, pages, current)
 
     return setup

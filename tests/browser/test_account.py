@@ -75,3 +75,28 @@ def test_outgoing_webhook_save_and_test(ui: UI, server: ServerProcess, receiver:
     ui.page.get_by_role("form", name="outgoing webhook").get_by_role("button", name="Save").click()
     ui.expect_message("Outgoing webhook saved.")
     assert "Bearer from-the-browser" not in (server.directory / "domains.conf").read_text()
+
+
+def test_mail_viewer_shows_new_mail_live_with_html_in_sandboxed_frame(ui: UI, server: ServerProcess) -> None:
+    login_account(ui)
+    ui.page.get_by_role("navigation").get_by_role("link", name="Mail").click()
+    expect(ui.page.get_by_role("heading", name="Mail")).to_be_visible()
+    # Sent while the page is open: it appears without a reload.
+    r = webapi(server, "Send", {"To": [{"Address": "mox@localhost"}], "Subject": "live arrival",
+                                "Text": "plain version\n",
+                                "HTML": '<h1 id="greeting">Hello from HTML</h1><p class="x">styled</p>'})
+    assert r.status_code == 200, r.text
+    link = ui.page.get_by_role("link", name="live arrival")
+    expect(link).to_be_visible(timeout=20000)
+    expect(ui.page.locator("#live-state")).to_have_text("New message: live arrival")
+    ui.shot("account-mail")
+    link.click()
+    expect(ui.page.get_by_role("heading", name="live arrival")).to_be_visible()
+    frame = ui.page.frame_locator("iframe.html-part")
+    expect(frame.locator("#greeting")).to_have_text("Hello from HTML")
+    # The frame is sandboxed: its document is in an opaque origin the page cannot reach.
+    assert ui.page.evaluate("document.querySelector('iframe.html-part').getAttribute('sandbox')") == ""
+    assert ui.page.evaluate("document.querySelector('iframe.html-part').contentDocument") is None
+    expect(ui.page.locator("pre.text-part")).to_contain_text("plain version")
+    expect(ui.page.get_by_role("heading", name="Deliveries of this message")).to_be_visible()
+    ui.shot("account-message")

@@ -189,6 +189,38 @@
     });
   });
 
+  // The mail viewer's list: new messages arrive as server-sent events.
+  var list = document.getElementById('mail-list');
+  if (list && list.dataset.events && window.EventSource) {
+    var events = new EventSource(list.dataset.events);
+    events.addEventListener('message', function (ev) {
+      var m = JSON.parse(ev.data);
+      var tr = document.createElement('tr');
+      tr.className = 'new';
+      [m.ID, m.Received, m.From, m.To, null, m.Mailbox].forEach(function (v) {
+        var td = document.createElement('td');
+        if (v === null) {
+          var a = document.createElement('a');
+          a.href = list.dataset.base + m.ID;
+          a.textContent = m.Subject || '(no subject)';
+          td.appendChild(a);
+        } else {
+          td.textContent = String(v);
+        }
+        tr.appendChild(td);
+      });
+      tr.firstChild.className = 'num';
+      var body = list.tBodies[0];
+      body.insertBefore(tr, body.firstChild);
+      var empty = body.querySelector('tr.empty');
+      if (empty) {
+        empty.hidden = true;
+      }
+      document.getElementById('live-state').textContent = 'New message: ' + (m.Subject || '(no subject)');
+    });
+    window.addEventListener('pagehide', function () { events.close(); });
+  }
+
   var flash = sessionStorage.getItem('flash');
   if (flash) {
     sessionStorage.removeItem('flash');
