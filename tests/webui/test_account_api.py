@@ -146,6 +146,10 @@ async def test_incoming_webhook_fromid_and_retired_periods_saved(web2: WebServer
     err = await mox.error("FromIDLoginAddressesSave", ["other@localhost"])
     assert err["code"] == "user:error"
     assert (web2.directory / "domains.conf").read_text() == before
+    err = await mox.error("IncomingWebhookSave", "file:///etc/passwd", "")
+    assert err == {"code": "user:error", "message": "parsing url: scheme must be http or https"}
+    err = await mox.error("IncomingWebhookSave", "http://x", "", "extra")
+    assert err["code"] == "sherpa:badParams"
     err = await mox.error("KeepRetiredPeriodsSave", -1, 0)
     assert err["code"] == "user:error"
 

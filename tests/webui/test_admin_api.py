@@ -189,3 +189,43 @@ async def test_unauthenticated_calls_are_refused(web: WebServer) -> None:
         r = await http.post(f"http://{web.ip}:1080/admin/api/QueueList", json={"params": [{}, {}]},
                             headers={"x-mox-csrf": "x"})
         assert r.json() == {"error": {"code": "user:noAuth", "message": 'no session for "admin" web interface'}}
+
+
+BAD_FILTER_CALLS = [
+    ("QueueList", [{"Submitted": "<bogus"}, {}]),
+    ("QueueNextAttemptSet", [{"NextAttempt": "<bogus"}, 5]),
+    ("QueueNextAttemptAdd", [{"Submitted": ">bogus"}, 5]),
+    ("QueueHoldSet", [{"Submitted": "<bogus"}, True]),
+    ("QueueFail", [{"Submitted": "<bogus"}]),
+    ("QueueDrop", [{"Submitted": "<bogus"}]),
+    ("QueueRequireTLSSet", [{"Submitted": "<bogus"}, None]),
+    ("QueueTransportSet", [{"Submitted": "<bogus"}, ""]),
+    ("RetiredList", [{"LastActivity": "<bogus"}, {}]),
+    ("HookList", [{"Submitted": "<bogus"}, {}]),
+    ("HookNextAttemptSet", [{"Submitted": "<bogus"}, 1]),
+    ("HookNextAttemptAdd", [{"Submitted": "<bogus"}, 1]),
+    ("HookCancel", [{"Submitted": "<bogus"}]),
+    ("HookRetiredList", [{"LastActivity": "<bogus"}, {}]),
+]
+
+
+async def test_every_filter_function_refuses_bad_input(web: WebServer) -> None:
+    a = await web.admin()
+    await a.call("QueueHoldRuleAdd", {"RecipientDomainStr": "held.example"})
+    qid = await send(web, "keep@held.example")
+    for fn, params in BAD_FILTER_CALLS:
+        err = await a.error(fn, *params)
+        assert err["code"] == "user:error", (fn, err)
+        err = await a.error(fn, *params, "extra")
+        assert err["code"] == "sherpa:badParams", (fn, err)
+        assert err["message"].startswith(f'function "{fn}": bad number of parameters')
+        err = await a.error(fn, "not an object", *params[1:])
+        assert err["code"] == "sherpa:badParams", (fn, err)
+    # Nothing was changed by the refused calls.
+    [m] = await a.call("QueueList", {"IDs": [qid]}, {})
+    assert m["Hold"] is True and m["Transport"] == "" and m["RequireTLS"] is None
+    for fn in ("QueueSize", "HookQueueSize", "QueueHoldRuleList", "Logout"):
+        err = await a.error(fn, "extra")
+        assert err["code"] == "sherpa:badParams", fn
+    err = await a.error("QueueHoldRuleRemove", "one")
+    assert err["code"] == "sherpa:badParams"
