@@ -95,6 +95,33 @@ def text_response(status: int, text: str) -> Response:
     return Response(text + "\n", status=status, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
+#: API requests are small JSON documents; anything bigger is refused unread
+#: (the HTTP layer leaves body limits to each service).
+MAX_BODY = 1024 * 1024
+
+
+#: An oversized body is read and dropped up to this size, so the client gets
+#: the error answer instead of a reset connection; beyond it the connection closes.
+DRAIN_MAX = 16 * 1024 * 1024
+
+
+async def _read_body(limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` bytes."""
+    declared = int(request.headers.get("Content-Length") or 0)
+    data = bytearray()
+    seen = 0
+    if declared <= DRAIN_MAX:
+        async for chunk in request.body:
+            seen += len(chunk)
+            if seen <= limit:
+                data += chunk
+            elif seen > DRAIN_MAX:
+                break
+    if declared > limit or seen > limit:
+        return None
+    return bytes(data)
+
+
 PageSetup = Callable[[Blueprint, Callable[[], Any]], None]
 
 
@@ -123,8 +150,10 @@ def make_blueprint(ctx: PluginContext, iface: Interface, path: str, pages: PageS
                 if exc.status == 429:
                     return text_response(429, "429 - too many auth attempts")
                 return json_response(exc.status, sherpa.error_body(exc.error))
-        body = await request.get_data(cache=False)
-        assert isinstance(body, bytes)
+        body = await _read_body(MAX_BODY)
+        if body is None:
+            err = sherpa.SherpaError(sherpa.BAD_REQUEST, f"request body larger than {MAX_BODY} bytes")
+            return json_response(413, sherpa.error_body(err))
         status, out = await sherpa.call(
             iface.functions, name, body, request.headers.get("Content-Type", ""), Call(ctx, session, req)
         )

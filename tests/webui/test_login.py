@@ -147,3 +147,12 @@ async def test_https_cookies_are_secure(web: WebServer) -> None:
         assert "Secure" in _set_cookies(r)["webadminlogin"]
         r = await http.post(base + "Login", json={"params": [r.json()["result"], ADMIN_PASSWORD]})
         assert "Secure" in _set_cookies(r)["webadminsession"]
+
+
+async def test_oversized_api_body_is_refused_unread(web: WebServer) -> None:
+    c = web.client("/admin/")
+    big = b'{"params": ["' + b"x" * (2 * 1024 * 1024) + b'"]}'
+    r = await c.http.post(c.base + "api/LoginPrep", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "sherpa:badRequest"
+    assert await c.call("LoginPrep")  # the server is fine
