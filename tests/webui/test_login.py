@@ -156,3 +156,18 @@ async def test_oversized_api_body_is_refused_unread(web: WebServer) -> None:
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "sherpa:badRequest"
     assert await c.call("LoginPrep")  # the server is fine
+
+
+async def test_session_expiry_and_session_limits(web: WebServer) -> None:
+    first = await web.admin()
+    others = [await web.admin() for _ in range(9)]
+    assert await first.call("QueueSize") == 0  # ten admin sessions may exist
+    await web.admin()  # the eleventh drops the oldest (lifetimes are extended once a minute at most)
+    err = await first.error("QueueSize")
+    assert err == {"code": "user:badAuth", "message": "unknown session token"}
+    assert await others[-1].call("QueueSize") == 0
+    # A session unused for its lifetime has expired.
+    acc = await web.account()
+    await web.ctx.store.write(lambda c: c.execute("UPDATE webaccount_sessions SET expires = 1"))
+    err = await acc.error("SuppressionList")
+    assert err == {"code": "user:badAuth", "message": "session expired (after 24 hours inactivity)"}
