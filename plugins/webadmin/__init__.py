@@ -17,7 +17,7 @@ from core.config.adminpasswd import UnsupportedHashError, verify_password
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
 from core.store.migrations import Migration
-from core.webui.auth import WebAuth, session_migration
+from core.webui.auth import Verifier, WebAuth, session_migration
 
 log = logging.getLogger("moxtrio.webadmin")
 
@@ -32,7 +32,7 @@ def moxtrio_migrations() -> list[Migration]:
     return [session_migration("webadmin", "webadmin_sessions")]
 
 
-def _make_verifier(ctx: PluginContext):  # type: ignore[no-untyped-def]
+def _make_verifier(ctx: PluginContext) -> Verifier:
     async def verify(username: str, password: str) -> tuple[bool, bool, str]:
         path = ctx.config.resolve_path(ctx.config.static.AdminPasswordFile or "adminpasswd")
 
