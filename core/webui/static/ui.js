@@ -101,6 +101,15 @@
     return v;
   }
 
+  // "{result}" in a done-text is the whole result; "{0}", "{1}"... its items.
+  function fillDone(text, result) {
+    var out = text.replace('{result}', describe(result));
+    if (Array.isArray(result)) {
+      result.forEach(function (v, i) { out = out.replace('{' + i + '}', describe(v) || '-'); });
+    }
+    return out;
+  }
+
   function describe(result) {
     if (Array.isArray(result)) {
       return result.join(', ');
@@ -130,14 +139,14 @@
       }
       if (form.dataset.output) {
         var out = document.getElementById(form.dataset.output);
-        out.textContent = form.dataset.done ? form.dataset.done.replace('{result}', describe(result)) : describe(result);
+        out.textContent = form.dataset.done ? fillDone(form.dataset.done, result) : describe(result);
         out.hidden = false;
         buttons.forEach(function (b) { b.disabled = false; });
         show('Test call made, result below.', false);
         return;
       }
       if (form.dataset.done) {
-        sessionStorage.setItem('flash', form.dataset.done.replace('{result}', describe(result)));
+        sessionStorage.setItem('flash', fillDone(form.dataset.done, result));
       }
       if (form.dataset.next) {
         window.location.href = form.dataset.next;
