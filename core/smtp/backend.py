@@ -24,6 +24,7 @@ from core.incoming import IncomingMessage, IncomingRecipient, store_incoming
 from core.message.compose import format_date, new_message_id
 from core.message.headers import is_dsn, parse_addresses
 from core.message.mime import Headers, parse_header_section
+from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
 from core.smtp.auth import ScramCredentials
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
@@ -160,6 +161,10 @@ class CoreSessionHandler:
         if domain.Disabled:
             return Reply(450, "4.2.1", "recipient domain temporarily disabled")
         if self.config.lookup_destination(address.to_address()) is None:
+            if self.ctx.localserve:
+                # mox's localserve accepts every address; the queue delivers it to
+                # our own delivery listener, which files it in the mox account.
+                return None
             return Reply(550, "5.1.1", "no such user")
         return None
 
@@ -206,6 +211,14 @@ class CoreSessionHandler:
             headers, _ = parse_header_section(head)
         except Exception:  # noqa: BLE001 - malformed header section
             return Reply(554, "5.6.0", "malformed message: cannot parse header")
+        if self.config.static.Pedantic and not envelope.smtputf8 and message.has_8bit:
+            # mox in pedantic mode: raw UTF-8 in any part's header needs SMTPUTF8
+            # on MAIL (8-bit bodies alone need only 8BITMIME).
+            if await trio.to_thread.run_sync(_headers_need_smtputf8, message.path):
+                return Reply(
+                    550, "5.6.0",
+                    "smtputf8 extension is required but was not added to the MAIL command",
+                )
         if info.submission:
             return await self._submit(info, envelope, message, head, headers)
         return await self._deliver_local(info, envelope, message, head, headers)
@@ -273,7 +286,7 @@ class CoreSessionHandler:
             with trio.CancelScope(shield=True):
                 await self.ctx.store.remove_unreferenced([file_id])
             raise
-        return Reply(250, "2.0.0", "it is done")
+        return Reply(250, "2.2.0", "it is done")
 
     async def _submit(
         self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage, head: bytes, headers: Headers
@@ -446,6 +459,19 @@ def _needs_smtputf8(head: bytes, envelope: Envelope) -> bool:
     if not mf.localpart.isascii() or not mf.domain.isascii():
         return True
     return any(b >= 0x80 for b in head.split(b"\r\n\r\n", 1)[0])
+
+
+def _headers_need_smtputf8(path: str) -> bool:
+    """Whether the header section of the message or of any MIME part has non-ASCII bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    stack = [parse_part(data)]
+    while stack:
+        part = stack.pop()
+        if not data[part.header_offset : part.body_offset].isascii():
+            return True
+        stack.extend(part.parts)
+    return False
 
 
 def _with_mailbox(match: Any, mailbox: str) -> Any:

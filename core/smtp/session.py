@@ -219,7 +219,13 @@ class Session:
                 pass
 
     async def _command(self) -> None:
-        line = await self._readline(idle=True)
+        try:
+            line = await self._readline(idle=True)
+        except SMTPError as e:
+            # A line that is not UTF-8: answered like any bad command, the
+            # connection goes on (the line is already consumed).
+            self._command_error(e)
+            return
         if self._shutting_down:
             self._reply(Reply(421, "4.3.2", "shutting down", with_id=False))
             raise _Close
@@ -237,15 +243,17 @@ class Session:
             self._ncmds += 1
             await fn(args)
         except SMTPError as e:
-            self._errors += 1
-            self._reply(e.reply)
-            if e.close or e.reply.code == 421:
-                raise _Close from None
-            if self._errors >= self.config.max_errors:
-                self._reply(
-                    Reply(421, "4.7.0", "too many errors, closing connection", with_id=False)
-                )
-                raise _Close from None
+            self._command_error(e)
+
+    def _command_error(self, e: SMTPError) -> None:
+        """Answer a failed command; close after a 421 or too many errors."""
+        self._errors += 1
+        self._reply(e.reply)
+        if e.close or e.reply.code == 421:
+            raise _Close from None
+        if self._errors >= self.config.max_errors:
+            self._reply(Reply(421, "4.7.0", "too many errors, closing connection", with_id=False))
+            raise _Close from None
 
     # -- I/O ---------------------------------------------------------------------
 
@@ -503,13 +511,14 @@ class Session:
             self._auth_ok(outcome, info, authc, "nice")
         elif mech == "LOGIN":
             need_tls()
+            # mox (like most servers) prompts "Username:" and "Password:".
             username = unicodedata.normalize(
-                "NFC", text(await read_initial(b"User Name"), "username")
+                "NFC", text(await read_initial(b"Username:"), "username")
             )
-            self._out += b"334 " + base64.b64encode(b"Password") + b"\r\n"
+            self._out += b"334 " + base64.b64encode(b"Password:") + b"\r\n"
             password = text(await read_response(), "password")
             info = await self._check_password(username, password)
-            self._auth_ok(outcome, info, username, "hello ancient smtp implementation")
+            self._auth_ok(outcome, info, username, "nice")
         elif mech == "SCRAM-SHA-256":
             await self._auth_scram(read_initial, read_response, outcome)
         else:
@@ -640,7 +649,7 @@ class Session:
             self._handler_reply(reply)
             return
         env.recipients.append(path)
-        self._reply(Reply(250, "2.1.5", "now on the list"))
+        self._reply(Reply(250, "2.1.0", "now on the list"))
 
     async def _cmd_data(self, args: str) -> None:
         self._need_hello()
@@ -663,6 +672,10 @@ class Session:
                 raise error(451, "4.3.0", "error copying data to file")
             if decoder.bad_crlf:
                 raise error(500, "5.5.2", "invalid bare \\r or \\n, may be smtp smuggling")
+            if decoder.has_nul and self.config.pedantic:
+                # mox in pedantic mode refuses a message it cannot parse fully,
+                # with this reply shape; NUL is not allowed anywhere in a message.
+                raise error(554, "5.6.0", "malformed message: nul byte in message")
             if self.submission and not decoder.have_body:
                 raise error(554, "5.6.0", "message requires both header and body section")
             msg = ReceivedMessage(path, written, decoder.has_8bit, decoder.have_body)

@@ -259,17 +259,17 @@ async def test_auth_login(nursery: trio.Nursery) -> None:
 
     assert await trio.to_thread.run_sync(client, "test1234") == (
         235,
-        b"2.7.0 hello ancient smtp implementation",
+        b"2.7.0 nice",
     )
     with pytest.raises(smtplib.SMTPAuthenticationError) as ei:
         await trio.to_thread.run_sync(client, "nope")
     assert ei.value.smtp_code == 535
 
-    # Raw: challenges are base64 "User Name" and "Password".
+    # Raw: challenges are base64 "Username:" and "Password:", as mox sends them.
     c = await auth_client(port)
-    assert await c.cmd1("AUTH LOGIN") == "334 VXNlciBOYW1l"
-    assert await c.cmd1("bWpsQG1veC5leGFtcGxl") == "334 UGFzc3dvcmQ="
-    assert await c.cmd1("dGVzdDEyMzQ=") == "235 2.7.0 hello ancient smtp implementation"
+    assert await c.cmd1("AUTH LOGIN") == "334 VXNlcm5hbWU6"
+    assert await c.cmd1("bWpsQG1veC5leGFtcGxl") == "334 UGFzc3dvcmQ6"
+    assert await c.cmd1("dGVzdDEyMzQ=") == "235 2.7.0 nice"
     await c.aclose()
 
 
@@ -372,8 +372,8 @@ async def test_pipelined_transaction_in_one_write(nursery: trio.Nursery) -> None
     )
     assert (await c.reply())[-1] == "250 SMTPUTF8"
     assert await c.reply() == ["250 2.1.0 looking good"]
-    assert await c.reply() == ["250 2.1.5 now on the list"]
-    assert await c.reply() == ["250 2.1.5 now on the list"]
+    assert await c.reply() == ["250 2.1.0 now on the list"]
+    assert await c.reply() == ["250 2.1.0 now on the list"]
     assert await c.reply() == ["354 see you at the bare dot"]
     # Data, end marker and the next commands in one write too.
     await c.send(b"Subject: x\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
@@ -414,7 +414,7 @@ async def test_8bitmime_and_smtputf8(nursery: trio.Nursery) -> None:
     r = await c.cmd1("RCPT TO:<dést@mox.example>")
     assert r.startswith("553 5.6.7 non-ascii address not permitted without smtputf8 (")
     # IDNA domains need SMTPUTF8 too; quoted localparts and IP literals parse.
-    assert await c.cmd1('RCPT TO:<"a b"@mox.example>') == "250 2.1.5 now on the list"
+    assert await c.cmd1('RCPT TO:<"a b"@mox.example>') == "250 2.1.0 now on the list"
     r = await c.cmd1("RCPT TO:<x@[127.0.0.1]>")
     assert r.startswith("550 5.1.1 not accepting email for ip (")
     await c.aclose()
@@ -560,7 +560,7 @@ async def test_too_many_recipients(nursery: trio.Nursery) -> None:
     await c.cmd1("MAIL FROM:<a@example.org>")
     await c.send("".join(f"RCPT TO:<r{i}@mox.example>\r\n" for i in range(1001)))
     for _ in range(1000):
-        assert await c.reply() == ["250 2.1.5 now on the list"]
+        assert await c.reply() == ["250 2.1.0 now on the list"]
     r = await c.reply()
     assert r[0].startswith("452 4.5.3 max of 1000 recipients reached (")
     await c.aclose()
@@ -572,7 +572,7 @@ async def test_null_sender_single_recipient_on_smtp(nursery: trio.Nursery) -> No
     await c.reply()
     await c.cmd("EHLO x")
     assert await c.cmd1("MAIL FROM:<>") == "250 2.1.0 looking good"
-    assert await c.cmd1("RCPT TO:<a@mox.example>") == "250 2.1.5 now on the list"
+    assert await c.cmd1("RCPT TO:<a@mox.example>") == "250 2.1.0 now on the list"
     r = await c.cmd1("RCPT TO:<b@mox.example>")
     assert r.startswith("452 4.5.3 only one recipient allowed with null reverse address (")
     assert (await c.cmd1("MAIL FROM:<x@[1.2.3.4]>")).startswith("503 5.5.1 already have MAIL")
@@ -708,7 +708,7 @@ async def test_handler_replies_and_failures(nursery: trio.Nursery) -> None:
     assert await c.cmd1("MAIL FROM:<mjl@mox.example>") == "250 2.1.0 looking good"
     r = await c.cmd1("RCPT TO:<nobody@mox.example>")
     assert r.startswith("550 5.1.1 no such user (")
-    assert await c.cmd1("RCPT TO:<ok@example.org>") == "250 2.1.5 now on the list"
+    assert await c.cmd1("RCPT TO:<ok@example.org>") == "250 2.1.0 now on the list"
     await c.cmd1("DATA")
     await c.send(MSG + b".\r\n")
     assert (await c.reply())[0].startswith("451 4.3.0 error processing (")
