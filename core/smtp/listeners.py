@@ -2,7 +2,7 @@
 
 Each enabled service on each IP of each listener gets one ``serve_smtp``
 task; all share one set of per-IP limits (mox keeps them process-wide), and
-the auth-failure limiter is the process-wide one the webapi uses too.
+the failed-login limiter is the server's one (``ctx.login_limiter``), shared with the webapi.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import trio
 from core.plugin_api import PluginConfigError, PluginContext
 from core.smtp.backend import CoreSessionHandler
 from core.smtp.handler import ListenerKind
-from core.smtp.limits import ConnectionLimits, WindowLimiter, auth_failure_limiter
+from core.smtp.limits import ConnectionLimits, WindowLimiter
 from core.smtp.server import serve_smtp
 from core.smtp.session import SessionConfig
 from core.tls import listener_ssl_context
@@ -55,15 +55,6 @@ class LoopbackExemptLimiter:
         return self._inner.can_add(ip, n, now)
 
 
-def shared_auth_limiter(ctx: PluginContext) -> WindowLimiter:
-    """The process-wide failed-login limiter (SMTP AUTH and webapi basic auth)."""
-    limiter = ctx.services.get("auth_limiter")
-    if limiter is None:
-        limiter = auth_failure_limiter()
-        ctx.services["auth_limiter"] = limiter
-    return limiter
-
-
 def _triple(settings: dict[str, Any], key: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
     value = settings.get(key)
     if value is None:
@@ -88,7 +79,7 @@ def connection_limits(ctx: PluginContext) -> ConnectionLimits:
     limits = ConnectionLimits(
         rate=WindowLimiter([(60, _triple(settings, "ConnectionsPerMinute", RATE_LIMITS))]),
         concurrent=WindowLimiter([(None, _triple(settings, "ConcurrentConnections", CONCURRENCY_LIMITS))]),
-        auth_failures=shared_auth_limiter(ctx),
+        auth_failures=ctx.login_limiter,
     )
     if ctx.localserve:
         limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]

@@ -29,6 +29,7 @@ from typing import Any
 
 import trio
 
+from core.loginlimit import LoginLimiter
 from core.smtp.auth import (
     SaslError,
     ScramProofError,
@@ -37,7 +38,6 @@ from core.smtp.auth import (
     verify_password_dummy,
 )
 from core.smtp.handler import Envelope, LoginInfo, ReceivedMessage, SessionHandler, SessionInfo
-from core.smtp.limits import WindowLimiter
 from core.smtp.parser import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FUTURE_RELEASE_MAX_SECONDS,
@@ -95,6 +95,20 @@ class _Close(Exception):
     """End the session (pending replies are flushed first)."""
 
 
+@dataclass
+class _AuthOutcome:
+    """How one AUTH command ended, for the failed-login limiter.
+
+    ``account`` is the target account once the user name resolved to one;
+    ``counted`` is False for attempts that are no guess (refused by the
+    limiter itself, or an account without the secrets a mechanism needs).
+    """
+
+    ok: bool = False
+    counted: bool = True
+    account: str = ""
+
+
 class PrefixStream(trio.abc.Stream):
     """A stream that first returns ``prefix``: bytes a client sent right after
     STARTTLS belong to the TLS handshake, not to the plaintext session (which
@@ -132,7 +146,7 @@ class Session:
         config: SessionConfig,
         info: SessionInfo,
         *,
-        auth_limiter: WindowLimiter | None = None,
+        auth_limiter: LoginLimiter | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
@@ -457,20 +471,34 @@ class Session:
         if self._auth_failed > 3 and self.config.auth_fail_delay > 0:
             await trio.sleep((self._auth_failed - 3) * self.config.auth_fail_delay)
         self._auth_failed += 1
-        outcome = {"ok": False, "uncounted": False}
+        outcome = _AuthOutcome()
+        self._check_login_limit(outcome)
         try:
             await self._auth(args, outcome)
         finally:
-            if outcome["ok"]:
+            lim = self.auth_limiter
+            if outcome.ok:
                 self._auth_failed = 0
-                if self.auth_limiter is not None:
-                    self.auth_limiter.reset(self.info.remote_ip)
-            elif outcome["uncounted"]:
+                if lim is not None:
+                    lim.succeeded(self.info.remote_ip, outcome.account)
+            elif not outcome.counted:
                 self._auth_failed -= 1
-            elif self.auth_limiter is not None:
-                self.auth_limiter.add(self.info.remote_ip)
+            elif lim is not None:
+                lim.failed(self.info.remote_ip, outcome.account)
 
-    async def _auth(self, args: str, outcome: dict[str, bool]) -> None:
+    def _check_login_limit(self, outcome: _AuthOutcome, account: str = "") -> None:
+        """Refuse the attempt (421, close) when this IP or the target account used up
+        its failed-login budget; checked before every attempt, and again once the
+        user name is known."""
+        outcome.account = account
+        lim = self.auth_limiter
+        if lim is None or lim.allowed(self.info.remote_ip, account):
+            return
+        outcome.counted = False
+        log.info("refusing smtp auth from %s: too many auth failures", self.info.remote_ip)
+        raise error(421, "4.7.0", "too many auth failures", close=True)
+
+    async def _auth(self, args: str, outcome: _AuthOutcome) -> None:
         mech, initial = parse_auth(args)
 
         async def read_response() -> bytes:
@@ -507,7 +535,7 @@ class Session:
             password = text(parts[2], "password")
             if authz and authz != authc:
                 raise error(535, "5.7.8", "cannot assume other role")
-            info = await self._check_password(authc, password)
+            info = await self._check_password(authc, password, outcome)
             self._auth_ok(outcome, info, authc, "nice")
         elif mech == "LOGIN":
             need_tls()
@@ -517,7 +545,7 @@ class Session:
             )
             self._out += b"334 " + base64.b64encode(b"Password:") + b"\r\n"
             password = text(await read_response(), "password")
-            info = await self._check_password(username, password)
+            info = await self._check_password(username, password, outcome)
             self._auth_ok(outcome, info, username, "nice")
         elif mech == "SCRAM-SHA-256":
             await self._auth_scram(read_initial, read_response, outcome)
@@ -528,7 +556,7 @@ class Session:
         self,
         read_initial: Callable[[bytes], Awaitable[bytes]],
         read_response: Callable[[], Awaitable[bytes]],
-        outcome: dict[str, bool],
+        outcome: _AuthOutcome,
     ) -> None:
         try:
             server = ScramServer(await read_initial(b""))
@@ -537,8 +565,9 @@ class Session:
         info = await self._lookup_login(server.authentication)
         if info is None:
             raise error(454, "4.3.0", "scram not possible")
+        self._check_login_limit(outcome, info.account)
         if info.scram is None:
-            outcome["uncounted"] = True
+            outcome.counted = False
             raise error(454, "4.3.0", "scram not possible")
         if server.authorization and server.authorization != server.authentication:
             raise error(
@@ -569,8 +598,10 @@ class Session:
         )
         return info
 
-    async def _check_password(self, username: str, password: str) -> LoginInfo:
+    async def _check_password(self, username: str, password: str, outcome: _AuthOutcome) -> LoginInfo:
         info = await self._lookup_login(username)
+        if info is not None:
+            self._check_login_limit(outcome, info.account)
         if info is None or info.scram is None:
             await trio.to_thread.run_sync(verify_password_dummy, password)
             log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
@@ -582,8 +613,9 @@ class Session:
             raise error(525, "5.7.13", f"login is disabled for this account: {info.login_disabled}")
         return info
 
-    def _auth_ok(self, outcome: dict[str, bool], info: LoginInfo, username: str, text: str) -> None:
-        outcome["ok"] = True
+    def _auth_ok(self, outcome: _AuthOutcome, info: LoginInfo, username: str, text: str) -> None:
+        outcome.ok = True
+        outcome.account = info.account
         self.info.account = info.account
         self.info.username = username
         self._reply(Reply(235, "2.7.0", text))

@@ -2,9 +2,9 @@
 
 The user name is an email address (the login address, remembered as given
 for Send's default From and for FromIDLoginAddresses), the password the
-account's. Failed attempts count in the process-wide auth-failure limiter
-that SMTP uses too (spec 01 §3.2), so password guessing over either
-protocol is throttled together.
+account's. Failed attempts count in the server's failed-login limiter
+(``ctx.login_limiter``) that SMTP AUTH uses too, so password guessing over
+either protocol is throttled together.
 
 Verifying a password costs a PBKDF2 derivation (SCRAM-SHA-256, 4096+
 rounds), several milliseconds of CPU: at hundreds of requests per second
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import trio
 
+from core.loginlimit import LoginLimiter
 from core.plugin_api import PluginContext
-from core.smtp.limits import WindowLimiter, auth_failure_limiter
 from core.store.accounts import (
     InvalidPassword,
     get_scram_credentials,
@@ -118,12 +118,9 @@ class Authenticator:
         self.pbkdf2_runs = 0
 
     @property
-    def limiter(self) -> WindowLimiter:
-        """The process-wide limiter (shared with SMTP); created here if the core has none."""
-        lim = self.ctx.services.get("auth_limiter")
-        if lim is None:
-            lim = self.ctx.services.setdefault("auth_limiter", auth_failure_limiter())
-        return lim  # type: ignore[no-any-return]
+    def limiter(self) -> LoginLimiter:
+        """The server's failed-login limiter, shared with SMTP AUTH."""
+        return self.ctx.login_limiter
 
     def _tag(self, password: str) -> bytes:
         return hmac.digest(self._secret, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
@@ -162,25 +159,31 @@ class Authenticator:
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         ip = client_ip(peer, forwarded_for, forwarded)
         limiter = self.limiter
-        if not limiter.can_add(ip):
+        if not limiter.allowed(ip):
             raise HTTPAuthError(429, TOO_MANY)
         username, password = creds
+        target = ""
         try:
             account = self.ctx.config.account_for_login(username)
+            target = account or ""
+            if target and not limiter.allowed(ip, target):
+                raise HTTPAuthError(429, TOO_MANY)
             ok = await self._verify(account, password)
+        except HTTPAuthError:
+            raise
         except Exception:  # noqa: BLE001 - the client gets a server error, we log why
             log.exception("verifying webapi credentials")
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise WebapiError("server", "error verifying credentials") from None
         if not ok or account is None:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         acc = self.ctx.config.account(account)
         if acc is None:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         if acc.LoginDisabled:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, LOGIN_DISABLED, challenge=True)
-        limiter.reset(ip)
+        limiter.succeeded(ip, account)
         return Login(account=account, address=username, remote_ip=ip)

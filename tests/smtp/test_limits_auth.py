@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from core.loginlimit import LoginLimiter
 from core.smtp.auth import (
     SaslError,
     ScramProofError,
@@ -16,7 +17,6 @@ from core.smtp.auth import (
 )
 from core.smtp.limits import (
     WindowLimiter,
-    auth_failure_limiter,
     connection_count_limiter,
     connection_rate_limiter,
     ip_classes,
@@ -35,36 +35,54 @@ def test_ip_classes() -> None:
     )
 
 
-def test_auth_failure_limiter_worked_example() -> None:
-    # Spec 01 section 3.2: 10 failures in a minute, the 11th check is refused,
-    # and success doesn't help while refused (the caller checks first).
+def test_login_limiter_worked_example() -> None:
+    # mox's numbers: 10 failures a minute per address, then refused; 30 per /26.
     t = 1_700_000_000.0
-    lim = auth_failure_limiter()
+    lim = LoginLimiter()
     for _ in range(10):
-        assert lim.can_add("127.0.0.4", now=t)
-        assert lim.add("127.0.0.4", now=t)
-    assert not lim.can_add("127.0.0.4", now=t)
+        assert lim.allowed("127.0.0.4", now=t)
+        lim.failed("127.0.0.4", now=t)
+    assert not lim.allowed("127.0.0.4", now=t)
     # Other /32s in the same /26 still have budget (30 for the /26).
-    assert lim.can_add("127.0.0.5", now=t)
+    assert lim.allowed("127.0.0.5", now=t)
     # Next minute window: the 1-minute counts reset, the 24h ones don't.
     t2 = (t // 60 + 1) * 60
-    assert lim.can_add("127.0.0.4", now=t2)
-    for _ in range(40):
-        lim.add("127.0.0.4", now=t2 + 60 * (_ // 9 + 1))
-    assert not lim.can_add("127.0.0.4", now=t2 + 3600)  # 50 per day reached.
+    assert lim.allowed("127.0.0.4", now=t2)
+    for i in range(40):
+        lim.failed("127.0.0.4", now=t2 + 60 * (i // 9 + 1))
+    assert not lim.allowed("127.0.0.4", now=t2 + 3600)  # 50 per day reached.
 
 
-def test_auth_failure_limiter_reset_forgives_subnet() -> None:
+def test_login_limiter_success_forgives_only_that_account() -> None:
     t = 1_700_000_000.0
-    lim = auth_failure_limiter()
-    for ip in ["10.0.0.1"] * 9 + ["10.0.0.2"] * 9 + ["10.0.0.3"] * 9:
-        lim.add(ip, now=t)
-    assert lim.can_add("10.0.0.4", 3, now=t) and not lim.can_add(
-        "10.0.0.4", 4, now=t
-    )  # /26: 27 of 30
-    lim.reset("10.0.0.1", now=t)
-    assert lim.can_add("10.0.0.4", 10, now=t)  # /26 now at 18
-    assert lim.can_add("10.0.0.1", 10, now=t)
+    lim = LoginLimiter()
+    for _ in range(8):
+        lim.failed("10.0.0.1", "victim", now=t)
+    lim.succeeded("10.0.0.1", "attacker", now=t)  # Forgives nothing of "victim".
+    lim.failed("10.0.0.1", "victim", now=t)
+    lim.failed("10.0.0.1", "", now=t)  # Unknown user names count per IP only.
+    assert not lim.allowed("10.0.0.1", now=t)
+    # The account's owner logging in from there forgives that pair's failures.
+    lim.succeeded("10.0.0.1", "victim", now=t)
+    assert lim.allowed("10.0.0.1", now=t)
+    for _ in range(8):
+        lim.failed("10.0.0.1", "", now=t)
+    assert lim.allowed("10.0.0.1", now=t)
+    lim.failed("10.0.0.1", "", now=t)
+    assert not lim.allowed("10.0.0.1", now=t)
+
+
+def test_login_limiter_counts_per_account_across_networks() -> None:
+    t = 1_700_000_000.0
+    lim = LoginLimiter()
+    ips = [f"10.{i}.0.1" for i in range(30)]  # 30 different /21s.
+    for ip in ips:
+        lim.failed(ip, "victim", now=t)
+    assert not lim.allowed("10.99.0.1", "victim", now=t)
+    assert lim.allowed("10.99.0.1", "other", now=t)
+    assert lim.allowed("10.99.0.1", now=t)
+    lim.succeeded("10.5.0.1", "victim", now=t)  # The owner's login clears the account count.
+    assert lim.allowed("10.99.0.1", "victim", now=t)
 
 
 def test_connection_limiters() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
+from core.loginlimit import LoginLimiter
 from core.smtp.handler import MemoryHandler
 from core.smtp.limits import ConnectionLimits, WindowLimiter
 from core.smtp.reply import Reply
@@ -314,7 +315,7 @@ async def test_auth_scram_sha256(nursery: trio.Nursery) -> None:
 
 
 async def test_auth_failures_limit_new_connections(nursery: trio.Nursery) -> None:
-    limits = ConnectionLimits()
+    limits = ConnectionLimits(auth_failures=LoginLimiter())
     port = await start(nursery, sub_handler(), cfg(require_tls_for_auth=False), limits=limits)
     smtp_port = await start(nursery, MemoryHandler("smtp"), cfg(), limits=limits)
     c = await auth_client(port)
@@ -332,7 +333,7 @@ async def test_auth_failures_limit_new_connections(nursery: trio.Nursery) -> Non
 
 
 async def test_auth_success_forgives_failures(nursery: trio.Nursery) -> None:
-    limits = ConnectionLimits()
+    limits = ConnectionLimits(auth_failures=LoginLimiter())
     port = await start(nursery, sub_handler(), cfg(require_tls_for_auth=False), limits=limits)
     c = await auth_client(port)
     for _ in range(9):
@@ -341,7 +342,10 @@ async def test_auth_success_forgives_failures(nursery: trio.Nursery) -> None:
         await c.cmd1("AUTH PLAIN " + plain_b64("mjl@mox.example", "test1234")) == "235 2.7.0 nice"
     )
     await c.aclose()
-    assert limits.auth_failures is not None and limits.auth_failures.can_add("127.0.0.1", 10)
+    assert limits.auth_failures is not None
+    for _ in range(10):
+        assert limits.auth_failures.allowed("127.0.0.1")
+        limits.auth_failures.failed("127.0.0.1")
 
 
 async def test_auth_slowdown_after_third_failure(nursery: trio.Nursery) -> None:
@@ -839,10 +843,10 @@ async def test_listener_survives_garbage_and_resets(nursery: trio.Nursery, certs
 
 
 async def test_auth_failure_refusal_over_implicit_tls(nursery: trio.Nursery, certs: Certs) -> None:
-    limits = ConnectionLimits()
+    limits = ConnectionLimits(auth_failures=LoginLimiter())
     assert limits.auth_failures is not None
     for _ in range(10):
-        limits.auth_failures.add("127.0.0.1")
+        limits.auth_failures.failed("127.0.0.1")
     h = MemoryHandler("submissions")
     port = await start(
         nursery, h, cfg(), ssl_context=certs.server_context(), implicit_tls=True, limits=limits

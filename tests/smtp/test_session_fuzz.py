@@ -18,8 +18,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.loginlimit import LoginLimiter
 from core.smtp.handler import MemoryHandler, SessionInfo
-from core.smtp.limits import auth_failure_limiter
 from core.smtp.session import Session, SessionConfig
 
 REPLY = re.compile(rb"^[0-9]{3}[ -][^\r\n]*$")
@@ -96,7 +96,7 @@ async def run_session(kind: str, chunks: list[bytes]) -> bytes:
         local_port=25,
     )
     client, server = trio.testing.memory_stream_pair()
-    session = Session(server, handler, config, info, auth_limiter=auth_failure_limiter())
+    session = Session(server, handler, config, info, auth_limiter=LoginLimiter())
     received = bytearray()
     done = trio.Event()
 
