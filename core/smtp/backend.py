@@ -26,7 +26,6 @@ from core.message.headers import is_dsn, parse_addresses
 from core.message.mime import Headers, parse_header_section
 from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
-from core.smtp.auth import ScramCredentials
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
@@ -99,20 +98,18 @@ class CoreSessionHandler:
         account = self.config.account_for_login(username)
         if account is None:
             return None
-        creds = await self.ctx.store.read(
-            lambda conn: store_accounts.get_scram_credentials(conn, account)
-        )
-        scram = None
-        if creds is not None:
-            scram = ScramCredentials(
-                salt=creds.salt,
-                iterations=creds.iterations,
-                stored_key=creds.stored_key,
-                server_key=creds.server_key,
-            )
+        found = await self.ctx.store.read(lambda conn: store_accounts.get_login_secrets(conn, account))
         acc = self.config.dynamic.Accounts.get(account)
         disabled = getattr(acc, "LoginDisabled", "") if acc is not None else ""
-        return LoginInfo(account=account, scram=scram, login_disabled=disabled)
+        if found is None:
+            return LoginInfo(account=account, scram=None, login_disabled=disabled)
+        return LoginInfo(
+            account=account,
+            scram=found.scram_sha256,
+            login_disabled=disabled,
+            scram_sha1=found.scram_sha1,
+            cram_md5=found.cram_md5,
+        )
 
     # -- MAIL FROM -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from core.smtp.handler import ListenerKind
 from core.smtp.limits import ConnectionLimits, WindowLimiter
 from core.smtp.server import serve_smtp
 from core.smtp.session import SessionConfig
+from core.store import accounts as store_accounts
 from core.tls import listener_ssl_context
 
 log = logging.getLogger("moxtrio.smtp")
@@ -133,6 +134,7 @@ async def start_smtp_listeners(
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
     limits = ctx.services.get("smtp_limits") or connection_limits(ctx)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
+    decoy_key = await ctx.store.write(lambda conn: store_accounts.server_secret(conn, "scram-decoy-salt"))
     started: list[str] = []
     for name, listener in sorted(ctx.config.static.Listeners.items()):
         if not any(listener.enabled(key) for key, _ in SERVICES):
@@ -146,6 +148,7 @@ async def start_smtp_listeners(
                 continue
             port = listener.port(key)
             cfg = session_config(ctx, listener, kind, tls)
+            cfg.decoy_key = decoy_key
             for ip in listener.IPs:
 
                 def factory(name: str = name, kind: ListenerKind = kind) -> CoreSessionHandler:

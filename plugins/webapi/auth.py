@@ -30,13 +30,9 @@ from dataclasses import dataclass
 import trio
 
 from core.loginlimit import LoginLimiter
+from core.passwords import verify_password
 from core.plugin_api import PluginContext
-from core.store.accounts import (
-    InvalidPassword,
-    get_scram_credentials,
-    salted_password,
-    scram_keys,
-)
+from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
 from plugins.webapi.errors import WebapiError
 
@@ -98,16 +94,6 @@ def client_ip(peer: str | None, forwarded_for: str | None, forwarded: bool) -> s
         raise HTTPAuthError(500, NO_REMOTE_IP) from None
 
 
-def _check_password(password: str, creds: ScramCredentials) -> bool:
-    """PBKDF2 + constant-time compare; runs in a worker thread."""
-    try:
-        salted = salted_password(password, creds.salt, creds.iterations)
-    except InvalidPassword:
-        return False
-    _, stored_key, _ = scram_keys(salted)
-    return hmac.compare_digest(stored_key, creds.stored_key)
-
-
 class Authenticator:
     """Checks Basic credentials for one server (one per webapi plugin context)."""
 
@@ -127,7 +113,7 @@ class Authenticator:
 
     async def _verify(self, account: str | None, password: str) -> bool:
         if account is None:
-            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            await trio.to_thread.run_sync(verify_password, password, _DUMMY)
             return False
 
         def read(conn: sqlite3.Connection) -> ScramCredentials | None:
@@ -135,7 +121,7 @@ class Authenticator:
 
         creds = await self.ctx.store.read(read)
         if creds is None:
-            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            await trio.to_thread.run_sync(verify_password, password, _DUMMY)
             return False
         key = (account, creds.stored_key)
         tag = self._tag(password)
@@ -143,7 +129,7 @@ class Authenticator:
         if known is not None and hmac.compare_digest(known, tag):
             return True
         self.pbkdf2_runs += 1
-        ok = await trio.to_thread.run_sync(_check_password, password, creds)
+        ok = await trio.to_thread.run_sync(verify_password, password, creds)
         if ok:
             if len(self._verified) >= CACHE_MAX:
                 self._verified.clear()
