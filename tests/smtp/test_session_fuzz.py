@@ -1,5 +1,8 @@
 """Property test: random and malformed command streams never break a session.
 
+(In memory, fast, many examples; tests/smtp_e2e/test_fuzz_sockets.py does the
+same over real sockets against both ports of a running server.)
+
 Each example runs a Session over an in-memory stream pair, writes a random
 command stream (sometimes in one write, sometimes in pieces), half-closes,
 and checks that every reply line is a well-formed ``ddd[ -]...`` line, that
