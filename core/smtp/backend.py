@@ -42,11 +42,21 @@ def _reply(rej: Rejection) -> Reply:
     return Reply(rej.code, rej.enhanced, rej.text)
 
 
-def _read_header_section(path: str) -> bytes:
-    """The header section of a spooled message (bounded read)."""
+def _read_header_section(path: str, check_smtputf8: bool = False) -> tuple[bytes, bool]:
+    """The start of a spooled message (bounded read), and, when asked, whether the
+    header section of the message or of any MIME part has non-ASCII bytes."""
     with open(path, "rb") as f:
         data = f.read(HEADER_READ_LIMIT)
-    return data
+        if not check_smtputf8:
+            return data, False
+        whole = data + f.read()
+    stack = [parse_part(whole)]
+    while stack:
+        part = stack.pop()
+        if not whole[part.header_offset : part.body_offset].isascii():
+            return data, True
+        stack.extend(part.parts)
+    return data, False
 
 
 class CoreSessionHandler:
@@ -203,19 +213,17 @@ class CoreSessionHandler:
     # -- DATA ------------------------------------------------------------------------
 
     async def deliver(self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage) -> Reply:
-        head = await trio.to_thread.run_sync(_read_header_section, message.path)
+        # mox in pedantic mode: raw UTF-8 in any part's header needs SMTPUTF8 on
+        # MAIL (8-bit bodies alone need only 8BITMIME). Checked in the same
+        # worker-thread trip that reads the header section.
+        check = bool(self.config.static.Pedantic) and not envelope.smtputf8 and message.has_8bit
+        head, needs_smtputf8 = await trio.to_thread.run_sync(_read_header_section, message.path, check)
         try:
             headers, _ = parse_header_section(head)
         except Exception:  # noqa: BLE001 - malformed header section
             return Reply(554, "5.6.0", "malformed message: cannot parse header")
-        if self.config.static.Pedantic and not envelope.smtputf8 and message.has_8bit:
-            # mox in pedantic mode: raw UTF-8 in any part's header needs SMTPUTF8
-            # on MAIL (8-bit bodies alone need only 8BITMIME).
-            if await trio.to_thread.run_sync(_headers_need_smtputf8, message.path):
-                return Reply(
-                    550, "5.6.0",
-                    "smtputf8 extension is required but was not added to the MAIL command",
-                )
+        if needs_smtputf8:
+            return Reply(550, "5.6.0", "smtputf8 extension is required but was not added to the MAIL command")
         if info.submission:
             return await self._submit(info, envelope, message, head, headers)
         return await self._deliver_local(info, envelope, message, head, headers)
@@ -456,19 +464,6 @@ def _needs_smtputf8(head: bytes, envelope: Envelope) -> bool:
     if not mf.localpart.isascii() or not mf.domain.isascii():
         return True
     return any(b >= 0x80 for b in head.split(b"\r\n\r\n", 1)[0])
-
-
-def _headers_need_smtputf8(path: str) -> bool:
-    """Whether the header section of the message or of any MIME part has non-ASCII bytes."""
-    with open(path, "rb") as f:
-        data = f.read()
-    stack = [parse_part(data)]
-    while stack:
-        part = stack.pop()
-        if not data[part.header_offset : part.body_offset].isascii():
-            return True
-        stack.extend(part.parts)
-    return False
 
 
 def _with_mailbox(match: Any, mailbox: str) -> Any:
