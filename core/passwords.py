@@ -25,7 +25,7 @@ import secrets
 import unicodedata
 
 from core import md5state
-from core.store.models import CramMD5Secret, LoginSecrets, ScramCredentials
+from core.store.models import CramMD5Secret, ScramCredentials
 
 SCRAM_SHA256_ITERATIONS = 4096
 SCRAM_SHA1_ITERATIONS = 2 * 4096
@@ -80,15 +80,6 @@ def derive_cram_md5(password: str) -> CramMD5Secret:
     ipad = bytes(b ^ 0x36 for b in key)
     opad = bytes(b ^ 0x5C for b in key)
     return CramMD5Secret(ipad=md5state.state_after_block(ipad), opad=md5state.state_after_block(opad))
-
-
-def derive_all(password: str) -> LoginSecrets:
-    """Everything stored for a new password, with fresh salts."""
-    return LoginSecrets(
-        scram_sha256=derive_scram(password, "sha256", SCRAM_SHA256_ITERATIONS),
-        scram_sha1=derive_scram(password, "sha1", SCRAM_SHA1_ITERATIONS),
-        cram_md5=derive_cram_md5(password),
-    )
 
 
 def cram_md5_digest(secret: CramMD5Secret, challenge: bytes) -> str:

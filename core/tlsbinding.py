@@ -84,8 +84,10 @@ def _ssl_pointer(obj: ssl.SSLObject) -> int | None:
     if not expected:
         return None
     buf = ctypes.create_string_buffer(128)
-    # ssl reports the peer's Finished for a server on a fresh session, ours otherwise.
-    fn = _LIB.SSL_get_peer_finished if obj.server_side and not obj.session_reused else _LIB.SSL_get_finished
+    # ssl reports the peer's Finished for a server on a fresh session and for a
+    # client on a resumed one, its own otherwise.
+    peer = obj.server_side != bool(obj.session_reused)
+    fn = _LIB.SSL_get_peer_finished if peer else _LIB.SSL_get_finished
     n = fn(ptr, buf, len(buf))
     if buf.raw[:n] != expected:
         log.warning("tls channel binding: ssl object layout not as expected, disabled")
