@@ -65,10 +65,11 @@ def _triple(settings: dict[str, Any], key: str, default: tuple[int, int, int]) -
     return (value[0], value[1], value[2])
 
 
-def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
+def _seconds(settings: dict[str, Any], key: str, default: float, *, zero_ok: bool = False) -> float:
     value = settings.get(key, default)
-    if not isinstance(value, int | float) or value <= 0:
-        raise PluginConfigError(f"smtp.yaml: {key} must be a positive number of seconds")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 or (value == 0 and not zero_ok):
+        what = "a non-negative" if zero_ok else "a positive"
+        raise PluginConfigError(f"smtp.yaml: {key} must be {what} number of seconds")
     return float(value)
 
 
@@ -95,7 +96,9 @@ def check_settings(ctx: PluginContext) -> None:
     settings = ctx.plugin_settings("smtp")
     for key in ("IdleTimeout", "DataTimeout"):
         _seconds(settings, key, 1.0)
-    unknown = set(settings) - {"ConnectionsPerMinute", "ConcurrentConnections", "IdleTimeout", "DataTimeout"}
+    _seconds(settings, "AuthFailDelay", 1.0, zero_ok=True)
+    known = {"ConnectionsPerMinute", "ConcurrentConnections", "IdleTimeout", "DataTimeout", "AuthFailDelay"}
+    unknown = set(settings) - known
     if unknown:
         raise PluginConfigError(f"smtp.yaml: unknown setting {sorted(unknown)[0]!r}")
 
@@ -113,6 +116,8 @@ def session_config(ctx: PluginContext, listener: Any, kind: ListenerKind, tls: s
     # Optional timeouts in smtp.yaml; mox's values otherwise.
     cfg.idle_timeout = _seconds(settings, "IdleTimeout", cfg.idle_timeout)
     cfg.data_timeout = _seconds(settings, "DataTimeout", cfg.data_timeout)
+    # Extra wait per failed AUTH beyond the third on a connection (mox: 1s).
+    cfg.auth_fail_delay = _seconds(settings, "AuthFailDelay", cfg.auth_fail_delay, zero_ok=True)
     if kind == "smtp":
         cfg.ssl_context = None if listener.SMTP.NoSTARTTLS else tls
         cfg.require_tls_for_delivery = bool(listener.SMTP.RequireSTARTTLS)

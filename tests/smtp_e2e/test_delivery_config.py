@@ -149,15 +149,22 @@ async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
     assert [code for code, _ in replies] == [220, 220, 421]
 
 
-async def test_bad_smtp_settings_stop_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("ConnectionsPerMinute: 5", "ConnectionsPerMinute must be three positive integers"),
+        ("AuthFailDelay: -1", "AuthFailDelay must be a non-negative number of seconds"),
+    ],
+)
+async def test_bad_smtp_settings_stop_the_server(tmp_path: Path, setting: str, message: str) -> None:
     from core.plugin_api import PluginConfigError
 
     directory = tmp_path / "webapisrv"
     shutil.copytree(TESTDATA / "webapisrv", directory)
     (directory / "plugins").mkdir()
-    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: 5\n")
+    (directory / "plugins" / "smtp.yaml").write_text(setting + "\n")
     with pytest.RaisesGroup(
-        pytest.RaisesExc(PluginConfigError, match="ConnectionsPerMinute must be three positive integers"),
+        pytest.RaisesExc(PluginConfigError, match=message),
         flatten_subgroups=True,
     ):
         async with running_server(directory, localserve=False):
@@ -173,3 +180,4 @@ async def test_unknown_local_recipient_refused_on_submission_outside_localserve(
 
     code, text = await in_thread(rcpt)
     assert code == 550 and text.startswith(b"5.1.1 no such user")
+
