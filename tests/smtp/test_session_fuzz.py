@@ -54,6 +54,10 @@ FRAGMENTS = [
     "AUTH LOGIN",
     "AUTH SCRAM-SHA-256 biwsbj11QHguZXhhbXBsZSxyPWFiYw==",
     "AUTH SCRAM-SHA-256",
+    "AUTH SCRAM-SHA-1 biwsbj11QHguZXhhbXBsZSxyPWFiYw==",
+    "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49dSxyPWFiYw==",
+    "AUTH CRAM-MD5",
+    "dUB4LmV4YW1wbGUgMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     "*",
     "=",
     "STARTTLS",
@@ -68,11 +72,11 @@ FRAGMENTS = [
 ]
 
 line_st = st.one_of(
-    st.sampled_from(FRAGMENTS),
-    st.text(max_size=60),
-    st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(FRAGMENTS).map(str.encode),
+    st.text(max_size=60).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=60),  # Also invalid UTF-8 and NUL.
 )
-sep_st = st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n"])
+sep_st = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n"])
 
 
 class _Collect(logging.Handler):
@@ -142,8 +146,8 @@ async def run_session(kind: str, chunks: list[bytes]) -> bytes:
     lines=st.lists(st.tuples(line_st, sep_st), max_size=25),
     split=st.lists(st.integers(1, 40), max_size=10),
 )
-def test_random_command_streams(kind: str, lines: list[tuple[str, str]], split: list[int]) -> None:
-    wire = "".join(line + sep for line, sep in lines).encode("utf-8", "surrogatepass")
+def test_random_command_streams(kind: str, lines: list[tuple[bytes, bytes]], split: list[int]) -> None:
+    wire = b"".join(line + sep for line, sep in lines)
     chunks = []
     pos = 0
     for n in split:
