@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.loginlimit import LoginLimiter
+
 if TYPE_CHECKING:  # pragma: no cover
     from core.config import Config
     from core.dispatch import HookDispatcher
@@ -105,6 +107,9 @@ class PluginContext:
     hooks: HookDispatcher
     localserve: bool = False
     services: dict[str, Any] = field(default_factory=dict)
+    #: The server's one failed-login limiter: every protocol that checks
+    #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """Settings of plugin ``name`` from ``<config dir>/plugins/<name>.yaml``.

@@ -149,16 +149,35 @@ async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
     assert [code for code, _ in replies] == [220, 220, 421]
 
 
-async def test_bad_smtp_settings_stop_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("ConnectionsPerMinute: 5", "ConnectionsPerMinute must be three positive integers"),
+        ("AuthFailDelay: -1", "AuthFailDelay must be a non-negative number of seconds"),
+    ],
+)
+async def test_bad_smtp_settings_stop_the_server(tmp_path: Path, setting: str, message: str) -> None:
     from core.plugin_api import PluginConfigError
 
     directory = tmp_path / "webapi"
     shutil.copytree(CONFIGS / "webapi", directory)
     (directory / "plugins").mkdir()
-    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: 5\n")
+    (directory / "plugins" / "smtp.yaml").write_text(setting + "\n")
     with pytest.RaisesGroup(
-        pytest.RaisesExc(PluginConfigError, match="ConnectionsPerMinute must be three positive integers"),
+        pytest.RaisesExc(PluginConfigError, match=message),
         flatten_subgroups=True,
     ):
         async with running_server(directory, localserve=False):
             pass
+
+
+async def test_unknown_local_recipient_refused_on_submission_outside_localserve(server: Server) -> None:
+    def rcpt() -> tuple[int, bytes]:
+        with smtplib.SMTP(ip_of(server), 1587, timeout=10) as s:
+            s.login("mjl@mox.example", "test1234")
+            s.mail("mjl@mox.example")
+            return s.rcpt("nobody@mox.example")
+
+    code, text = await in_thread(rcpt)
+    assert code == 550 and text.startswith(b"5.1.1 no such user")
+
