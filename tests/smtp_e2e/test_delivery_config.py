@@ -174,9 +174,9 @@ async def test_bad_smtp_settings_stop_the_server(tmp_path: Path, setting: str, m
 async def test_unknown_local_recipient_refused_on_submission_outside_localserve(server: Server) -> None:
     def rcpt() -> tuple[int, bytes]:
         with smtplib.SMTP(ip_of(server), 1587, timeout=10) as s:
-            s.login("mjl@mox.example", "test1234")
-            s.mail("mjl@mox.example")
-            return s.rcpt("nobody@mox.example")
+            s.login("ann@app.example", "test1234")
+            s.mail("ann@app.example")
+            return s.rcpt("nobody@app.example")
 
     code, text = await in_thread(rcpt)
     assert code == 550 and text.startswith(b"5.1.1 no such user")
