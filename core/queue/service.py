@@ -148,7 +148,8 @@ class QueueService:
             entries = build_entries(req, now, file_size, sep)
             entries = await self.store.write(
                 lambda c: insert_entries(
-                    c, self.ctx.hooks, entries, record=req.record_outgoing, now=now
+                    c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
+                    after=req.in_transaction,
                 )
             )
         except BaseException:

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from core.version import VERSION
+from plugins.webapi.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from plugins.webapi.jsoncodec import optional_inner, type_hints
 from plugins.webapi.types import ERROR_CODES, METHODS, Error
 
@@ -152,6 +153,7 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
             }
         uploads = name == "Send"
+        post_extra = {"parameters": [IDEMPOTENCY_PARAMETER]} if name == "Send" else {}
         paths[f"/v0/{name}"] = {
             "get": {
                 "operationId": f"{name}Page",
@@ -162,6 +164,7 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
             "post": {
                 "operationId": name,
                 "summary": m.doc,
+                **post_extra,
                 "requestBody": {
                     "required": True,
                     "content": {

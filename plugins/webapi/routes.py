@@ -20,7 +20,7 @@ import trio
 from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
-from plugins.webapi import messages, send, suppression
+from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.forms import (
@@ -63,7 +63,7 @@ HANDLERS: dict[str, Handler] = {
     "MessageMove": messages.message_move,
     "MessagePartGet": messages.message_part_get,
     "MessageRawGet": messages.message_raw_get,
-    "Send": send.send,
+    "Send": idempotency.send_idempotent,
     "SuppressionAdd": suppression.suppression_add,
     "SuppressionList": suppression.suppression_list,
     "SuppressionPresent": suppression.suppression_present,
