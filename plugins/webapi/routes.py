@@ -23,6 +23,7 @@ from core.plugin_api import PluginContext
 from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
+from plugins.webapi.extensions import EXTENSIONS, call_extension
 from plugins.webapi.forms import (
     Form,
     body_limit,
@@ -316,6 +317,8 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
         return resp
 
     async def method(name: str) -> Response:
+        if name in EXTENSIONS and request.method == "POST":
+            return await call_extension(service, name)
         if name not in METHODS:
             return text_response(404, "404 page not found")
         if request.method == "GET":
