@@ -273,7 +273,9 @@ def _cmd_ctl(config_path: str, argv: list[str]) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 1
     stdin = ""
-    if argv[:1] == ["setaccountpassword"]:
+    if argv[:3] == ["queue", "suppress", "import"]:
+        stdin = sys.stdin.read()
+    elif argv[:1] == ["setaccountpassword"]:
         if sys.stdin.isatty():
             import getpass
 

@@ -6,9 +6,9 @@ an ``application/json`` body; the suppression import takes the list itself
 as the body (CSV or JSON). Authentication, the rate limiter and the error
 shape (400 with ``Code``/``Message``) are the same as for mox's methods.
 
-Each extension module registers its handlers in :data:`EXTENSIONS`; a
-handler gets an :class:`ExtCall` and returns a Quart response (so large
-results can stream).
+The methods are listed in :mod:`plugins.webapi.ext_methods`; a handler
+gets an :class:`ExtCall` and returns a Quart response (so large results
+can stream).
 """
 
 from __future__ import annotations
@@ -87,17 +87,6 @@ class ExtCall:
 
 
 ExtHandler = Callable[[ExtCall], Awaitable[Response]]
-EXTENSIONS: dict[str, ExtHandler] = {}
-
-
-def extension(name: str) -> Callable[[ExtHandler], ExtHandler]:
-    """Register an extension method handler under ``name``."""
-
-    def register(fn: ExtHandler) -> ExtHandler:
-        EXTENSIONS[name] = fn
-        return fn
-
-    return register
 
 
 def hook_error(exc: HookFailed) -> WebapiError:
@@ -122,8 +111,8 @@ def _error(err: WebapiError) -> Response:
     return resp
 
 
-async def call_extension(service: Any, name: str) -> Response:
-    """Authenticate like mox's methods, then run extension ``name``."""
+async def call_extension(service: Any, name: str, handler: ExtHandler) -> Response:
+    """Authenticate like mox's methods, then run extension ``name``'s ``handler``."""
     scope = request.scope
     server = scope.get("server") or ("", 0)
     linfo = service.listener(str(server[0]), int(server[1] or 0), scope.get("scheme") == "https")
@@ -143,7 +132,7 @@ async def call_extension(service: Any, name: str) -> Response:
     except WebapiError as exc:
         return _error(exc)
     try:
-        return await EXTENSIONS[name](ExtCall(service.ctx, login))
+        return await handler(ExtCall(service.ctx, login))
     except WebapiError as exc:
         return _error(exc)
     except trio.Cancelled:
@@ -151,25 +140,3 @@ async def call_extension(service: Any, name: str) -> Response:
     except Exception:  # noqa: BLE001 - a bug must not become a 500 without a code
         log.exception("webapi extension %s: unhandled error", name)
         return _error(WebapiError("server", "unhandled error"))
-
-
-# -- WebhookRedeliver ---------------------------------------------------------------
-
-
-@extension("WebhookRedeliver")
-async def webhook_redeliver(call: ExtCall) -> Response:
-    """Queue retired webhooks of the caller's account again (new IDs, same payloads).
-
-    Request: ``IDs`` (list), or ``From``/``To`` (RFC 3339 submission times),
-    and ``OnlyFailed``. Result: ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``.
-    """
-    args = await call.json_request()
-    try:
-        result = await call.ctx.hooks.first(
-            "moxtrio_webhook_redeliver", ctx=call.ctx, account=call.login.account, args=args
-        )
-    except HookFailed as exc:
-        raise hook_error(exc) from None
-    if result is None:
-        raise WebapiError("server", "webhooks not available")
-    return json_result(result)

@@ -23,7 +23,8 @@ from core.plugin_api import PluginContext
 from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
-from plugins.webapi.extensions import EXTENSIONS, call_extension
+from plugins.webapi.ext_methods import EXTENSIONS
+from plugins.webapi.extensions import call_extension
 from plugins.webapi.forms import (
     Form,
     body_limit,
@@ -318,7 +319,7 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
 
     async def method(name: str) -> Response:
         if name in EXTENSIONS and request.method == "POST":
-            return await call_extension(service, name)
+            return await call_extension(service, name, EXTENSIONS[name])
         if name not in METHODS:
             return text_response(404, "404 page not found")
         if request.method == "GET":
