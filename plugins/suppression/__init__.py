@@ -21,11 +21,11 @@ from typing import Any
 
 import trio
 
-from core.events import DeliveryOutcome
+from core.events import DeliveryOutcome, IncomingDelivered
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
-from plugins.suppression import bulk_commands, expiry
+from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck
 from plugins.suppression.records import MIGRATIONS
@@ -41,6 +41,8 @@ __all__ = [
     "moxtrio_configure",
     "moxtrio_ctl_commands",
     "moxtrio_delivery_precheck",
+    "moxtrio_incoming_inspect",
+    "moxtrio_incoming_report",
     "moxtrio_migrations",
     "moxtrio_suppress_decision",
     "moxtrio_suppression_op",
@@ -107,3 +109,19 @@ async def moxtrio_suppression_op(
     if not isinstance(svc, SuppressionService):
         svc = SuppressionService(ctx)
     return await svc.op(account, op, args)
+
+
+@hookimpl
+async def moxtrio_incoming_inspect(
+    ctx: PluginContext, message_path: str, msg_prefix: bytes
+) -> Any:
+    """Recognise a spam complaint (RFC 5965 feedback report) before it is stored."""
+    return await complaints.inspect(message_path, msg_prefix)
+
+
+@hookimpl
+def moxtrio_incoming_report(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+) -> bool | None:
+    """Match a complaint to the outgoing message: suppress, raise event ``complaint``."""
+    return complaints.on_report(conn, ctx, delivered, reports)

@@ -17,7 +17,7 @@ from tests.support.procs import localserve
 from tests.webhooks.helpers import account_edit, receiver
 from tests.webhooks.test_e2e import Env
 
-EVENTS = ["delivered", "delayed", "failed", "suppressed"]
+EVENTS = ["delivered", "delayed", "failed", "suppressed", "complaint"]
 
 
 def events_of(env: Env, qid: int) -> list[str]:
@@ -85,6 +85,15 @@ async def test_latebounce_delivers_then_fails_by_dsn(fast: Env) -> None:
     await wait_events(fast, qid, ["delivered", "failed+dsn"])
     [failed] = [p for p in fast.out() if p["Event"] == "failed"]
     assert failed["SMTPCode"] == 550 and failed["SMTPEnhancedCode"] == "5.1.1"
+
+
+async def test_complaint_delivers_then_complains_and_suppresses(fast: Env) -> None:
+    qid = await fast.send("usercomplaint@example.org")
+    await wait_events(fast, qid, ["delivered", "complaint"])
+    [complaint] = [p for p in fast.out() if p["Event"] == "complaint"]
+    assert complaint["Suppressing"] is True
+    again = await fast.send("usercomplaint@example.org")
+    await wait_events(fast, again, ["suppressed"])
 
 
 async def test_retry_now_command_without_fast_retries(slow: Env) -> None:
