@@ -19,13 +19,15 @@ import httpx
 import pytest
 import trio
 
+from core.accounts import set_password
 from core.store.models import to_db_time, utcnow
 from plugins.webapi.client import AsyncClient
 from plugins.webapi.idempotency import FAILPOINT, HEADER, TABLE, prune
 from plugins.webapi.openapi import openapi_document
 from plugins.webapi.types import NameAddress, SendRequest
 from tests.support.procs import ROOT, child_env, moxtrio_cmd, running, unique_loopback_ip
-from tests.webapi.conftest import AUTH, WebapiServer
+from tests.suppression.test_webapi_http import add_second_account
+from tests.webapi.conftest import AUTH, WebapiServer, add_account_settings, start
 
 LATER = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 REQ = {"To": [{"Address": "a@example.org"}, {"Address": "b@example.org"}], "Subject": "idem",
@@ -63,14 +65,34 @@ async def test_same_key_other_request_is_refused(srv: WebapiServer) -> None:
     code, msg = await srv.error("Send", {**REQ, "Text": "twice"}, headers={HEADER: "k1"})
     assert code == "idempotencyKeyReused"
     assert HEADER in msg
-    # Keys are per account: the same key of another account is another request.
-    # (An upload that differs is another request too.)
+    # An upload that differs makes another request too.
     files = {"attachedfile": ("a.txt", b"one", "text/plain")}
     await srv.call("Send", REQ, headers={HEADER: "k2"}, files=files)
     files2 = {"attachedfile": ("a.txt", b"two", "text/plain")}
     code, _ = await srv.error("Send", REQ, headers={HEADER: "k2"}, files=files2)
     assert code == "idempotencyKeyReused"
     assert await queued_with_subject(srv, "idem") == 4
+
+
+async def test_error_after_queueing_is_replayed(tmp_path: Path) -> None:
+    # A quota too small for the Sent copy: the message is queued, the answer is an error.
+    async for s in start(tmp_path, edit_domains=add_account_settings("QuotaMessageSize: 10")):
+        req = {**REQ, "SaveSent": True}
+        first = await s.error("Send", req, headers={HEADER: "quota"})
+        assert first[0] == "sentOverQuota"
+        again = await s.error("Send", req, headers={HEADER: "quota"})
+        assert again == first
+        assert await queued_with_subject(s, "idem") == 2
+
+
+async def test_keys_are_per_account(tmp_path: Path) -> None:
+    async for s in start(tmp_path, edit_domains=add_second_account):
+        await set_password(s.ctx, "other", "otherpass")
+        mine = await s.call("Send", REQ, headers={HEADER: "shared"})
+        theirs = await s.call("Send", {**REQ, "From": [{"Address": "other@localhost"}]},
+                              headers={HEADER: "shared"}, auth=("other@localhost", "otherpass"))
+        assert theirs["MessageID"] != mine["MessageID"]
+        assert await queued_with_subject(s, "idem") == 4
 
 
 async def test_bad_keys_are_user_errors(srv: WebapiServer) -> None:
