@@ -153,7 +153,6 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
             }
         uploads = name == "Send"
-        post_extra = {"parameters": [IDEMPOTENCY_PARAMETER]} if name == "Send" else {}
         paths[f"/v0/{name}"] = {
             "get": {
                 "operationId": f"{name}Page",
@@ -164,7 +163,6 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
             "post": {
                 "operationId": name,
                 "summary": m.doc,
-                **post_extra,
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -183,6 +181,8 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 },
             },
         }
+    # moxtrio extension: the Idempotency-Key header of Send.
+    paths["/v0/Send"]["post"]["parameters"] = [IDEMPOTENCY_PARAMETER]
     paths["/v0/"] = {
         "get": {
             "operationId": "Index",
