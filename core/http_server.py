@@ -211,6 +211,11 @@ class SafeH11Protocol(H11Protocol):
             if data:
                 await self.send(RawData(data=data))
 
+    async def _send_error_response(self, status_code: int) -> None:
+        # h11 hints 501 for a transfer coding it does not know and 505 for
+        # an HTTP version it does not speak: the client's doing, so a 4xx.
+        await super()._send_error_response(400 if status_code >= 500 else status_code)
+
     def request_in_progress(self) -> bool:
         """Whether part of a request has arrived and the rest has not."""
         conn = self.connection

@@ -114,3 +114,16 @@ async def test_slow_but_steady_request_within_the_deadline_is_served(tmp_path: P
         assert answer is not None and answer.status == 400
         assert json.loads(answer.body)["Code"] == "messageNotFound"
         conn.close()
+
+
+@pytest.mark.parametrize("data", [
+    b"POST /webapi/v0/Send HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"GET /webapi/v0/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
+], ids=["unknown transfer coding", "negative length"])
+async def test_protocol_errors_are_answered_4xx(tmp_path: Path, data: bytes) -> None:
+    """h11 suggests 501 for an unknown transfer coding; a client's mistake is a 4xx."""
+    async with http_server(tmp_path) as srv:
+        with trio.fail_after(10):
+            answer = await request(srv.ip, data)
+        assert answer is not None
+        assert answer.status_line == b"HTTP/1.1 400 Bad Request"
