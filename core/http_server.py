@@ -34,6 +34,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
@@ -337,6 +338,11 @@ class SafeTCPServer(TCPServer):
                 if started is None:
                     started = trio.current_time()
                 deadline = started + self.config.request_timeout
+            elif isinstance(h11p, H2Protocol) and h11p.streams:
+                # HTTP/2 multiplexes requests: a connection with open
+                # streams must keep sending (a body, window updates).
+                started = None
+                deadline = trio.current_time() + self.config.request_timeout
             else:
                 started = None
             data: bytes | bytearray | None = None

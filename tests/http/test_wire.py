@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import trio
 
@@ -78,3 +82,37 @@ async def test_http2_over_tls_send_and_message_get(tmp_path: Path) -> None:
         # Errors are answered over h2 too.
         r = await http.post(base + "MessageGet", data={"request": "{"}, auth=AUTH)
         assert r.http_version == "HTTP/2" and r.status_code == 400
+
+
+async def test_http2_stalled_request_body_ends_at_the_deadline(tmp_path: Path) -> None:
+    """An HTTP/2 stream whose body stops coming does not hold the connection forever."""
+    async with http_server(tmp_path, "RequestTimeout: 1\n") as srv:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        stream = trio.SSLStream(await trio.open_tcp_stream(srv.ip, HTTPS_PORT), ctx,
+                                server_hostname="localhost")
+        await stream.do_handshake()
+        assert stream.selected_alpn_protocol() == "h2"
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/webapi/v0/MessageGet"),
+                              (":scheme", "https"), (":authority", "localhost"),
+                              ("content-type", "application/x-www-form-urlencoded"),
+                              ("content-length", "100")])
+        conn.send_data(1, b"request=%7B")
+        await stream.send_all(conn.data_to_send())
+        ended = False
+        # A bound against hanging; the deadline is 1 s.
+        with trio.fail_after(15):
+            while not ended:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    break
+                if not data:
+                    break
+                for event in conn.receive_data(data):
+                    ended = ended or isinstance(event, h2.events.ConnectionTerminated | h2.events.StreamReset)
+        await trio.aclose_forcefully(stream)
