@@ -108,8 +108,6 @@ def hypercorn_config(binding: HTTPBinding, ssl_context: ssl.SSLContext | None,
     hc.graceful_timeout = 3.0
     hc.keep_alive_timeout = settings.idle_timeout
     hc.request_timeout = settings.request_timeout
-    # Our own Server header replaces hypercorn's (see ServerConfig).
-    hc.include_server_header = False
     if binding.tls:
         hc.ssl_context = ssl_context
     return hc

@@ -89,3 +89,16 @@ async def test_bad_http_yaml_stops_the_start(tmp_path: Path, text: str) -> None:
         async with http_server(tmp_path, text):
             pass
     assert info.group_contains(PluginConfigError, match="^http.yaml: ")
+
+
+async def test_idle_keep_alive_connection_closed_after_idle_timeout(tmp_path: Path) -> None:
+    async with http_server(tmp_path, "IdleTimeout: 1\n") as srv:
+        conn = await RawConn.open(srv.ip)
+        # A bound against hanging; the idle timeout is 1 s (mox's default is 65 s).
+        with trio.fail_after(15):
+            await conn.send(NEXT)
+            answer = await conn.answer()
+            assert answer is not None and answer.status == 200
+            assert answer.header(b"connection") is None  # Kept alive...
+            assert await conn.rest_until_closed() == b""  # ...until idle too long.
+        conn.close()
