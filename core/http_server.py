@@ -32,7 +32,7 @@ from typing import Any
 import h11
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed, RawData, Updated
 from hypercorn.protocol import ProtocolWrapper
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
@@ -284,6 +284,11 @@ class SafeTCPServer(TCPServer):
                 await self.protocol.initiate()
                 await self.idle_task.restart(self._task_group, self._idle_timeout)
                 await self._read_data()
+                # The client is gone or done: the keep-alive timer must not
+                # hold the connection (and its slot) open; an app task still
+                # answering a request is waited for.
+                with trio.CancelScope(shield=True):
+                    await self.idle_task.stop()
         except OSError:
             pass
         finally:
@@ -322,6 +327,13 @@ class SafeTCPServer(TCPServer):
             if self._recv_scope is not None:
                 self._recv_scope.deadline = self._closing_at + LINGER_SECONDS
             await self.protocol.handle(Closed())
+            return
+        if isinstance(event, Updated):
+            # Sent from the app's task, which quart cancels once the answer
+            # is out: unshielded, the keep-alive idle timer is cancelled as
+            # it starts and an idle connection stays open for good.
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
             return
         await super().protocol_send(event)
 
