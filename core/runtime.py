@@ -131,7 +131,7 @@ class Server:
                     ssl_context = None
                     if binding.tls:
                         ssl_context = await trio.to_thread.run_sync(
-                            listener_ssl_context, self.config, binding.listener, ["http/1.1"]
+                            listener_ssl_context, self.config, binding.listener, ["h2", "http/1.1"]
                         )
                         if ssl_context is None:
                             log.warning("no TLS certificate for https listener %s, skipped", binding.address)
