@@ -178,6 +178,15 @@ class Resolver:
             return []
         return list(answer.rrset)
 
+    async def records(self, name: str, rdtype: str) -> list[object]:
+        """The rdata of ``name``'s ``rdtype`` records; [] for NODATA.
+
+        NXDOMAIN raises DNSError with ``not_found``; timeouts and server
+        failures raise a temporary DNSError. For callers that interpret the
+        records themselves (SPF, DKIM, DMARC).
+        """
+        return await self._query(name.rstrip("."), rdtype, f"{rdtype.lower()} lookup")
+
     async def lookup_mx(self, domain: str) -> MXResult:
         """Hosts to deliver mail for ``domain`` to, following RFC 5321 §5.1.
 
