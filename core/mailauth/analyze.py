@@ -22,6 +22,7 @@ import trio
 
 from core.mailauth import dkimverify, dmarc, spf
 from core.mailauth.authres import AuthMethod, AuthProp, AuthResults
+from core.mailauth.hosts import hosts
 from core.mailauth.lookup import Lookup, TempError
 
 log = logging.getLogger("moxtrio.mailauth")
@@ -120,18 +121,23 @@ class Authentication:
 
 
 async def iprev(lookup: Lookup, ip: str) -> tuple[str, str]:
-    """(status, verified name) of the reverse/forward check of ``ip`` (mox's iprev)."""
+    """(status, verified name) of the reverse/forward check of ``ip`` (mox's iprev).
+
+    The hosts file answers first, as for mox (see :mod:`core.mailauth.hosts`).
+    """
+    addr = ipaddress.ip_address(ip)
+    by_ip, by_name = await hosts()
     try:
-        names = await lookup.ptr(ip)
+        names = by_ip.get(str(addr)) or await lookup.ptr(ip)
     except TempError:
         return "temperror", ""
     if not names:
         return "permerror", ""
-    addr = ipaddress.ip_address(ip)
     failed = False
     for name in names:
         try:
-            ips = await (lookup.a(name) if addr.version == 4 else lookup.aaaa(name))
+            ips = by_name.get(name.lower()) or await (
+                lookup.a(name) if addr.version == 4 else lookup.aaaa(name))
         except TempError:
             failed = True
             continue

@@ -227,11 +227,11 @@ def _client_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return addr
 
 
-def _valid_domain(domain: str) -> bool:
+def _valid_domain(domain: str, *, single_label: bool = False) -> bool:
     d = domain.rstrip(".")
     labels = d.split(".")
     return (
-        len(labels) >= 2 and len(d) <= MAX_DOMAIN
+        (len(labels) >= 2 or single_label) and len(d) <= MAX_DOMAIN
         and all(0 < len(label) <= 63 for label in labels)
     )
 
@@ -469,7 +469,8 @@ class _Evaluator:
 
     async def check(self, domain: str) -> Outcome:
         domain = domain.rstrip(".")
-        if not _valid_domain(domain):
+        # Like mox, a single-label name (localhost) is checked; malformed names are not.
+        if not _valid_domain(domain, single_label=True):
             return Outcome(NONE, problem=f"invalid domain {domain!r}")
         try:
             txts = await self.lookup.txt(domain)
@@ -535,9 +536,9 @@ def _received_value(s: str) -> str:
 def _quoted(s: str) -> str:
     out = ['"']
     for c in s:
-        if c in ' \t"\\':
+        if c in '"\\':
             out.append("\\" + c)
-        elif " " < c < "\x7f" or ord(c) > 0x7F:
+        elif " " <= c < "\x7f" or c == "\t" or ord(c) > 0x7F:
             out.append(c)
     out.append('"')
     return "".join(out)

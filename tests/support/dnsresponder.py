@@ -16,7 +16,8 @@ without the type get NOERROR/NODATA.
 
 Modes: ``"normal"``; ``"silent"`` (never answers: timeout tests);
 ``"servfail"`` (every query gets SERVFAIL). ``servfail_names`` makes only some
-names fail. ``truncate_udp=True`` sets TC on every UDP answer (forces TCP).
+names fail, ``servfail_rr`` only some (name, type) pairs (e.g. an SPF TXT
+lookup while the name's A records answer). ``truncate_udp=True`` sets TC on every UDP answer (forces TCP).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class DNSResponder:
         host: str = "127.0.0.1",
         mode: str = "normal",
         servfail_names: list[str] | None = None,
+        servfail_rr: list[tuple[str, str]] | None = None,
         truncate_udp: bool = False,
         ttl: int = 60,
     ) -> None:
@@ -66,6 +68,7 @@ class DNSResponder:
         self.truncate_udp = truncate_udp
         self.ttl = ttl
         self.servfail_names = {_norm(n) for n in servfail_names or []}
+        self.servfail_rr = {(_norm(n), t.upper()) for n, t in servfail_rr or []}
         self._records: dict[str, dict[str, list[str]]] = {}
         self.set_records(records or {})
         self.queries: list[tuple[str, str, str]] = []  # (name, type, "udp"/"tcp")
@@ -194,7 +197,7 @@ class DNSResponder:
             return None
         resp = dns.message.make_response(query)
         resp.flags |= dns.flags.AA
-        if self.mode == "servfail" or qname in self.servfail_names:
+        if self.mode == "servfail" or qname in self.servfail_names or (qname, qtype) in self.servfail_rr:
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
         if proto == "udp" and self.truncate_udp:
