@@ -45,6 +45,7 @@ class Inputs:
     path: str
     size: int
     localserve: bool = False
+    data: bytes | None = None  # the whole message when the caller already read it
 
 
 @dataclass
@@ -197,7 +198,8 @@ async def authenticate(
         with trio.move_on_after(check_timeout):
             try:
                 out.dkim = await dkimverify.verify_file(
-                    dkim_lookup or lookup, inp.path, size=inp.size, policy=dkimverify.mox_policy,
+                    dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
+                    policy=dkimverify.mox_policy,
                     localserve=inp.localserve,
                 )
             except dkimverify.MalformedMessage as exc:

@@ -26,6 +26,8 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 # Only runs that change: a tab, or a space followed by more whitespace.
 _WSP_NOT_SINGLE = re.compile(rb"\t[ \t]*| [ \t]+")
 _FOLD = re.compile(rb"\r\n")
+# RFC 5322 ftext: printable US-ASCII except ":" (and never space or controls).
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
 
 
 class MalformedMessage(ValueError):
@@ -58,7 +60,7 @@ def parse_header_section(section: bytes) -> list[Header]:
         name = name.rstrip(b" \t")
         if not colon or not name:
             raise MalformedMessage("malformed message: header line without field name")
-        if any(c <= 0x20 or c >= 0x7F for c in name):
+        if _FIELD_NAME.fullmatch(name) is None:
             raise MalformedMessage("malformed message: invalid header field name")
         out.append(Header(name.lower(), line + b"\r\n"))
     return out

@@ -27,14 +27,14 @@ import trio
 
 from core.address import domain_to_ascii
 from core.dispatch import HookFailed
-from core.dns import DNSError, Resolver
+from core.dns import Resolver
 from core.events import IncomingAuthenticated
-from core.mailauth import localserve
+from core.mailauth import localserve, orgdomain
 from core.mailauth.analyze import Authentication, Inputs, authenticate
 from core.mailauth.authres import claims_authserv_id
 from core.mailauth.canon import file_body, parse_header_section, read_header_section
 from core.mailauth.headerwriter import HeaderWriter
-from core.mailauth.lookup import ResolverLookup
+from core.mailauth.lookup import ResolverLookup, TempError
 from core.plugin_api import Rejection
 
 log = logging.getLogger("moxtrio.mailauth")
@@ -57,37 +57,36 @@ _IANA_CIPHERS = {
 }
 
 
-def shared_resolver(ctx: Any) -> Resolver:
-    """The server's resolver service (the system's resolver when none was configured)."""
-    r = ctx.services.get("dns_resolver")
-    if r is None:
-        r = Resolver()
-        ctx.services["dns_resolver"] = r
-    return r  # type: ignore[no-any-return]
+def shared_lookup(ctx: Any) -> ResolverLookup:
+    """The server's authentication lookups: its resolver service, with an answer cache.
+
+    Without a configured ``dns_resolver`` service the system's resolver is used.
+    """
+    lookup = ctx.services.get("mailauth_lookup")
+    if lookup is None:
+        resolver = ctx.services.get("dns_resolver")
+        if resolver is None:
+            resolver = ctx.services["dns_resolver"] = Resolver()
+        lookup = ctx.services["mailauth_lookup"] = ResolverLookup(resolver)
+    return lookup  # type: ignore[no-any-return]
 
 
 # -- MAIL FROM --------------------------------------------------------------------------------
 
 
-async def _accepts_mail(resolver: Resolver, domain: str) -> bool:
-    """mox's checkMXRecords: True/False, DNSError (temporary) when it cannot tell."""
-    try:
-        records = await resolver.records(domain, "MX")
-    except DNSError as exc:
-        if not exc.not_found:
-            raise
-        records = []
-    hosts = [rr.exchange.to_text(omit_final_dot=True) for rr in records]  # type: ignore[attr-defined]
+async def _accepts_mail(lookup: ResolverLookup, domain: str) -> bool:
+    """mox's checkMXRecords: True/False; TempError when it cannot tell."""
+    hosts = [h for _, h in await lookup.mx(domain)]
     if len(hosts) == 1 and hosts[0] in ("", "."):
         return False  # null MX (RFC 7505)
-    last: DNSError | None = None
+    last: TempError | None = None
     for host in hosts or [domain]:
         try:
-            if await resolver.lookup_ips(host):
+            # Any address will do: AAAA is only asked when there is no A.
+            if await lookup.a(host) or await lookup.aaaa(host):
                 return True
-        except DNSError as exc:
-            if not exc.not_found:
-                last = exc
+        except TempError as exc:
+            last = exc
     if last is not None:
         raise last
     return False
@@ -105,8 +104,8 @@ async def mail_from_domain_check(ctx: Any, domain: str) -> Rejection | None:
         return None  # mox: localhost may not resolve through DNS in localserve setups
     try:
         with trio.fail_after(MAIL_FROM_CHECK_TIMEOUT):
-            ok = await _accepts_mail(shared_resolver(ctx), domain)
-    except (DNSError, trio.TooSlowError) as exc:
+            ok = await _accepts_mail(shared_lookup(ctx), domain)
+    except (TempError, trio.TooSlowError) as exc:
         log.info("temporary reject for temporary mx lookup error for %s: %s", domain, exc)
         return Rejection(451, "4.4.0", "cannot verify mx records for mailfrom domain")
     if not ok:
@@ -122,8 +121,9 @@ async def authenticate_incoming(
     ctx: Any, *, inputs: Inputs, mail_from: str, recipients: list[str],
 ) -> tuple[Authentication, list[str]] | Rejection:
     """Authenticate, then let plugins (or mox's default) decide; extra header lines on accept."""
+    await orgdomain.ensure_loaded()
     spf_lookup, dkim_lookup = await localserve.lookups(ctx, inputs.msg_from_domain, inputs.remote_ip)
-    auth = await authenticate(ResolverLookup(shared_resolver(ctx)), inputs,
+    auth = await authenticate(shared_lookup(ctx), inputs,
                               spf_lookup=spf_lookup, dkim_lookup=dkim_lookup)
     event = IncomingAuthenticated(remote_ip=inputs.remote_ip, mail_from=mail_from,
                                   recipients=recipients, auth=auth)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,8 +189,13 @@ def parse_signature(raw: bytes) -> Signature:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_key_record(txt: str) -> KeyRecord:
-    """Parse a DKIM key record; raises ``_Perm`` for syntax errors."""
+    """Parse a DKIM key record; raises ``_Perm`` for syntax errors.
+
+    Cached by record text (loading a public key is the costly part); the
+    returned record is shared and must not be modified.
+    """
     t = _tags(txt)
     if "v" in t and (t["v"] != "DKIM1" or not txt.lstrip().startswith("v")):
         raise _Perm("dkim: syntax error in dkim dns record: bad v=")
@@ -390,10 +396,13 @@ async def _keys(lookup: Lookup, entries: list[Result | Signature]) -> list[Resul
     async def one(i: int, sig: Signature) -> None:
         found[i] = await lookup_key(lookup, sig)
 
-    async with trio.open_nursery() as nursery:
-        for i, e in enumerate(entries):
-            if isinstance(e, Signature):
-                nursery.start_soon(one, i, e)
+    todo = [(i, sig) for i, sig in enumerate(entries) if isinstance(sig, Signature)]
+    if len(todo) == 1:
+        await one(*todo[0])  # the common case: no tasks needed
+    elif todo:
+        async with trio.open_nursery() as nursery:
+            for i, sig in todo:
+                nursery.start_soon(one, i, sig)
     out: list[Result | tuple[Signature, KeyRecord]] = []
     for i, e in enumerate(entries):
         if isinstance(e, Result):
@@ -415,57 +424,66 @@ def _apply_test_mode(results: list[Result]) -> list[Result]:
     return results
 
 
+async def _run(
+    lookup: Lookup, headers: list[Header], body: Callable[[], Iterable[bytes]], *, offload: bool,
+    policy: Callable[[Signature], str | None] | None, localserve: bool, now: int | None,
+) -> list[Result]:
+    entries = _prepare(headers, now if now is not None else int(datetime.now(UTC).timestamp()),
+                       policy, localserve)
+    if not entries:
+        return []
+    checked = await _keys(lookup, entries)
+    pending = [(i, c[0], c[1]) for i, c in enumerate(checked) if isinstance(c, tuple)]
+    done: dict[int, Result] = {}
+    if pending:
+        def work() -> dict[int, Result]:
+            return _finish(pending, headers, body())
+
+        done = await trio.to_thread.run_sync(work) if offload else work()
+    return _apply_test_mode([done[i] if isinstance(c, tuple) else c for i, c in enumerate(checked)])
+
+
 async def verify_file(
-    lookup: Lookup, path: str | Path, *, size: int, prefix: bytes = b"",
+    lookup: Lookup, path: str | Path, *, size: int, prefix: bytes = b"", data: bytes | None = None,
     policy: Callable[[Signature], str | None] | None = None, localserve: bool = False,
     now: int | None = None,
 ) -> list[Result]:
     """Verify every DKIM-Signature of ``prefix`` + the file at ``path``.
 
     ``size`` is the message's size (prefix included): small messages are
-    verified on the trio thread. Raises :class:`MalformedMessage` when the
-    header section does not parse.
+    verified on the trio thread, larger ones hashed in a worker thread.
+    ``data``, when the caller already holds the whole message (prefix
+    included), saves reading the file again. Raises :class:`MalformedMessage`
+    when the header section does not parse.
     """
-    inline = size <= INLINE_MAX_BYTES
+    offload = size > INLINE_MAX_BYTES
+    if data is not None:
+        head, body = split_message(data)
+        return await _run(lookup, parse_header_section(head), lambda: chunks(body), offload=offload,
+                          policy=policy, localserve=localserve, now=now)
 
-    def read_head() -> tuple[bytes, bytes]:
+    def read_head() -> bytes:
         with open(path, "rb") as f:
-            return read_header_section(f, prefix)
+            return read_header_section(f, prefix)[0]
 
-    head, _ = read_head() if inline else await trio.to_thread.run_sync(read_head)
-    headers = parse_header_section(head)
-    entries = _prepare(headers, now if now is not None else int(datetime.now(UTC).timestamp()),
-                          policy, localserve)
-    if not entries:
-        return []
-    checked = await _keys(lookup, entries)
-    pending = [(i, sig_rec[0], sig_rec[1]) for i, sig_rec in enumerate(checked) if isinstance(sig_rec, tuple)]
-
-    def finish() -> dict[int, Result]:
+    def file_chunks() -> Iterator[bytes]:
         with open(path, "rb") as f:
             _, rest = read_header_section(f, prefix)
-            return _finish(pending, headers, file_body(f, rest))
+            yield from file_body(f, rest)
 
-    done: dict[int, Result] = {}
-    if pending:
-        done = finish() if inline else await trio.to_thread.run_sync(finish)
-    results = [done[i] if isinstance(c, tuple) else c for i, c in enumerate(checked)]
-    return _apply_test_mode(results)
+    head = await trio.to_thread.run_sync(read_head) if offload else read_head()
+    return await _run(lookup, parse_header_section(head), file_chunks, offload=offload,
+                      policy=policy, localserve=localserve, now=now)
 
 
 async def verify(
     lookup: Lookup, message: bytes, *, policy: Callable[[Signature], str | None] | None = None,
     localserve: bool = False, now: int | None = None,
 ) -> list[Result]:
-    """:func:`verify_file` for a message in memory (tests, small messages)."""
+    """Verify a message held in memory, on the calling thread (tests, small messages)."""
     head, body = split_message(message)
-    headers = parse_header_section(head)
-    entries = _prepare(headers, now if now is not None else int(datetime.now(UTC).timestamp()),
-                          policy, localserve)
-    checked = await _keys(lookup, entries)
-    pending = [(i, c[0], c[1]) for i, c in enumerate(checked) if isinstance(c, tuple)]
-    done = _finish(pending, headers, chunks(body)) if pending else {}
-    return _apply_test_mode([done[i] if isinstance(c, tuple) else c for i, c in enumerate(checked)])
+    return await _run(lookup, parse_header_section(head), lambda: chunks(body), offload=False,
+                      policy=policy, localserve=localserve, now=now)
 
 
 __all__ = [

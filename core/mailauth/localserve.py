@@ -71,14 +71,20 @@ async def lookups(ctx: Any, msg_from_domain: str, remote_ip: str) -> tuple[Looku
     if selectors:
         paths = {name: Path(ctx.config.resolve_path(sel.PrivateKeyFile)) for name, sel in selectors.items()}
 
-        def load() -> dict[str, list[str]]:
+        def load(get: Any) -> dict[str, list[str]]:
             return {
-                f"{name}._domainkey.{ascii_domain}": [key_record(KEYS.load(path), selectors[name].hash)]
+                f"{name}._domainkey.{ascii_domain}": [key_record(get(path), selectors[name].hash)]
                 for name, path in paths.items()
             }
 
+        # As the signer does: one stat() per key on the trio thread when the
+        # keys are cached, a worker thread to load them otherwise.
+        cached = {path: KEYS.cached(path) for path in paths.values()}
         try:
-            records = await trio.to_thread.run_sync(load)
+            if all(k is not None for k in cached.values()):
+                records = load(cached.__getitem__)
+            else:
+                records = await trio.to_thread.run_sync(load, KEYS.load)
         except DKIMError:
             records = {}
         dkim_lookup = StaticLookup(records, NoRecords())

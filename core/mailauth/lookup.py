@@ -12,7 +12,10 @@ suite's zones are served.
 from __future__ import annotations
 
 import ipaddress
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import trio
 
 from core.dns import DNSError, Resolver
 
@@ -49,46 +52,75 @@ def _valid_name(name: str) -> bool:
 
 
 class ResolverLookup:
-    """:class:`Lookup` through ``core.dns.Resolver``."""
+    """:class:`Lookup` through ``core.dns.Resolver``, keeping answers for their TTL.
+
+    The same sender's records are asked for message after message; a dict
+    lookup is much cheaper than a query, even one a caching resolver
+    answers. Negative answers are kept only when the server sent an SOA
+    (RFC 2308); failures are never kept. Bounded: the cache is emptied when
+    it reaches :data:`CACHE_MAX` entries, and nothing is kept longer than
+    :data:`CACHE_TTL_MAX` seconds.
+    """
+
+    CACHE_MAX = 10000
+    CACHE_TTL_MAX = 3600
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
-    async def _records(self, name: str, rdtype: str) -> list[object]:
-        name = name.rstrip(".")
+    async def _cached(self, name: str, rdtype: str, convert: Callable[[list[Any]], Any]) -> Any:
+        name = name.rstrip(".").lower()
         if not _valid_name(name):
-            return []
+            return convert([])
+        key = (name, rdtype)
+        now = trio.current_time()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         try:
-            return await self.resolver.records(name, rdtype)
+            records, ttl = await self.resolver.records_ttl(name, rdtype)
         except DNSError as exc:
-            if exc.not_found or exc.permanent:
-                return []
-            raise TempError(str(exc)) from None
+            if not (exc.not_found or exc.permanent):
+                raise TempError(str(exc)) from None
+            records, ttl = [], exc.negative_ttl
+        value = convert(records)
+        if ttl > 0:
+            if len(self._cache) >= self.CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = (now + min(ttl, self.CACHE_TTL_MAX), value)
+        return value
 
     async def txt(self, name: str) -> list[str]:
-        out = []
-        for rr in await self._records(name, "TXT"):
-            data = b"".join(rr.strings)  # type: ignore[attr-defined]
-            out.append(data.decode("utf-8", "replace"))
-        return out
+        return await self._cached(name, "TXT", _txt_strings)  # type: ignore[no-any-return]
 
     async def a(self, name: str) -> list[str]:
-        return [rr.address for rr in await self._records(name, "A")]  # type: ignore[attr-defined]
+        return await self._cached(name, "A", _addresses)  # type: ignore[no-any-return]
 
     async def aaaa(self, name: str) -> list[str]:
-        return [rr.address for rr in await self._records(name, "AAAA")]  # type: ignore[attr-defined]
+        return await self._cached(name, "AAAA", _addresses)  # type: ignore[no-any-return]
 
     async def mx(self, name: str) -> list[tuple[int, str]]:
-        return [
-            (int(rr.preference), rr.exchange.to_text(omit_final_dot=True).lower())  # type: ignore[attr-defined]
-            for rr in await self._records(name, "MX")
-        ]
+        return await self._cached(name, "MX", _mx_hosts)  # type: ignore[no-any-return]
 
     async def ptr(self, ip: str) -> list[str]:
-        return [
-            rr.target.to_text(omit_final_dot=True).lower()  # type: ignore[attr-defined]
-            for rr in await self._records(reverse_name(ip), "PTR")
-        ]
+        return await self._cached(reverse_name(ip), "PTR", _ptr_names)  # type: ignore[no-any-return]
+
+
+def _txt_strings(records: list[Any]) -> list[str]:
+    return [b"".join(rr.strings).decode("utf-8", "replace") for rr in records]
+
+
+def _addresses(records: list[Any]) -> list[str]:
+    return [rr.address for rr in records]
+
+
+def _mx_hosts(records: list[Any]) -> list[tuple[int, str]]:
+    return [(int(rr.preference), rr.exchange.to_text(omit_final_dot=True).lower()) for rr in records]
+
+
+def _ptr_names(records: list[Any]) -> list[str]:
+    return [rr.target.to_text(omit_final_dot=True).lower() for rr in records]
 
 
 class StaticLookup:

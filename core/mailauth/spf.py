@@ -12,6 +12,7 @@ anywhere is a permerror without DNS traffic for the terms before it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import time
@@ -129,8 +130,13 @@ def _split_dual_cidr(rest: str) -> tuple[str, int | None, int | None]:
     return rest, cidr4, cidr6
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_record(txt: str) -> Record:
-    """Parse a ``v=spf1`` record; :class:`PermError` on any syntax error."""
+    """Parse a ``v=spf1`` record; :class:`PermError` on any syntax error.
+
+    Cached by text (a sender's record is parsed once); the returned record
+    is shared and must not be modified.
+    """
     terms = txt.split(" ")
     if terms[0].lower() != "v=spf1":
         raise PermError("not an spf record")

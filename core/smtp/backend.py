@@ -259,7 +259,7 @@ class CoreSessionHandler:
 
         authenticated = await auth_delivery.authenticate_incoming(
             self.ctx, inputs=_auth_inputs(info, envelope, message, from_list, self.hostname,
-                                          bool(self.ctx.localserve)),
+                                          bool(self.ctx.localserve), head),
             mail_from="" if mf.is_null else str(mf), recipients=[str(r) for r in accepted],
         )
         if not isinstance(authenticated, tuple):
@@ -479,7 +479,7 @@ class CoreSessionHandler:
 
 def _auth_inputs(
     info: SessionInfo, envelope: Envelope, message: ReceivedMessage, from_list: list[Any],
-    hostname: str, localserve: bool,
+    hostname: str, localserve: bool, head: bytes,
 ) -> Any:
     """What incoming authentication needs to know about this transaction."""
     from core.address import domain_to_ascii
@@ -498,7 +498,7 @@ def _auth_inputs(
         mail_from_localpart="" if mf.is_null else mf.localpart,
         mail_from_domain=mf_domain,
         msg_from_domain=from_domain, hostname=hostname, path=message.path, size=message.size,
-        localserve=localserve,
+        localserve=localserve, data=head if len(head) == message.size else None,
     )
 
 

@@ -12,7 +12,8 @@ Records: ``{"example.org": {"MX": ["10 mx1.example.org.", "0 ."], "A":
 ["127.0.0.5"], "AAAA": [...], "TXT": ['"v=spf1 -all"'], "CNAME":
 ["other.example."]}}``; names are case-insensitive, with or without trailing
 dot; values are zone-file rdata text. Unknown names get NXDOMAIN, known names
-without the type get NOERROR/NODATA.
+without the type get NOERROR/NODATA, both with an SOA (TTL ``ttl``) in the
+authority section as real servers send.
 
 Modes: ``"normal"``; ``"silent"`` (never answers: timeout tests);
 ``"servfail"`` (every query gets SERVFAIL). ``servfail_names`` makes only some
@@ -210,6 +211,7 @@ class DNSResponder:
             if types is None:
                 if name == qname:
                     resp.set_rcode(dns.rcode.NXDOMAIN)
+                self._negative(resp, name)
                 return resp.to_wire()
             if qtype != "CNAME" and "CNAME" in types:
                 target = _norm(types["CNAME"][0])
@@ -219,8 +221,17 @@ class DNSResponder:
             values = types.get(qtype)
             if values:
                 resp.answer.append(self._rrset(name, qtype, values))
+            else:
+                self._negative(resp, name)
             return resp.to_wire()
         return resp.to_wire()
+
+    def _negative(self, resp: dns.message.Message, name: str) -> None:
+        """An SOA in the authority section of NXDOMAIN/NODATA answers, as real servers send
+        (RFC 2308: resolvers may keep the negative answer for the SOA minimum)."""
+        zone = name.split(".", 1)[1] if name.count(".") > 1 else name
+        resp.authority.append(self._rrset(
+            zone, "SOA", [f"ns.{zone} hostmaster.{zone} 1 3600 600 86400 {self.ttl}"]))
 
     def _rrset(self, name: str, rdtype: str, values: list[str]) -> dns.rrset.RRset:
         return dns.rrset.from_text_list(
