@@ -50,7 +50,6 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    import smtplib
 
     ap = argparse.ArgumentParser()
     ap.add_argument("-c", type=int, default=4, help="parallel connections")
@@ -80,33 +79,10 @@ def main() -> None:
             r = run_cli("-config", conf, "queue", "holdrules", "add")
             assert r.returncode == 0, r.stdout + r.stderr
             idle_rss = rss_mb(server.proc.pid)
-            latencies: list[float] = []
-            lock = threading.Lock()
-            count = [0]
-            deadline = time.monotonic() + a.seconds
-
-            def client() -> None:
-                with smtplib.SMTP(ip, 1587, timeout=60) as s:
-                    s.login("mox@localhost", "moxmoxmox")
-                    while time.monotonic() < deadline:
-                        with lock:
-                            if count[0] >= a.n:
-                                return
-                            count[0] += 1
-                        data = b"From: mox@localhost\r\nTo: x@example.org\r\nSubject: bench\r\n\r\n" + body
-                        t0 = time.perf_counter()
-                        s.sendmail("mox@localhost", ["x@example.org"], data)
-                        with lock:
-                            latencies.append(time.perf_counter() - t0)
-
-            threads = [threading.Thread(target=client) for _ in range(a.c)]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - t0
-            lat = sorted(latencies)
+            data = b"From: mox@localhost\r\nTo: x@example.org\r\nSubject: bench\r\n\r\n" + body
+            lat, elapsed = _run_clients(
+                ip, 1587, a, lambda s: s.sendmail("mox@localhost", ["x@example.org"], data),
+                setup=lambda s: s.login("mox@localhost", "moxmoxmox"))
             print(
                 f"smtp submission: {len(lat)} messages of ~{len(body)} bytes over {a.c} connections "
                 f"in {elapsed:.2f}s = {len(lat) / elapsed:.0f} msg/s; "
@@ -117,8 +93,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run_clients(ip: str, port: int, a: argparse.Namespace, send: Any) -> tuple[list[float], float]:
-    """``a.c`` threads, one connection each, calling ``send(conn)`` until the count or time bound."""
+def _run_clients(ip: str, port: int, a: argparse.Namespace, send: Any,
+                 setup: Any = None) -> tuple[list[float], float]:
+    """``a.c`` threads, one connection each (``setup(conn)`` first, e.g. AUTH), calling
+    ``send(conn)`` until the count or time bound; sorted latencies and elapsed seconds."""
     import smtplib
 
     latencies: list[float] = []
@@ -129,6 +107,8 @@ def _run_clients(ip: str, port: int, a: argparse.Namespace, send: Any) -> tuple[
     def client() -> None:
         with smtplib.SMTP(ip, port, timeout=60) as s:
             s.ehlo("client.sender.example")
+            if setup is not None:
+                setup(s)
             while time.monotonic() < deadline:
                 with lock:
                     if count[0] >= a.n:
