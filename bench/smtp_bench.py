@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("-seconds", type=float, default=20.0, help="time bound")
     ap.add_argument("-mode", choices=["submission", "delivery"], default="submission")
     ap.add_argument("-root", default=str(ROOT), help="code tree to run the server from (delivery)")
+    ap.add_argument("-profile", default="", help="write the server's cProfile stats here (delivery)")
     a = ap.parse_args()
     if a.mode == "delivery":
         delivery_bench(a)
@@ -160,7 +161,7 @@ def delivery_bench(a: argparse.Namespace) -> None:
     try:
         with DNSResponder(zone) as dns:
             proc = subprocess.Popen(
-                [sys.executable, *(["-m", "cProfile", "-o", "/tmp/deliv.prof"] if __import__("os").environ.get("PROF") else []), str(ROOT / "bench" / "_delivery_child.py"), a.root, str(tmp / "ls"), ip,
+                [sys.executable, *(["-m", "cProfile", "-o", a.profile] if a.profile else []), str(ROOT / "bench" / "_delivery_child.py"), a.root, str(tmp / "ls"), ip,
                  str(dns.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
                 assert proc.stdout is not None
