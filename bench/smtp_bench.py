@@ -42,6 +42,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (robust on a shared machine)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -172,12 +180,15 @@ def delivery_bench(a: argparse.Namespace) -> None:
                     raise SystemExit("server did not start")
                 threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True).start()
                 idle_rss = rss_mb(proc.pid)
+                cpu0 = cpu_seconds(proc.pid)
                 lat, elapsed = _run_clients(
                     ip, 1025, a, lambda s: s.sendmail("bench@sender.example", ["mox@localhost"], signed))
+                cpu = cpu_seconds(proc.pid) - cpu0
                 print(
                     f"smtp delivery ({a.root}): {len(lat)} messages of {len(signed)} bytes over {a.c} "
                     f"connections in {elapsed:.2f}s = {len(lat) / elapsed:.1f} msg/s; "
                     f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms; "
+                    f"server CPU {cpu / len(lat) * 1000:.2f} ms/msg; "
                     f"server RSS idle {idle_rss:.0f} MB, peak {peak_rss_mb(proc.pid):.0f} MB"
                 )
             finally:

@@ -183,38 +183,34 @@ async def authenticate(
     helo_arg = helo or inp.helo
 
     async def run_iprev() -> None:
-        with trio.move_on_after(check_timeout):
-            out.iprev = await iprev(lookup, inp.remote_ip)
+        out.iprev = await iprev(lookup, inp.remote_ip)
 
     async def run_spf() -> None:
-        with trio.move_on_after(check_timeout):
-            out.spf = await spf.verify(
-                spf_lookup or lookup, remote_ip=inp.remote_ip,
-                mail_from_localpart=inp.mail_from_localpart, mail_from_domain=inp.mail_from_domain,
-                helo=helo_arg, receiver=inp.hostname,
-            )
+        out.spf = await spf.verify(
+            spf_lookup or lookup, remote_ip=inp.remote_ip,
+            mail_from_localpart=inp.mail_from_localpart, mail_from_domain=inp.mail_from_domain,
+            helo=helo_arg, receiver=inp.hostname,
+        )
 
-    async def run_dkim() -> None:
-        with trio.move_on_after(check_timeout):
+    async def run_dmarc_lookup() -> None:
+        out.dmarc_policy = await dmarc.lookup_policy(lookup, inp.msg_from_domain)
+
+    # One deadline for all checks: when it passes, whatever has not finished
+    # is a temperror, the rest keeps its result. DKIM runs in this task while
+    # the DNS-bound checks run beside it.
+    with trio.move_on_after(check_timeout):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_iprev)
+            nursery.start_soon(run_spf)
+            if inp.msg_from_domain:
+                nursery.start_soon(run_dmarc_lookup)
             try:
                 out.dkim = await dkimverify.verify_file(
                     dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
-                    policy=dkimverify.mox_policy,
-                    localserve=inp.localserve,
+                    policy=dkimverify.mox_policy, localserve=inp.localserve,
                 )
             except dkimverify.MalformedMessage as exc:
                 out.dkim_error = f"dkim: mail message header is malformed: {exc}"
-
-    async def run_dmarc_lookup() -> None:
-        with trio.move_on_after(check_timeout):
-            out.dmarc_policy = await dmarc.lookup_policy(lookup, inp.msg_from_domain)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_iprev)
-        nursery.start_soon(run_spf)
-        nursery.start_soon(run_dkim)
-        if inp.msg_from_domain:
-            nursery.start_soon(run_dmarc_lookup)
 
     iprev_status, iprev_name = out.iprev
     received = out.spf

@@ -266,7 +266,8 @@ class CoreSessionHandler:
             return _reply(authenticated)
         auth, extra_headers = authenticated
         size = message.size
-        if b"authentication-results" in head.lower():
+        end = head.find(b"\r\n\r\n")
+        if b"authentication-results" in (head if end < 0 else head[:end]).lower():
             size = await auth_delivery.strip_forged_auth_results(message.path, self.hostname) or size
 
         def prefix_for(rcpt: Path) -> bytes:
