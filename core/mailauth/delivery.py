@@ -181,14 +181,18 @@ def received_header(
 
 
 def delivery_prefix(
-    auth: Authentication, extra: list[str], *, deliver_to: str, mail_from: str, received: bytes,
+    auth_headers: bytes, extra: list[str], *, deliver_to: str, mail_from: str, received: bytes,
 ) -> bytes:
-    """The headers prepended to one recipient's copy, in mox's order."""
+    """The headers prepended to one recipient's copy, in mox's order.
+
+    ``auth_headers`` is ``auth.auth_results() + auth.received_spf()``, the
+    same for every recipient (made once).
+    """
     lines = "".join(h.rstrip("\r\n") + "\r\n" for h in extra)
     return (
         lines.encode()
         + f"Delivered-To: {deliver_to}\r\nReturn-Path: <{mail_from}>\r\n".encode()
-        + auth.auth_results() + auth.received_spf() + received
+        + auth_headers + received
     )
 
 

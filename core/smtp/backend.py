@@ -270,6 +270,8 @@ class CoreSessionHandler:
         if b"authentication-results" in (head if end < 0 else head[:end]).lower():
             size = await auth_delivery.strip_forged_auth_results(message.path, self.hostname) or size
 
+        auth_headers = auth.auth_results() + auth.received_spf()
+
         def prefix_for(rcpt: Path) -> bytes:
             received = auth_delivery.received_header(
                 helo=info.ehlo_name, remote_ip=info.remote_ip, iprev_name=auth.iprev_name,
@@ -279,7 +281,7 @@ class CoreSessionHandler:
                 requiretls=envelope.requiretls,
             )
             return auth_delivery.delivery_prefix(
-                auth, extra_headers, deliver_to=str(rcpt), mail_from="" if mf.is_null else str(mf),
+                auth_headers, extra_headers, deliver_to=str(rcpt), mail_from="" if mf.is_null else str(mf),
                 received=received,
             )
         # --- end incoming authentication

@@ -300,3 +300,22 @@ async def test_verdict_hook(tmp_path: Path) -> None:
             data = await env.stored(msg_id)
             assert data.startswith(b"X-Auth-Seen: spf=pass\r\nDelivered-To: mox@localhost\r\n")
     assert [m.auth.dmarc.status for m in plugin.seen] == ["fail", "pass"]
+
+
+async def test_each_recipient_gets_its_own_delivery_headers(env: Env) -> None:
+    data = message("joe@sender.example", "two")
+
+    def send() -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP(env.ip, 1025, timeout=20) as s:
+            return s.sendmail("joe@sender.example", ["mox@localhost", "other@localhost"], data)
+
+    assert await trio.to_thread.run_sync(send) == {}
+    rows = await env.ctx.store.read(lambda c: c.execute(
+        "SELECT id, size, rcpt_to_localpart FROM messages ORDER BY id").fetchall())
+    assert [r[2] for r in rows] == ["mox", "other"]
+    for (msg_id, size, localpart) in rows:
+        stored = await env.stored(msg_id)
+        assert size == len(stored)
+        assert header(stored, "Delivered-To") == [f"{localpart}@localhost"]
+        assert header(stored, "Received")[0].split(" for ")[1].startswith(f"<{localpart}@localhost>;")
+        assert header(stored, "Authentication-Results")[0].endswith("dmarc=pass (without dnssec) header.from=sender.example")
