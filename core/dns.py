@@ -29,6 +29,7 @@ Error texts (stable, used in queue results and webhooks):
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -130,11 +131,41 @@ def _negative_ttl(responses: object) -> int:
     return 0
 
 
+NAMESERVERS_ENV = "MOXTRIO_NAMESERVERS"
+
+
+def parse_nameservers(value: str) -> tuple[list[str], int]:
+    """``"127.0.0.1:5353,127.0.0.2"`` -> (["127.0.0.1", "127.0.0.2"], 5353).
+
+    dnspython's resolver takes one port for all servers, so the first port
+    given is used for all; without a port it is 53. IPv6 addresses with a port
+    are written in brackets (``[::1]:5353``).
+    """
+    servers: list[str] = []
+    port: int | None = None
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        host, sep, p = item.rpartition(":") if item.startswith("[") or item.count(":") == 1 else ("", "", "")
+        if not sep:
+            host = item
+        elif port is None:
+            port = int(p)
+        servers.append(host.strip("[]"))
+    if not servers:
+        raise ValueError(f"{NAMESERVERS_ENV}: no name server in {value!r}")
+    return servers, port or 53
+
+
 class Resolver:
     """Async resolver for delivery; wraps ``dns.asyncresolver.Resolver``.
 
-    With ``nameservers=None`` the system configuration (/etc/resolv.conf) is
-    used; otherwise exactly the given servers on ``port``. ``timeout`` is per
+    With ``nameservers=None`` the servers named in the environment variable
+    ``MOXTRIO_NAMESERVERS`` are used when it is set (``ip[:port]``, comma
+    separated, one port for all: a local caching resolver, or the test suite's
+    loopback responder, so that no lookup leaves the machine), else the system
+    configuration (/etc/resolv.conf); otherwise exactly the given servers on
+    ``port``. ``timeout`` is per
     server try, ``lifetime`` bounds one whole lookup.
     """
 
@@ -147,6 +178,8 @@ class Resolver:
         lifetime: float = 15.0,
         prefer_ipv6: bool = False,
     ) -> None:
+        if nameservers is None and os.environ.get(NAMESERVERS_ENV):
+            nameservers, port = parse_nameservers(os.environ[NAMESERVERS_ENV])
         if nameservers is None:
             self._resolver = dns.asyncresolver.Resolver(configure=True)
         else:
