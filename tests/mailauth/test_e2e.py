@@ -154,7 +154,7 @@ async def webhook_meta(env: Env, n: int) -> dict[str, Any]:
 
 async def test_authenticated_message(env: Env) -> None:
     signed = dkimpy_sign(message("Joe <joe@sender.example>"), SENDER_KEY, domain="sender.example")
-    assert await env.smtp("joe@sender.example", signed) == (250, b"2.0.0 it is done")
+    assert await env.smtp("joe@sender.example", signed) == (250, b"2.2.0 it is done")
     meta = await webhook_meta(env, 1)
     assert meta["MailFromValidated"] is True
     assert meta["MsgFromValidated"] is True
