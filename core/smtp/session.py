@@ -38,6 +38,7 @@ from core.smtp.auth import (
 )
 from core.smtp.handler import Envelope, LoginInfo, ReceivedMessage, SessionHandler, SessionInfo
 from core.smtp.limits import WindowLimiter
+from core.smtp.observe import auth_failure  # noqa: E402
 from core.smtp.parser import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FUTURE_RELEASE_MAX_SECONDS,
@@ -564,10 +565,10 @@ class Session:
         info = await self._lookup_login(username)
         if info is None or info.scram is None:
             await trio.to_thread.run_sync(verify_password_dummy, password)
-            log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
+            log.info("authentication failed", extra=auth_failure(self.info, "password", username))
             raise error(535, "5.7.8", "bad user/pass")
         if not await trio.to_thread.run_sync(verify_password, password, info.scram):
-            log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
+            log.info("authentication failed", extra=auth_failure(self.info, "password", username))
             raise error(535, "5.7.8", "bad user/pass")
         if info.login_disabled:
             raise error(525, "5.7.13", f"login is disabled for this account: {info.login_disabled}")

@@ -39,6 +39,7 @@ from plugins.webhooks.admin import (
     select_hooks,
     select_retired,
 )
+from plugins.webhooks.attempt_log import report_webhook
 from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
@@ -235,6 +236,7 @@ class WebhookService:
                 log.exception("webhook %d: unexpected error", hook.id)
                 outcome = AttemptOutcome(success=False, error=describe(exc), start=start)
             self.attempts_made += 1
+            report_webhook(hook, outcome)
             config = self.ctx.config
             with trio.CancelScope(shield=True) as cs:
                 cs.deadline = trio.current_time() + FINISH_TIMEOUT
