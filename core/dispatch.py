@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +22,13 @@ import pluggy
 import trio
 
 from core.hookspecs import HOOK_KINDS
+from core.mlog import kv
 
 log = logging.getLogger("moxtrio.hooks")
 
 DEFAULT_TIME_LIMIT = 30.0
+#: A repeated plugin failure is logged with its traceback once per this many seconds.
+REPORT_INTERVAL = 300.0
 
 
 class HookFailed(Exception):
@@ -54,6 +58,7 @@ class HookDispatcher:
         self.time_limit = time_limit
         # Per-plugin limits, e.g. a slow third-party plugin given more time.
         self.time_limits = dict(time_limits or {})
+        self._reported: dict[tuple[str, str, str, str], float] = {}
 
     def _impls(self, name: str) -> Iterator[Any]:
         caller = getattr(self.pm.hook, name)
@@ -67,11 +72,29 @@ class HookDispatcher:
         return HOOK_KINDS.get(name, "observer") != "observer"
 
     def _fail(self, name: str, plugin: str, exc: BaseException | str) -> None:
+        self._report(name, plugin, exc)
         if self._is_verdict(name):
             raise HookFailed(name, plugin, exc) from (
                 exc if isinstance(exc, BaseException) else None
             )
-        log.error("observer hook failed, continuing: plugin=%s hook=%s error=%r", plugin, name, exc)
+
+    def _report(self, name: str, plugin: str, exc: BaseException | str) -> None:
+        """Log a plugin's failure: with its traceback at error level the first
+        time, then at most once per ``REPORT_INTERVAL`` (a plugin failing on
+        every message must not flood the log); repeats in between at debug."""
+        key = (plugin, name, type(exc).__name__, str(exc)[:200])
+        now = time.monotonic()
+        last = self._reported.get(key)
+        kind = "verdict, failing closed" if self._is_verdict(name) else "observer, continuing"
+        attrs = kv(plugin=plugin, hook=name, kind=kind, err=str(exc) or type(exc).__name__)
+        if last is not None and now - last < REPORT_INTERVAL:
+            log.debug("plugin hook failed again", extra=attrs)
+            return
+        if len(self._reported) >= 1000:
+            self._reported.clear()
+        self._reported[key] = now
+        exc_info = (type(exc), exc, exc.__traceback__) if isinstance(exc, BaseException) else None
+        log.error("plugin hook failed", exc_info=exc_info, extra=attrs)
 
     async def _call_impl(self, name: str, impl: Any, kwargs: dict[str, Any]) -> Any:
         args = [kwargs[a] for a in impl.argnames]

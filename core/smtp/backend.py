@@ -27,7 +27,7 @@ from core.message.mime import Headers, parse_header_section
 from core.plugin_api import PluginContext, Rejection
 from core.smtp.auth import ScramCredentials
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
-from core.smtp.observe import observe_data  # noqa: E402
+from core.smtp.observe import observe_data
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
 from core.store import accounts as store_accounts

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core import metrics
+from core import metrics, mlog
 from core.mlog import kv
 
 log = logging.getLogger("moxtrio.smtp")
@@ -57,3 +57,34 @@ def observe_data(info: Any, envelope: Any, reply: Any) -> None:
             secode=reply.enhanced,
         ),
     )
+
+
+def trace_read(logger: logging.Logger, line: bytes, *, auth: bool) -> None:
+    """Trace a line from the client; credentials only at traceauth.
+
+    ``auth``: the line answers an AUTH challenge (all of it is a credential).
+    For an ``AUTH`` command, the mechanism shows and the initial response is
+    a credential.
+    """
+    if logger.getEffectiveLevel() > mlog.TRACE:
+        return
+    if auth:
+        mlog.trace(logger, mlog.TRACEAUTH, "RC: ", line)
+    elif line[:5].lower() == b"auth ":
+        head, _, rest = line.partition(b" ")
+        mech, _, initial = rest.partition(b" ")
+        prefix = f"RC: {head.decode('ascii', 'replace')} {mech.decode('ascii', 'replace')} "
+        mlog.trace(logger, mlog.TRACEAUTH, prefix, initial) if initial else mlog.trace(
+            logger, mlog.TRACE, "RC: ", line
+        )
+    else:
+        mlog.trace(logger, mlog.TRACE, "RC: ", line)
+
+
+def trace_write(logger: logging.Logger, data: bytes) -> None:
+    """Trace our replies, one line each."""
+    if logger.getEffectiveLevel() > mlog.TRACE:
+        return
+    for line in data.split(b"\r\n"):
+        if line:
+            mlog.trace(logger, mlog.TRACE, "LW: ", line)
