@@ -13,7 +13,7 @@ from tests.support.procs import ROOT, run_cli, running, unique_loopback_ip
 pytestmark = pytest.mark.slow
 
 EXAMPLE = ROOT / "docs" / "examples" / "moxtrio_denydomain"
-FIRST_PARTY = ["extra", "holdrules", "localserve", "suppression", "webapi", "webhooks"]
+FIRST_PARTY = ["extra", "holdrules", "localserve", "metrics", "suppression", "webapi", "webhooks"]
 
 
 def install_example(site: Path) -> None:
