@@ -181,7 +181,8 @@ def usage_text(control: list[CtlCommand]) -> str:
         lines.append(f"  {' '.join(cmd.words):<32}{cmd.summary}")
     lines += ["", "commands run by the server (through its control socket):"]
     for c in sorted(control, key=lambda c: c.path):
-        lines.append(f"  {' '.join(c.path):<32}{c.help}")
+        if find_local(list(c.path))[0] is None:  # `version` runs here, not in the server
+            lines.append(f"  {' '.join(c.path):<32}{c.help}")
     lines += [
         "",
         "global flags:",

@@ -145,3 +145,28 @@ def test_banner_advertises_the_bound_address(tmp_path: Path) -> None:
         out = server.output()
         assert f"http://{server.ip}:1080/webapi/" in out
         assert "localhost:1080" not in out
+
+
+def test_control_commands_describe_exactly_the_flags_the_server_parses(tmp_path: Path) -> None:
+    from core import ctl
+    from core.cli_catalog import control_commands
+
+    commands = [c for c in control_commands(None) if c.path != ("version",)]  # runs locally
+    with localserve(tmp_path) as server:
+        sock = server.directory / "ctl"
+        for cmd in commands:
+            words = list(cmd.path)
+            h = run_cli(*words, "-h")
+            assert h.returncode == 0 and f"usage: moxtrio {' '.join(words)}" in h.stdout, words
+            assert cmd.help in h.stdout
+            for flag, text in cmd.flags:
+                assert text, (words, flag)
+                assert f"  {flag} " in h.stdout, (words, flag)
+                name, *value = flag.split(" ")
+                # The server knows every documented flag (a nonsense value may
+                # still be refused, but not the flag).
+                r = ctl.call(sock, [*words, name, *(["nosuch-x"] if value else [])])
+                assert "flag provided but not defined" not in r.output, (words, flag)
+            if cmd.flags:
+                r = ctl.call(sock, [*words, "-bogus"])
+                assert "flag provided but not defined: -bogus" in r.output, (words, r.output)
