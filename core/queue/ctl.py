@@ -245,12 +245,7 @@ async def cmd_retired_print(q: QueueService, args: list[str]) -> str:
 
 _LIST_SPEC = {**_FILTER_FLAGS, "sort": _STR, "asc": _BOOL}
 _RETIRED_SPEC = {
-    "ids": _STR,
-    "n": _STR,
-    "account": _STR,
-    "from": _STR,
-    "to": _STR,
-    "submitted": _STR,
+    **{k: _FILTER_FLAGS[k] for k in ("ids", "n", "account", "from", "to", "submitted")},
     "lastactivity": _STR,
     "transport": _STR,
     "result": _STR,

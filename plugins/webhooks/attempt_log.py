@@ -32,7 +32,8 @@ def safe_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def report_webhook(hook: Hook, outcome: AttemptOutcome) -> None:
+def report_webhook(hook: Hook, outcome: AttemptOutcome, state: str = "") -> None:
+    """``state``: what the queue did with the hook after the attempt (retired, retry...)."""
     seconds = outcome.duration_ns / 1e9
     code = metrics.http_result(outcome.code) if outcome.code else "error"
     metrics.record(metrics.WebhookRequest(code, seconds))
@@ -47,6 +48,7 @@ def report_webhook(hook: Hook, outcome: AttemptOutcome) -> None:
             url=safe_url(hook.url),
             status=outcome.code or "",
             duration=f"{seconds:.3f}s",
+            state=state,
             **({"err": outcome.error} if outcome.error else {}),
         ),
     )

@@ -236,21 +236,13 @@ class WebhookService:
                 log.exception("webhook %d: unexpected error", hook.id)
                 outcome = AttemptOutcome(success=False, error=describe(exc), start=start)
             self.attempts_made += 1
-            report_webhook(hook, outcome)
             config = self.ctx.config
             with trio.CancelScope(shield=True) as cs:
                 cs.deadline = trio.current_time() + FINISH_TIMEOUT
                 state = await self.store.write(
                     lambda c: queue_ops.finish_attempt(c, config, hook.id, outcome)
                 )
-            log.info(
-                "webhook %d attempt %d to %s: %s (%s)",
-                hook.id,
-                hook.attempts,
-                hook.url,
-                "ok" if outcome.success else outcome.error,
-                state,
-            )
+            report_webhook(hook, outcome, state)
         finally:
             self._busy.discard(hook.url)
             self._inflight -= 1
