@@ -210,6 +210,11 @@ def run_server(
         # use, a second server on the same data dir): one clear line each.
         failed.extend(_leaves(group))
     for exc in failed:
+        if isinstance(exc, PluginLoadError):
+            # As config test says it: pointing at mox.conf's Plugins line.
+            from core.startup_checks import plugin_error
+
+            exc = plugin_error(config, exc)
         print(f"moxtrio: {exc}", file=sys.stderr)
     return 1 if failed else 0
 

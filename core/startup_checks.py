@@ -108,6 +108,18 @@ def check_ports_free(config: Any, services: list[Any]) -> None:
                 raise err from None
 
 
+def check_no_other_server(config: Any) -> None:
+    """Refuse to open a data directory another live server is using."""
+    from core.ctl import CtlError, socket_path
+
+    path = socket_path(Path(config.data_dir))
+    if path.exists() and _server_answers(path):
+        raise CtlError(
+            f"another moxtrio server is running with data directory {config.data_dir} "
+            f"(its control socket {path} answers)"
+        )
+
+
 def _server_answers(path: Path) -> bool:
     """Whether a moxtrio (or mox) control socket answers at ``path``."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -124,6 +136,7 @@ def preflight(config: Any, hooks: Any) -> None:
     from core.dispatch import HookFailed
 
     check_tls_files(config)
+    check_no_other_server(config)
     try:
         # Services are declared without a server; a plugin that needs one to
         # declare its services is left to the real bind.

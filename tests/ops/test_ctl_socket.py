@@ -109,3 +109,25 @@ def test_second_localserve_refuses_and_first_keeps_running(tmp_path: Path) -> No
         assert (server.directory / "ctl").exists()
         _ping(server.directory)
         assert send(server.ip, "second@localhost").status_code == 200
+
+
+def test_second_server_on_other_ports_but_same_data_dir_refuses_before_opening_it(tmp_path: Path) -> None:
+    import shutil
+
+    with localserve(tmp_path) as server:
+        other = tmp_path / "other"
+        other.mkdir()
+        for name in ("domains.conf", "localhost.crt", "localhost.key", "dkim.localserve.privatekey.pkcs8.pem"):
+            shutil.copy(server.directory / name, other / name)
+        text = (server.directory / "mox.conf").read_text()
+        text = text.replace("DataDir: .", f"DataDir: {server.directory}")
+        text = text.replace(f"- {server.ip}", "- 127.0.0.1").replace("Port: 10", "Port: 20")
+        (other / "mox.conf").write_text(text)
+        db = server.directory / "moxtrio.db"
+        before = db.stat().st_mtime_ns
+        r = run_cli("-config", str(other / "mox.conf"), "serve", timeout=60)
+        assert r.returncode == 1
+        assert f"another moxtrio server is running with data directory {server.directory}" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert db.stat().st_mtime_ns == before
+        _ping(server.directory)
