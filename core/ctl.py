@@ -177,7 +177,14 @@ async def serve_ctl(
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    # Out of file descriptors or memory: wait for some to be
+                    # freed instead of ending the server.
+                    log.warning("control socket accept failed: %s", exc)
+                    await trio.sleep(0.1)
+                    continue
                 nursery.start_soon(_handle, ctx, commands, stream)
     finally:
         with trio.CancelScope(shield=True):
