@@ -74,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f'moxtrio: unknown flag {unknown[0]} (run "moxtrio help")', file=sys.stderr)
         return 2
+    if opts.loglevel:
+        from core.mlog import parse_level
+
+        try:
+            parse_level(opts.loglevel)
+        except ValueError as exc:
+            print(f"moxtrio: -loglevel: {exc}", file=sys.stderr)
+            return 2
     if opts.version:
         print(f"moxtrio {VERSION}")
         return 0

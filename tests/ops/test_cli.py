@@ -57,6 +57,12 @@ def test_help_for_a_control_command_and_for_unknown_ones() -> None:
     assert "Traceback" not in r.stderr
 
 
+def test_bad_loglevel_flag_is_a_clear_error() -> None:
+    r = run_cli("-loglevel", "verbose", "serve")
+    assert r.returncode == 2
+    assert 'moxtrio: -loglevel: unknown log level "verbose"' in r.stderr and "Traceback" not in r.stderr
+
+
 def test_version_in_three_spellings() -> None:
     for args in (["version"], ["--version"], ["-version"]):
         r = run_cli(*args)
