@@ -193,6 +193,7 @@ def run_server(
     ``banner`` is printed once the listeners are bound, from what was bound.
     """
     from core.config import ConfigError
+    from core.dispatch import HookFailed
     from core.plugin_api import PluginConfigError, PluginLoadError
     from core.runtime import Server
 
@@ -213,11 +214,14 @@ def run_server(
     failed: list[BaseException] = []
     try:
         trio.run(_run)
-    except* (PluginLoadError, PluginConfigError, ConfigError, ctl.CtlError, OSError) as group:
+    except* (PluginLoadError, PluginConfigError, ConfigError, ctl.CtlError, OSError, HookFailed) as group:
         # Start-up problems an administrator fixes (a bad setting, a port in
         # use, a second server on the same data dir): one clear line each.
         failed.extend(_leaves(group))
     for exc in failed:
+        if isinstance(exc, HookFailed):
+            # A plugin's bug at start-up: its traceback in the log, one line here.
+            log.error("plugin failed at start-up", exc_info=exc.__cause__ or exc)
         if isinstance(exc, PluginLoadError):
             # As config test says it: pointing at mox.conf's Plugins line.
             from core.startup_checks import plugin_error

@@ -134,6 +134,24 @@ def test_plugin_hook_typo_is_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
 
 
+def test_plugin_that_raises_at_start_up_is_one_line_and_a_logged_traceback(tmp_path: Path) -> None:
+    conf = _init(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "crashing_plugin.py").write_text(
+        "from core.hookspecs import hookimpl\n\n@hookimpl\ndef moxtrio_configure(ctx):\n"
+        "    raise KeyError('boom')\n"
+    )
+    conf.write_text(conf.read_text() + "Plugins:\n\t- webapi\n\t- crashing_plugin\n")
+    r = subprocess.run(moxtrio_cmd("-config", str(conf), "serve"), capture_output=True, text=True,
+                       timeout=60, env=child_env(str(site)))
+    assert r.returncode == 1
+    assert "moxtrio: plugin 'crashing_plugin' failed in moxtrio_configure: 'boom'" in r.stderr
+    logged = next(ln for ln in r.stderr.splitlines() if 'm="plugin failed at start-up"' in ln)
+    assert logged.startswith("l=error") and 'stack="Traceback' in logged and "KeyError" in logged
+    assert not r.stderr.startswith("Traceback") and "ExceptionGroup" not in r.stderr
+
+
 def test_port_in_use_names_address_and_leaves_no_new_directory(tmp_path: Path) -> None:
     with localserve(tmp_path) as first:
         directory = tmp_path / "second"
