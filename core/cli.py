@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"moxtrio: -loglevel: {exc}", file=sys.stderr)
             return 2
+    if opts.help:
+        sys.stdout.write(_usage(config_path))
+        return 0
     if opts.version:
         print(f"moxtrio {VERSION}")
         return 0

@@ -23,14 +23,14 @@ log = logging.getLogger("moxtrio.cli")
 class Parser(argparse.ArgumentParser):
     """argparse that accepts mox's single-dash long flags and ``-help``."""
 
-    def __init__(self, prog: str, description: str) -> None:
+    def __init__(self, prog: str, description: str, help_action: str = "help") -> None:
         super().__init__(
             prog=prog,
             description=description,
             add_help=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        self.add_argument("-h", "-help", "--help", action="help", help="show this help and exit")
+        self.add_argument("-h", "-help", "--help", action=help_action, help="show this help and exit")
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,11 @@ LOCAL_COMMANDS: list[LocalCommand] = [
 
 
 def global_parser() -> Parser:
+    # -h here shows the whole command list (moxtrio help), not just these flags.
     p = Parser(
         "moxtrio",
         "moxtrio: a mail server with mox's config files, webapi and webhooks.",
+        help_action="store_true",
     )
     p.add_argument(
         "-config",

@@ -24,6 +24,10 @@ def _init(tmp_path: Path, ip: str | None = None) -> Path:
 def test_help_needs_no_config_and_lists_every_command() -> None:
     r = run_cli("help")
     assert r.returncode == 0, r.stderr
+    for flag in ("-h", "--help", "-help"):
+        assert run_cli(flag).stdout == r.stdout
+    bare = run_cli()
+    assert bare.returncode == 2 and bare.stderr == r.stdout
     for words in ("serve", "localserve", "config test", "plugins", "version", "queue list",
                   "queue webhook list", "queue suppress add", "setaccountpassword", "stop"):
         assert f"\n  {words} " in r.stdout, words
