@@ -21,6 +21,7 @@ from types import ModuleType
 import pluggy
 
 from core import hookspecs
+from core.dispatch import contract_rules
 from core.plugin_api import PluginLoadError
 
 log = logging.getLogger("moxtrio.plugins")
@@ -95,6 +96,9 @@ def create_manager(
     # Catch misspelled hook names in plugins early: an implementation of a
     # hook that does not exist would silently never run.
     _check_hook_names(pm)
+    # Refuse what the dispatcher cannot honour (wrappers, specs without a kind)
+    # now, naming the plugin, rather than when the hook is first called.
+    contract_rules(pm)
     return pm
 
 

@@ -22,6 +22,7 @@ from core import ctl
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
+from core.hooklimits import load_time_limits
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
@@ -73,7 +74,8 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         pm = create_manager(self.config.plugins, self.extra_plugins)
-        hooks = HookDispatcher(pm)
+        limits = await trio.to_thread.run_sync(load_time_limits, self.config.dir)
+        hooks = HookDispatcher(pm, time_limits=limits)
         log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
         # Refuse to start (port taken, TLS file missing) before anything is
         # written to the data directory.

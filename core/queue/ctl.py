@@ -11,7 +11,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from core.goflags import BOOL, STR, UsageError, flag_help, go_quote, parse_flags
+from core.flaghelp import flag_help
+from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json

@@ -9,7 +9,8 @@ recipient-domain condition "sender domain" (spec 04 §5, observed).
 
 from __future__ import annotations
 
-from core.goflags import STR, UsageError, flag_help, go_quote, parse_flags
+from core.flaghelp import flag_help
+from core.goflags import STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
 from plugins.holdrules.service import HoldRuleService

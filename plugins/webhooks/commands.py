@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.goflags import BOOL, STR, UsageError, flag_help, go_quote, parse_flags
+from core.flaghelp import flag_help
+from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import (
     TimeExprError,

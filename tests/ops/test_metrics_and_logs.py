@@ -132,7 +132,9 @@ def test_smtp_transcript_at_traceauth_hides_data_not_credentials(tmp_path: Path)
 
     with localserve(tmp_path) as server:
         with smtplib.SMTP(server.ip, 1587, timeout=30) as c:
-            c.login("mox@localhost", "moxmoxmox")
+            c.user, c.password = "mox@localhost", "moxmoxmox"
+            c.ehlo()
+            c.auth("PLAIN", c.auth_plain)  # with an initial response on the AUTH line
             c.sendmail("mox@localhost", ["t@example.org"], b"From: mox@localhost\r\nSubject: secret-subject\r\n\r\nsecret body\r\n")
         server.wait_for('m="submission"')
         out = server.output()
