@@ -27,6 +27,7 @@ from core.message.mime import Headers, parse_header_section
 from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
+from core.smtp.observe import observe_data
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
 from core.store import accounts as store_accounts
@@ -231,8 +232,11 @@ class CoreSessionHandler:
         if needs_smtputf8:
             return Reply(550, "5.6.0", "smtputf8 extension is required but was not added to the MAIL command")
         if info.submission:
-            return await self._submit(info, envelope, message, head, headers)
-        return await self._deliver_local(info, envelope, message, head, headers)
+            reply = await self._submit(info, envelope, message, head, headers)
+        else:
+            reply = await self._deliver_local(info, envelope, message, head, headers)
+        observe_data(info, envelope, reply)
+        return reply
 
     async def _recipient_verdicts(self, envelope: Envelope) -> list[tuple[Path, Reply | None]]:
         out = []
