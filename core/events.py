@@ -19,6 +19,7 @@ EventName = Literal[
     "expanded",
     "canceled",
     "unrecognized",
+    "complaint",
 ]
 
 OUTGOING_EVENTS: tuple[EventName, ...] = (
@@ -30,7 +31,24 @@ OUTGOING_EVENTS: tuple[EventName, ...] = (
     "expanded",
     "canceled",
     "unrecognized",
+    # moxtrio extension, sent only to accounts that list it in Events.
+    "complaint",
 )
+
+
+@dataclass
+class IncomingAuthenticated:
+    """An incoming message after authentication, before it is stored.
+
+    ``auth`` is a ``core.mailauth.analyze.Authentication``; plugins may add
+    header lines (``"Name: value"``) to ``add_headers``.
+    """
+
+    remote_ip: str
+    mail_from: str
+    recipients: list[str]
+    auth: Any
+    add_headers: list[str] = field(default_factory=list)
 
 
 @dataclass

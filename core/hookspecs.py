@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from core.events import (
         DeliveryBatch,
         DeliveryOutcome,
+        IncomingAuthenticated,
         IncomingDelivered,
         OutgoingEvent,
         Submission,
@@ -201,6 +202,23 @@ def moxtrio_smtp_data_recipient(
     """
 
 
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_incoming_authenticated(
+    ctx: PluginContext, message: IncomingAuthenticated
+) -> Rejection | None:
+    """After DATA on the delivery listener, once SPF, DKIM and DMARC are evaluated.
+
+    ``message.auth`` holds the results (``core.mailauth.analyze.Authentication``:
+    ``spf``, ``dkim``, ``dmarc``, ``mail_from_validated``, ``msg_from_validated``,
+    ``dmarc_reject`` ...). Return a Rejection to refuse the message for all
+    recipients, or append ``"Name: value"`` lines to ``message.add_headers`` to
+    mark it (they are prepended to the stored message). With no plugin
+    answering, mox's default applies: a DMARC failure whose policy asks for
+    rejection gets ``550 5.7.26 rejecting per dmarc policy``.
+    """
+
+
 # --------------------------------------------------------------------------
 # submission: a message is about to be queued (async-dispatched)
 # --------------------------------------------------------------------------
@@ -269,7 +287,8 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> No
 
     Events: delivered, suppressed, delayed, failed, relayed, expanded,
     canceled, unrecognized — from queue attempts, admin operations, and
-    incoming DSNs matched to sent messages (``event.dsn``). The webhooks
+    incoming DSNs matched to sent messages (``event.dsn``) — and the
+    extension event complaint (a spam complaint matched to a sent message). The webhooks
     plugin inserts its webhook row here so it commits with the event.
     """
 
@@ -306,6 +325,37 @@ def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDeli
     """
 
 
+@_kind("observer")
+@hookspec
+async def moxtrio_incoming_inspect(
+    ctx: PluginContext, message_path: str, msg_prefix: bytes
+) -> Any:
+    """Look at a received message before it is stored (async-dispatched).
+
+    Called once per message, outside the write transaction, so a plugin can
+    read and parse the file (in a worker thread) without holding the
+    writer. Return an object describing what you found (e.g. a parsed
+    spam-complaint report) or ``None``; the non-None results are handed to
+    ``moxtrio_incoming_report`` inside the transaction.
+    """
+
+
+@_kind("observer")
+@hookspec(firstresult=True)
+def moxtrio_incoming_report(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+) -> bool | None:
+    """A stored message is a report about mail we sent (in-transaction, per recipient).
+
+    Called only when ``moxtrio_incoming_inspect`` returned something.
+    Return ``True`` when the message was consumed as a report (e.g. a spam
+    complaint matched to an outgoing message): the core then raises neither
+    DSN matching nor ``moxtrio_incoming_delivered`` for it. The message
+    stays in the mailbox. A failing plugin is logged and the message is
+    treated as ordinary mail.
+    """
+
+
 # --------------------------------------------------------------------------
 # services a plugin offers to others (async-dispatched, first result wins)
 # --------------------------------------------------------------------------
@@ -320,4 +370,18 @@ async def moxtrio_suppression_op(
 
     ``op`` is ``list``, ``add``, ``remove`` or ``present``. The suppression
     plugin answers; ``None`` means no plugin offers suppression lists.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+async def moxtrio_webhook_redeliver(
+    ctx: PluginContext, account: str, args: dict[str, Any]
+) -> Any:
+    """Queue retired webhooks of ``account`` again as new webhooks (an extension).
+
+    ``args``: ``IDs``, ``From``/``To`` (RFC 3339 submission times),
+    ``OnlyFailed``. Returns ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``;
+    raises ValueError with a message for the caller. ``None``: no plugin
+    offers webhooks.
     """

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.loginlimit import LoginLimiter
+
 if TYPE_CHECKING:  # pragma: no cover
     from core.config import Config
     from core.dispatch import HookDispatcher
@@ -69,6 +71,10 @@ class CtlCommand:
     path: tuple[str, ...]
     handler: CtlHandler
     help: str = ""
+    #: Arguments after the flags, for ``moxtrio help``: ``"[flags] id"``.
+    usage: str = ""
+    #: ``(flag, description)`` pairs for ``moxtrio help`` and ``-h``.
+    flags: tuple[tuple[str, str], ...] = ()
 
 
 BlueprintFactory = Callable[["PluginContext", str], Any]
@@ -105,6 +111,9 @@ class PluginContext:
     hooks: HookDispatcher
     localserve: bool = False
     services: dict[str, Any] = field(default_factory=dict)
+    #: The server's one failed-login limiter: every protocol that checks
+    #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """Settings of plugin ``name`` from ``<config dir>/plugins/<name>.yaml``.
@@ -132,7 +141,9 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PluginConfigError(f"{path}: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise PluginConfigError(f"{where}: invalid yaml: {getattr(exc, 'problem', None) or exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -29,6 +29,7 @@ from core.plugins import create_manager, plugin_names
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
+from core.startup_checks import preflight
 from core.store import Store
 from core.tls import listener_ssl_context
 
@@ -76,6 +77,9 @@ class Server:
         limits = await trio.to_thread.run_sync(load_time_limits, self.config.dir)
         hooks = HookDispatcher(pm, time_limits=limits)
         log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
+        # Refuse to start (port taken, TLS file missing) before anything is
+        # written to the data directory.
+        await trio.to_thread.run_sync(preflight, self.config, hooks)
         migrations = hooks.setup("moxtrio_migrations")
         data_dir = Path(self.config.data_dir)
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
@@ -131,7 +135,7 @@ class Server:
                     ssl_context = None
                     if binding.tls:
                         ssl_context = await trio.to_thread.run_sync(
-                            listener_ssl_context, self.config, binding.listener, ["http/1.1"]
+                            listener_ssl_context, self.config, binding.listener, ["h2", "http/1.1"]
                         )
                         if ssl_context is None:
                             log.warning("no TLS certificate for https listener %s, skipped", binding.address)

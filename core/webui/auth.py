@@ -68,17 +68,12 @@ def _token(n: int) -> str:
 
 
 def auth_limiter(ctx: PluginContext) -> Any:
-    """The process-wide failed-login limiter, shared with SMTP AUTH and the webapi.
+    """The server's failed-login limiter, shared with SMTP AUTH and the webapi.
 
-    The one place the web interfaces reach it: ``can_add(ip)``, ``add(ip)``
-    (a failure), ``reset(ip)`` (a success).
+    The one place the web interfaces reach it: ``allowed(ip, account)``,
+    ``failed(ip, account)`` and ``succeeded(ip, account)``.
     """
-    lim = ctx.services.get("auth_limiter")
-    if lim is None:
-        from core.smtp.limits import auth_failure_limiter
-
-        lim = ctx.services.setdefault("auth_limiter", auth_failure_limiter())
-    return lim
+    return ctx.login_limiter
 
 
 @dataclass
@@ -176,17 +171,19 @@ class WebAuth:
         if req.ip is None:
             raise SherpaError("server:error", "cannot find ip for rate limit check (missing x-forwarded-for header?)")
         limiter = auth_limiter(self.ctx)
-        if not limiter.can_add(req.ip):
+        if not limiter.allowed(req.ip):
             raise user_error("too many authentication attempts")
         valid, disabled, account = await self.verify(username, password)
+        if account and not limiter.allowed(req.ip, account):
+            raise user_error("too many authentication attempts")
         if disabled:
-            limiter.add(req.ip)
+            limiter.failed(req.ip, account)
             raise SherpaError("user:loginFailed", "login is disabled for this account")
         if not valid:
-            limiter.add(req.ip)
+            limiter.failed(req.ip, account)
             await trio.sleep(BAD_AUTH_DELAY)
             raise SherpaError("user:loginFailed", "invalid credentials")
-        limiter.reset(req.ip)
+        limiter.succeeded(req.ip, account)
         session_token, csrf = await self.add(account, username)
         req.cookie(self.session_cookie, f"{session_token} {quote(account, safe='')}")
         req.cookie(self.login_cookie, "", 0)
@@ -205,7 +202,7 @@ class WebAuth:
                 200, SherpaError("user:noAuth", "cannot find ip for rate limit check (missing x-forwarded-for header?)")
             )
         limiter = auth_limiter(self.ctx)
-        if not limiter.can_add(req.ip):
+        if not limiter.allowed(req.ip):
             raise AuthError(429, SherpaError("user:error", "429 - too many auth attempts"))
         token, sep, account_q = cookie.partition(" ")
         try:
@@ -214,12 +211,13 @@ class WebAuth:
             account = unquote(account_q, errors="strict")
             session = await self.use(account, token, req.csrf if require_csrf else None)
         except (SherpaError, UnicodeDecodeError) as exc:
-            limiter.add(req.ip)
+            # Not counted against the cookie's account: anyone can name it.
+            limiter.failed(req.ip)
             await trio.sleep(BAD_AUTH_DELAY)
             if isinstance(exc, SherpaError):
                 raise AuthError(200, exc) from None
             raise AuthError(200, SherpaError("user:badAuth", "malformed session account name")) from None
-        limiter.reset(req.ip)
+        limiter.succeeded(req.ip, session.account)
         return session
 
     async def logout(self, req: WebRequest, session: Session) -> None:

@@ -326,7 +326,9 @@ def encode(value: Any) -> str:
     s = _clean_str(s)
     # Go escapes these two even without HTML escaping (they end JavaScript lines).
     s = s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return s + "\n"
+    # Text quoted from a request (a field name in an error message) may
+    # hold a lone surrogate, which has no UTF-8 form: U+FFFD, as Go writes.
+    return _clean_str(s) + "\n"
 
 
 def encode_bytes(value: Any) -> bytes:

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from core.version import VERSION
+from plugins.webapi.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from plugins.webapi.jsoncodec import optional_inner, type_hints
 from plugins.webapi.types import ERROR_CODES, METHODS, Error
 
@@ -191,6 +192,8 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 },
             },
         }
+    # moxtrio extension: the Idempotency-Key header of Send.
+    paths["/v0/Send"]["post"]["parameters"] = [IDEMPOTENCY_PARAMETER]
     paths["/v0/"] = {
         "get": {
             "operationId": "Index",

@@ -20,9 +20,12 @@ import trio
 from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
-from plugins.webapi import messages, send, suppression
+from plugins.webapi import idempotency, messages, suppression
+from plugins.webapi.accesslog import logged_call
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
+from plugins.webapi.ext_methods import EXTENSIONS
+from plugins.webapi.extensions import call_extension
 from plugins.webapi.forms import (
     DRAIN_MAX,
     FORM_TYPES,
@@ -60,7 +63,7 @@ HANDLERS: dict[str, Handler] = {
     "MessageMove": messages.message_move,
     "MessagePartGet": messages.message_part_get,
     "MessageRawGet": messages.message_raw_get,
-    "Send": send.send,
+    "Send": idempotency.send_idempotent,
     "SuppressionAdd": suppression.suppression_add,
     "SuppressionList": suppression.suppression_list,
     "SuppressionPresent": suppression.suppression_present,
@@ -296,6 +299,8 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
         return resp
 
     async def method(name: str) -> Response:
+        if name in EXTENSIONS and request.method == "POST":
+            return await call_extension(service, name, EXTENSIONS[name])
         if name not in METHODS:
             return text_response(404, "404 page not found")
         if request.method == "GET":
@@ -304,7 +309,7 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
             return resp
         if request.method != "POST":
             return text_response(405, "405 - method not allowed - use get or post")
-        return await service.call(name)
+        return await logged_call(service, name)
 
     if prefix:
         rule("", redirect_base, ALL_METHODS)

@@ -22,6 +22,7 @@ import base64
 import logging
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ from core.store.messages import (
     count_outgoing,
     insert_message,
 )
-from core.store.models import MessageMeta, utcnow
+from core.store.models import MessageMeta, QueueEntry, utcnow
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
 from plugins.webapi.forms import Upload
@@ -84,6 +85,8 @@ class CallInfo:
     max_message_size: int
     tls: str | None = None
     uploads: list[Upload] = field(default_factory=list)
+    #: Runs inside the queue-add transaction with the new entries (idempotency record).
+    queue_tx: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
 
 
 @dataclass
@@ -443,6 +446,7 @@ async def _submit(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_A
         next_attempt=next_attempt,
         future_release_request=future_request,
         use_fromid=_uses_fromid(ctx, account, call.login.address),
+        in_transaction=call.queue_tx,
     )
     try:
         entries = await queue.add(add)

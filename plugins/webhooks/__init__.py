@@ -18,9 +18,12 @@ from typing import Any
 
 from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
+from core.metrics import add_gauge
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
+from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
+from plugins.webhooks.gauges import GAUGE
 from plugins.webhooks.schema import MIGRATIONS
 from plugins.webhooks.service import WebhookService, WebhookSettings
 
@@ -33,6 +36,7 @@ __all__ = [
     "moxtrio_incoming_delivered",
     "moxtrio_migrations",
     "moxtrio_outgoing_event",
+    "moxtrio_webhook_redeliver",
 ]
 
 _services: dict[str, WebhookService] = {}
@@ -52,13 +56,14 @@ def service_for(conn: sqlite3.Connection) -> WebhookService | None:
 
 @hookimpl
 def moxtrio_migrations() -> list[Migration]:
-    return list(MIGRATIONS)
+    return list(MIGRATIONS) + list(redelivery.MIGRATIONS)
 
 
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
     svc = WebhookService(ctx)
     ctx.services["webhooks"] = svc
+    add_gauge(GAUGE)
     _services[str(ctx.store.db_path)] = svc
 
 
@@ -70,7 +75,7 @@ def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
 
 @hookimpl
 def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
-    return ctl_commands()
+    return ctl_commands() + redelivery_ops.ctl_commands()
 
 
 @hookimpl
@@ -85,3 +90,11 @@ def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDeli
     svc = service_for(conn)
     if svc is not None:
         svc.on_incoming(conn, delivered)
+
+
+@hookimpl
+async def moxtrio_webhook_redeliver(
+    ctx: PluginContext, account: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The webapi's WebhookRedeliver (a moxtrio extension) for ``account``."""
+    return await redelivery_ops.api_redeliver(ctx, account, args)

@@ -17,6 +17,7 @@ import trio
 from core.version import VERSION
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook
+from plugins.webhooks.redelivery import HEADER as REDELIVERY_HEADER
 from plugins.webhooks.signing import HEADER as SIGNATURE_HEADER
 from plugins.webhooks.signing import header_value
 
@@ -65,6 +66,8 @@ def request_headers(hook: Hook, attempt: int, secret: str, body: bytes) -> dict[
     }
     if hook.authorization:
         headers["Authorization"] = hook.authorization
+    if hook.redelivery_of:
+        headers[REDELIVERY_HEADER] = str(hook.redelivery_of)
     if secret:
         headers[SIGNATURE_HEADER] = header_value(secret, int(time.time()), body)
     return headers

@@ -39,6 +39,7 @@ from plugins.webhooks.admin import (
     select_hooks,
     select_retired,
 )
+from plugins.webhooks.attempt_log import report_webhook
 from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
@@ -241,14 +242,7 @@ class WebhookService:
                 state = await self.store.write(
                     lambda c: queue_ops.finish_attempt(c, config, hook.id, outcome)
                 )
-            log.info(
-                "webhook %d attempt %d to %s: %s (%s)",
-                hook.id,
-                hook.attempts,
-                hook.url,
-                "ok" if outcome.success else outcome.error,
-                state,
-            )
+            report_webhook(hook, outcome, state)
         finally:
             self._busy.discard(hook.url)
             self._inflight -= 1

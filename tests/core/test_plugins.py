@@ -11,7 +11,8 @@ from core.plugins import available_plugins, create_manager, first_party_names, p
 from tests.support.thirdparty import build_plugin_dist
 
 FIRST_PARTY = [
-    "extra", "holdrules", "localserve", "suppression", "webaccount", "webadmin", "webapi", "webhooks",
+    "extra", "holdrules", "localserve", "metrics", "suppression", "webaccount", "webadmin", "webapi",
+    "webhooks",
 ]
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.accounts import set_password
+from core.dns import Resolver
 from core.runtime import Server
 from tests.smtp_e2e.conftest import in_thread, wait_rows
+from tests.support.dnsresponder import DNSResponder
 from tests.support.inproc import running_server
 from tests.support.paths import CONFIGS
 from tests.support.procs import unique_loopback_ip
@@ -40,10 +42,14 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     text = conf.read_text()
     assert "\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n" in text
     conf.write_text(text.replace("\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n", LISTENER.format(ip=ip)))
-    async with running_server(directory, localserve=False) as srv:
-        await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
-        await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
-        yield srv
+    # The sender domain must exist in DNS for the delivery listener to accept it.
+    with DNSResponder({"localhost": {"A": ["127.0.0.1"]}}) as dns:
+        resolver = Resolver(dns.nameservers, port=dns.port, lifetime=3)
+        async with running_server(directory, localserve=False,
+                                  services={"dns_resolver": resolver}) as srv:
+            await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
+            await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
+            yield srv
 
 
 def ip_of(server: Server) -> str:
@@ -149,16 +155,35 @@ async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
     assert [code for code, _ in replies] == [220, 220, 421]
 
 
-async def test_bad_smtp_settings_stop_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("ConnectionsPerMinute: 5", "ConnectionsPerMinute must be three positive integers"),
+        ("AuthFailDelay: -1", "AuthFailDelay must be a non-negative number of seconds"),
+    ],
+)
+async def test_bad_smtp_settings_stop_the_server(tmp_path: Path, setting: str, message: str) -> None:
     from core.plugin_api import PluginConfigError
 
     directory = tmp_path / "webapi"
     shutil.copytree(CONFIGS / "webapi", directory)
     (directory / "plugins").mkdir()
-    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: 5\n")
+    (directory / "plugins" / "smtp.yaml").write_text(setting + "\n")
     with pytest.RaisesGroup(
-        pytest.RaisesExc(PluginConfigError, match="ConnectionsPerMinute must be three positive integers"),
+        pytest.RaisesExc(PluginConfigError, match=message),
         flatten_subgroups=True,
     ):
         async with running_server(directory, localserve=False):
             pass
+
+
+async def test_unknown_local_recipient_refused_on_submission_outside_localserve(server: Server) -> None:
+    def rcpt() -> tuple[int, bytes]:
+        with smtplib.SMTP(ip_of(server), 1587, timeout=10) as s:
+            s.login("ann@app.example", "test1234")
+            s.mail("ann@app.example")
+            return s.rcpt("nobody@app.example")
+
+    code, text = await in_thread(rcpt)
+    assert code == 550 and text.startswith(b"5.1.1 no such user")
+
