@@ -30,7 +30,7 @@ from core.queue.service import QueueService
 from core.store import Store
 from core.store.accounts import ensure_account
 from tests.support.dnsresponder import dns_responder_factory
-from tests.support.queuewait import wait_settled
+from tests.support.queuewait import deliveries_idle, wait_scheduler_round, wait_settled
 from tests.support.smtpsink import open_smtp_sink
 
 MOX_CONF = """DataDir: data
@@ -192,6 +192,12 @@ class Harness:
         once the delivery finished.
         """
         await wait_settled(self.queue, pred, timeout)
+
+    async def nothing_started(self, timeout: float = 10.0) -> bool:
+        """Let the scheduler look at the queue as it is now; True if that
+        round started no delivery (for "not due yet" checks)."""
+        await wait_scheduler_round(self.queue, timeout)
+        return deliveries_idle(self.queue)
 
     async def retired(self, entry_id: int) -> Any:
         from core.store.queue_rows import get_retired

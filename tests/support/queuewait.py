@@ -43,3 +43,24 @@ async def wait_settled(queue: QueueService, pred: Callable[[], Any], timeout: fl
             if r and deliveries_idle(queue):
                 return
             await trio.sleep(POLL)
+
+
+async def wait_scheduler_round(queue: QueueService, timeout: float) -> None:
+    """Wait (bounded) until the scheduler ran one whole round that started
+    after this call, so it has seen the current queue and clock.
+
+    For "nothing happens" checks: afterwards, a delivery the round started
+    shows in :func:`deliveries_idle` (the scheduler counts a group as active
+    before its task runs), with no fixed sleep that a loaded machine can
+    outlast.
+    """
+    s = queue.scheduler
+    first = s.rounds + 1
+    queue.kick()
+    with trio.fail_after(timeout):
+        # Round ``first`` begins after the kick; ``first + 1`` only begins
+        # once ``first`` has finished, woken by another kick.
+        while s.rounds < first + 1:
+            if s.rounds >= first:
+                queue.kick()
+            await trio.sleep(POLL)
