@@ -19,6 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from core.http_body import BoundedQuartTrio
 from core.plugin_api import HTTPService, PluginContext
 
 log = logging.getLogger("moxtrio.http")
@@ -73,7 +74,7 @@ def plan_bindings(config: Any, services: list[HTTPService]) -> list[HTTPBinding]
 
 def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     """A quart-trio app with each mounted service's blueprint."""
-    app = QuartTrio(f"moxtrio-{binding.listener}-{binding.port}")
+    app = BoundedQuartTrio(f"moxtrio-{binding.listener}-{binding.port}")
     # Uploads and bodies are bounded by each service itself (the webapi knows
     # mox's request limits); Quart's default of 16 MB would cut them short.
     app.config["MAX_CONTENT_LENGTH"] = None
