@@ -6,6 +6,7 @@ still arrives whole."""
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -64,7 +65,10 @@ async def test_streamed_body_is_read_with_backpressure_and_whole_body_still_work
             return out
 
     async with trio.open_nursery() as nursery:
-        [address] = await nursery.start(serve_binding, None, binding, shutdown)
+        # The HTTP layer takes only its settings (http.yaml: none here, so the
+        # defaults) and its connection counter from the server's context.
+        ctx: Any = SimpleNamespace(services={}, plugin_settings=lambda name: {})
+        [address] = await nursery.start(serve_binding, ctx, binding, shutdown)
         base = address if address.startswith("http") else f"http://{address}"
         with trio.fail_after(120):
             streamed = await trio.to_thread.run_sync(post, "/stream")
