@@ -369,7 +369,8 @@ async def submit(ctx: PluginContext, req: SubmitRequest) -> SubmitResult:
         message = MessageFile(msg.path, prefix=signed)
     try:
         dkim_headers = await sign_for_domain(
-            ctx, message, req.msg_from, canonical_i=req.canonical_i, strict=req.strict_dkim
+            ctx, message, req.msg_from, canonical_i=req.canonical_i, strict=req.strict_dkim,
+            also_sign=tuple(k for k, _ in event.added_headers),
         )
     except DKIMError as exc:
         raise SubmitError(Failure.DKIM_FAILED, str(exc)) from None
