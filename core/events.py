@@ -147,6 +147,22 @@ class OutgoingEvent:
 
 
 @dataclass
+class CommittedEvent:
+    """An event whose transaction committed, for ``moxtrio_after_commit``.
+
+    ``id`` is unique for the server's lifetime and the same on every
+    delivery of the event: a plugin that must act once keeps the ids it
+    handled. ``kind`` is ``"outgoing"`` (``event`` is an OutgoingEvent);
+    ``created_us`` is when it was recorded, in microseconds since the epoch.
+    """
+
+    id: int
+    kind: Literal["outgoing"]
+    event: OutgoingEvent
+    created_us: int
+
+
+@dataclass
 class IncomingDelivered:
     """A message stored in an account's mailbox through SMTP delivery.
 
