@@ -385,7 +385,7 @@ class CoreSessionHandler:
             raise _Refused(Reply(550, "5.6.0", "message should not have Return-Path header"))
         for _, verdict in await self._recipient_verdicts(envelope):
             if verdict is not None:
-                raise _Refused(verdict)  # any hit refuses the whole submission (spec 06 §4.2)
+                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's localserve
         added = b""
         message_id = headers.get("Message-Id")
         if not message_id:
