@@ -139,6 +139,10 @@ class HookDispatcher:
         """Seconds one implementation of async-dispatched hook ``name`` may take."""
         return self.time_limits[name]
 
+    def implemented(self, name: str) -> bool:
+        """Whether any plugin implements hook ``name``."""
+        return bool(getattr(self.pm.hook, name).get_hookimpls())
+
     def _impls(self, name: str) -> Iterator[Any]:
         caller = getattr(self.pm.hook, name)
         # pluggy runs the list back to front: last registered / tryfirst first.

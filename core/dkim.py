@@ -25,6 +25,7 @@ Two layers:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import os
 import threading
@@ -347,6 +348,18 @@ def _resolve(plan: _Plan, load: Callable[[Path], PrivateKey]) -> list[SelectorCo
     return [selector_from_config(name, sel, load(path)) for name, sel, path in plan.selectors]
 
 
+def _also_sign(selectors: list[SelectorConfig], names: tuple[str, ...]) -> list[SelectorConfig]:
+    """Selectors that also sign ``names`` (those not yet in their header list)."""
+    if not names:
+        return selectors
+    out = []
+    for sel in selectors:
+        have = {h.lower() for h in sel.headers}
+        extra = tuple(dict.fromkeys(n for n in names if n.lower() not in have))
+        out.append(dataclasses.replace(sel, headers=sel.headers + extra) if extra else sel)
+    return out
+
+
 def selector_from_config(name: str, sel: _SelectorLike, key: PrivateKey) -> SelectorConfig:
     """A :class:`SelectorConfig` from a ``DKIM.Selectors.<name>`` config entry."""
     expiration = 0
@@ -394,8 +407,12 @@ def _split_from(from_address: Any) -> tuple[str, str]:
 async def sign_for_domain(
     ctx: Any, message: bytes | MessageFile, from_address: Any, *,
     canonical_i: bool = False, strict: bool = False, now: datetime | None = None,
+    also_sign: tuple[str, ...] = (),
 ) -> bytes:
     """DKIM-Signature header lines for a message sent as ``from_address``.
+
+    ``also_sign`` names header fields to sign beyond each selector's list
+    (the fields submission hooks added), so a plugin's fields are covered.
 
     ``from_address`` is an address string or an object with ``localpart`` and
     ``domain``. ``canonical_i``: put the canonical localpart (catchall suffix
@@ -423,10 +440,10 @@ async def sign_for_domain(
             k is not None for k in cached
         ):
             keys = {path: k for (_, _, path), k in zip(plan.selectors, cached, strict=True) if k is not None}
-            return sign(message, selectors=_resolve(plan, keys.__getitem__), **kwargs)
+            return sign(message, selectors=_also_sign(_resolve(plan, keys.__getitem__), also_sign), **kwargs)
 
         def work() -> bytes:
-            selectors = _resolve(plan, KEYS.load)
+            selectors = _also_sign(_resolve(plan, KEYS.load), also_sign)
             if isinstance(message, MessageFile):
                 return sign_file(message.path, prefix=message.prefix, selectors=selectors, **kwargs)
             return sign(message, selectors=selectors, **kwargs)

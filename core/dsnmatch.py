@@ -27,7 +27,7 @@ from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, 
 from core.message.headers import message_id_of
 from core.message.parsed import incoming_fields, is_automated
 from core.queue.clock import SystemClock
-from core.queue.events import enhanced_code
+from core.queue.events import enhanced_code, publish_outgoing
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
 
@@ -243,7 +243,7 @@ def _match(
         recipient=entry.recipient,
         incoming_message_id=prepared.message_id,
     )
-    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    publish_outgoing(conn, ctx, ev)
     log.info(
         "incoming message for %s matched %s message %d: event %s dsn=%s",
         delivered.rcpt_to,

@@ -56,8 +56,15 @@ class Submission:
     """A message about to be queued, from SMTP submission or webapi Send.
 
     ``headers`` are the message's header fields as ``(name, value)`` pairs in
-    order; ``extra`` is filled by plugins and travels with every queue entry
-    into webhooks.
+    order (for webapi Send: the request's custom ``Headers``); ``extra`` is
+    filled by plugins and travels with every queue entry into webhooks.
+
+    A plugin changes the message with :meth:`add_header` and
+    :meth:`remove_header`. The core applies the edits after every plugin
+    ran and before DKIM signing, so added fields are covered by the
+    signature: added fields go on top of the message (below Received), and
+    a removed name drops every field of that name from the message and from
+    the fields other plugins added.
     """
 
     account: str
@@ -66,6 +73,25 @@ class Submission:
     recipients: list[str]
     headers: list[tuple[str, str]]
     extra: dict[str, str] = field(default_factory=dict)
+    added_headers: list[tuple[str, str]] = field(default_factory=list)
+    removed_headers: list[str] = field(default_factory=list)
+
+    def add_header(self, name: str, value: str) -> None:
+        """Add a header field; ValueError for a bad name or a value with CR, LF or NUL."""
+        if not name or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
+            raise ValueError(f"invalid header field name {name!r}")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header field {name}: value may not contain CR, LF or NUL")
+        self.added_headers.append((name, value))
+
+    def remove_header(self, name: str) -> None:
+        """Remove every field named ``name`` (case-insensitive) from the message."""
+        self.removed_headers.append(name)
+        self.added_headers = [(k, v) for k, v in self.added_headers if k.lower() != name.lower()]
+
+    def added_header_lines(self) -> bytes:
+        """The added fields as header lines, in the order added."""
+        return b"".join(f"{k}: {v}\r\n".encode() for k, v in self.added_headers)
 
 
 @dataclass
@@ -118,6 +144,22 @@ class OutgoingEvent:
     #: fromid address): that message's Message-Id. mox records it on the
     #: webhook (``queue webhook list``); the payload keeps the original's.
     incoming_message_id: str = ""
+
+
+@dataclass
+class CommittedEvent:
+    """An event whose transaction committed, for ``moxtrio_after_commit``.
+
+    ``id`` is unique for the server's lifetime and the same on every
+    delivery of the event: a plugin that must act once keeps the ids it
+    handled. ``kind`` is ``"outgoing"`` (``event`` is an OutgoingEvent);
+    ``created_us`` is when it was recorded, in microseconds since the epoch.
+    """
+
+    id: int
+    kind: Literal["outgoing"]
+    event: OutgoingEvent
+    created_us: int
 
 
 @dataclass

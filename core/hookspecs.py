@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import sqlite3
 
     from core.events import (
+        CommittedEvent,
         DeliveryBatch,
         DeliveryOutcome,
         IncomingAuthenticated,
@@ -290,6 +291,19 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> No
     incoming DSNs matched to sent messages (``event.dsn``) — and the
     extension event complaint (a spam complaint matched to a sent message). The webhooks
     plugin inserts its webhook row here so it commits with the event.
+    """
+
+
+@_kind("verdict")
+@hookspec
+async def moxtrio_after_commit(ctx: PluginContext, event: CommittedEvent) -> None:
+    """An event committed: act on it over the network (async, after the commit).
+
+    Delivered by the core's outbox at least once, in order: again after a
+    crash before the core acknowledged it, and again (to every
+    implementation) after any implementation raised or ran out of time.
+    ``event.id`` is the same on every delivery: de-duplicate by it. Keep
+    rows in the in-transaction hooks; use this one for side effects.
     """
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from core import ctl
+from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
@@ -80,7 +80,7 @@ class Server:
         # Refuse to start (port taken, TLS file missing) before anything is
         # written to the data directory.
         await trio.to_thread.run_sync(preflight, self.config, hooks)
-        migrations = hooks.setup("moxtrio_migrations")
+        migrations = hooks.setup("moxtrio_migrations") + outbox.migrations(hooks)
         data_dir = Path(self.config.data_dir)
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         store = await Store.open(data_dir, migrations)
@@ -123,6 +123,8 @@ class Server:
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
             await nursery.start(queue.run)
+            if outbox.wanted(ctx):
+                await nursery.start(outbox.run_outbox, ctx)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can

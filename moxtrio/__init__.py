@@ -13,6 +13,7 @@ from __future__ import annotations
 from core.dispatch import HookFailed
 from core.events import (
     OUTGOING_EVENTS,
+    CommittedEvent,
     DeliveryBatch,
     DeliveryOutcome,
     EventName,
@@ -62,6 +63,7 @@ __all__ = [
     "DeliveryResult",
     "RecipientResult",
     "OutgoingEvent",
+    "CommittedEvent",
     "OUTGOING_EVENTS",
     "EventName",
     "IncomingDelivered",

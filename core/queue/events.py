@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from core.events import EventName, OutgoingEvent
+from core.outbox import record_outgoing
 from core.store.models import QueueEntry
 
 
@@ -61,5 +62,11 @@ def raise_outgoing_event(
         extra=extra,
         recipient=entry.recipient,
     )
-    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    publish_outgoing(conn, ctx, ev)
     return ev
+
+
+def publish_outgoing(conn: sqlite3.Connection, ctx: Any, ev: OutgoingEvent) -> None:
+    """Hand an outgoing event to the in-transaction observers and to the outbox."""
+    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    record_outgoing(conn, ctx, ev)

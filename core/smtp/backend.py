@@ -11,7 +11,7 @@ one queue-add path (``QueueService.add``), after plugins had their say
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -19,7 +19,6 @@ import trio
 
 from core.address import Address, parse_address
 from core.dispatch import HookFailed
-from core.events import Submission
 from core.incoming import IncomingMessage, IncomingRecipient, store_incoming
 from core.message.compose import format_date, new_message_id
 from core.message.headers import is_dsn, parse_addresses
@@ -31,7 +30,14 @@ from core.smtp.observe import observe_data
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
 from core.store import accounts as store_accounts
-from core.store import messages as store_messages
+from core.submit import (
+    Failure,
+    OutgoingMessage,
+    SubmitError,
+    SubmitRequest,
+    authorize_sender,
+    submit,
+)
 
 log = logging.getLogger("moxtrio.smtp.backend")
 
@@ -147,11 +153,10 @@ class CoreSessionHandler:
     def _check_sender_allowed(
         self, info: SessionInfo, addr: Address, disabled_text: str, denied_text: str
     ) -> Reply | None:
-        domain = self.config.domain(addr.domain)
-        if domain is not None and domain.Disabled:
+        verdict = authorize_sender(self.config, info.account, addr)
+        if verdict == "disabled":
             return Reply(451, "4.3.0", disabled_text)
-        match = self.config.lookup_destination(addr)
-        if match is None or match.account != info.account:
+        if verdict == "denied":
             return Reply(550, "5.7.1", denied_text)
         return None
 
@@ -341,6 +346,7 @@ class CoreSessionHandler:
     async def _submit(
         self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage, head: bytes, headers: Headers
     ) -> Reply:
+        """Parse the From header and hand the transaction to the core's one submission path."""
         froms = headers.get_all("From")
         addrs = parse_addresses(froms[0]) if len(froms) == 1 else []
         if len(addrs) != 1:
@@ -349,18 +355,37 @@ class CoreSessionHandler:
             from_addr = parse_address(addrs[0][1])
         except ValueError as exc:
             return Reply(550, "5.6.0", f"cannot parse header or From address: {exc}")
-        reply = self._check_sender_allowed(
-            info, from_addr, "domain of message from header is temporarily disabled",
-            "message from address must belong to authenticated user",
+
+        async def build() -> OutgoingMessage:
+            return await self._build_submission(info, envelope, message, head, headers)
+
+        req = SubmitRequest(
+            account=info.account, source="smtp", login=info.username, msg_from=from_addr,
+            mail_from=None if envelope.mail_from.is_null else envelope.mail_from.to_address(),
+            recipients=[Address(r.localpart, r.domain_text) for r in envelope.recipients],
+            build=build, client_fromid=True, canonical_i=True,
         )
-        if reply is not None:
-            return reply
+        try:
+            await submit(self.ctx, req)
+        except _Refused as exc:
+            return exc.reply
+        except SubmitError as exc:
+            return _submit_reply(exc)
+        return Reply(250, "2.2.0", "it is done")
+
+    async def _build_submission(
+        self, info: SessionInfo, envelope: Envelope, message: ReceivedMessage, head: bytes, headers: Headers
+    ) -> OutgoingMessage:
+        """The SMTP side of a submission: header checks, Message-Id/Date, data-time verdicts."""
         require_tls: bool | None = True if envelope.requiretls else None
         tls_required = headers.get_all("TLS-Required")
         if not envelope.requiretls and tls_required and all(v.strip().lower() == "no" for v in tls_required):
             require_tls = False
         if headers.has("Return-Path"):
-            return Reply(550, "5.6.0", "message should not have Return-Path header")
+            raise _Refused(Reply(550, "5.6.0", "message should not have Return-Path header"))
+        for _, verdict in await self._recipient_verdicts(envelope):
+            if verdict is not None:
+                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's localserve
         added = b""
         message_id = headers.get("Message-Id")
         if not message_id:
@@ -369,137 +394,64 @@ class CoreSessionHandler:
             message_id = mid
         if not headers.has("Date"):
             added += f"Date: {format_date(datetime.now(UTC))}\r\n".encode()
-        limit = await self._check_limits(info.account, envelope)
-        if limit is not None:
-            return limit
-        submission = Submission(
-            account=info.account,
-            source="smtp",
-            mail_from=str(envelope.mail_from),
-            recipients=[str(r) for r in envelope.recipients],
-            headers=list(headers.items),
-        )
-        try:
-            rej = await self.ctx.hooks.first("moxtrio_submission", ctx=self.ctx, submission=submission)
-        except HookFailed as exc:
-            log.error("%s", exc)
-            return Reply(451, "4.3.0", "error processing")
-        if rej is not None:
-            return _reply(rej)
-        for _, verdict in await self._recipient_verdicts(envelope):
-            if verdict is not None:
-                return verdict  # any hit refuses the whole submission (spec 06 §4.2)
-        fromid = self._fromid_plan(info, envelope, from_addr)
-        if isinstance(fromid, Reply):
-            return fromid
-        use_fromid, separator, chosen_mail_from, chosen_id = fromid
-        # --- DKIM (spec 08 §3 step 11): sign prefix-added headers + the spool
-        # file with the From domain's selectors, i= = canonical localpart; on
-        # failure sign_for_domain logs and returns b"" (sent unsigned). mox's
-        # prefix order: Received, Message-Id/Date, DKIM-Signature, Auth-Results.
-        from core.dkim import MessageFile, sign_for_domain
-
-        dkim_headers = await sign_for_domain(
-            self.ctx, MessageFile(message.path, prefix=added), from_addr, canonical_i=True
-        )
-        # --- end DKIM
-        auth_results = (
-            f"Authentication-Results: {self.hostname}; auth=pass smtp.mailfrom={envelope.mail_from}\r\n"
-        ).encode()
         single = len(envelope.recipients) == 1
-        from core.queue.add import AddRecipient, AddRequest, FromIDNotUnique
-
-        recipients = []
-        for rcpt in envelope.recipients:
-            prefix = self._received(info, str(rcpt) if single else "") + added + dkim_headers + auth_results
-            recipients.append(
-                AddRecipient(
-                    address=Address(rcpt.localpart, rcpt.domain_text),
-                    from_id=chosen_id,
-                    mail_from=chosen_mail_from,
-                    msg_prefix=prefix,
-                )
-            )
-        file_id = await self.ctx.store.files.store(FsPath(message.path))
-        mail_from = None if envelope.mail_from.is_null else envelope.mail_from.to_address()
-        req = AddRequest(
-            account=info.account,
-            mail_from=mail_from,
-            recipients=recipients,
-            file_id=file_id,
-            file_size=message.size,
+        return OutgoingMessage(
+            data=None, path=FsPath(message.path), size=message.size,
+            received=self._received(info, str(envelope.recipients[0]) if single else ""),
+            added=added,
+            # mox's prefix order: Received, Message-Id/Date, DKIM-Signature, Authentication-Results.
+            trailer=(
+                f"Authentication-Results: {self.hostname}; auth=pass smtp.mailfrom={envelope.mail_from}\r\n"
+            ).encode(),
             has8bit=message.has_8bit,
             smtputf8=envelope.smtputf8 or _needs_smtputf8(head, envelope),
             # Generated: the id without <> (observed in webhooks); given: as written.
             message_id=message_id,
             subject=headers.get("Subject"),
-            extra=submission.extra,
+            headers=list(headers.items),
             require_tls=require_tls,
             next_attempt=envelope.future_release,
             future_release_request=envelope.future_release_request,
-            use_fromid=use_fromid,
-            fromid_separator=separator,
+            extra={},
         )
-        try:
-            await self.ctx.services["queue"].add(req)
-        except FromIDNotUnique as exc:
-            return Reply(554, "5.1.7", f"bad fromid in smtp mail from address: {exc}")
-        except Exception as exc:  # noqa: BLE001 - reported to the client as temporary
-            log.exception("queueing submitted message")
-            return Reply(451, "4.3.0", f"error delivering message: {exc}")
-        return Reply(250, "2.2.0", "it is done")
 
-    def _fromid_plan(
-        self, info: SessionInfo, envelope: Envelope, from_addr: Address
-    ) -> Reply | tuple[bool, str, Address | None, str]:
-        """(generate ids?, separator, exact MAIL FROM, chosen id) per spec 08 §4."""
-        acc = self.config.dynamic.Accounts.get(info.account)
-        logins = [a.lower() for a in getattr(acc, "FromIDLoginAddresses", []) or []]
-        if envelope.mail_from.is_null or info.username.lower() not in logins:
-            return False, "", None, ""
-        seps = self.config.catchall_separators(from_addr.domain)
-        if not seps:
-            return False, "", None, ""
-        sep = seps[0]
-        lp = envelope.mail_from.localpart
-        if sep not in lp:
-            return True, sep, None, ""
-        base, chosen = lp.split(sep, 1)
-        if chosen and len(envelope.recipients) > 1:
-            return Reply(554, "5.5.3", "cannot send to multiple recipients with chosen fromid")
-        exact = Address(base + sep + chosen, envelope.mail_from.domain)
-        return False, sep, exact, chosen
 
-    async def _check_limits(self, account: str, envelope: Envelope) -> Reply | None:
-        acc = self.config.dynamic.Accounts.get(account)
-        if acc is None:
-            return None
-        msgmax = acc.max_outgoing_messages_per_day
-        rcptmax = acc.max_first_time_recipients_per_day
-        recipients = [str(r) for r in envelope.recipients]
-        now = datetime.now(UTC)
+class _Refused(Exception):
+    """An SMTP-only refusal raised from the build step, with its reply."""
 
-        def check(conn: Any) -> Reply | None:
-            n = store_messages.count_outgoing(conn, account, now - timedelta(days=1))
-            if n + len(recipients) > msgmax:
-                return Reply(
-                    451, "4.7.1",
-                    f"max number of messages ({msgmax}) over past 24h reached, try increasing "
-                    "per-account setting MaxOutgoingMessagesPerDay",
-                )
-            if n + len(recipients) < rcptmax:
-                return None
-            first = store_messages.count_first_time_recipients(conn, account, recipients, now)
-            if first > rcptmax:
-                return Reply(
-                    451, "4.7.1",
-                    f"max number of new/first-time recipients ({rcptmax}) over past 24h reached, "
-                    "try increasing per-account setting MaxFirstTimeRecipientsPerDay",
-                )
-            return None
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.text)
+        self.reply = reply
 
-        result: Reply | None = await self.ctx.store.read(check)
-        return result
+
+def _submit_reply(exc: SubmitError) -> Reply:
+    """mox's SMTP wording of a refused submission."""
+    f = exc.failure
+    if f is Failure.FROM_DOMAIN_DISABLED:
+        return Reply(451, "4.3.0", "domain of message from header is temporarily disabled")
+    if f is Failure.FROM_NOT_ALLOWED:
+        return Reply(550, "5.7.1", "message from address must belong to authenticated user")
+    if f is Failure.MESSAGE_LIMIT:
+        return Reply(
+            451, "4.7.1",
+            f"max number of messages ({exc.limit}) over past 24h reached, try increasing "
+            "per-account setting MaxOutgoingMessagesPerDay",
+        )
+    if f is Failure.RECIPIENT_LIMIT:
+        return Reply(
+            451, "4.7.1",
+            f"max number of new/first-time recipients ({exc.limit}) over past 24h reached, "
+            "try increasing per-account setting MaxFirstTimeRecipientsPerDay",
+        )
+    if f is Failure.REJECTED and exc.rejection is not None:
+        return _reply(exc.rejection)
+    if f is Failure.MULTIPLE_RCPTS_FROMID:
+        return Reply(554, "5.5.3", "cannot send to multiple recipients with chosen fromid")
+    if f is Failure.BAD_FROMID:
+        return Reply(554, "5.1.7", f"bad fromid in smtp mail from address: {exc.detail}")
+    if f is Failure.HOOK_FAILED:
+        return Reply(451, "4.3.0", "error processing")
+    return Reply(451, "4.3.0", f"error delivering message: {exc.detail}")
 
 
 def _auth_inputs(

@@ -1,10 +1,11 @@
 """The Send method: validate, compose, queue, and optionally keep a Sent copy (spec 01 §5.1).
 
 The checks run in mox's order so a client sees the same first error mox
-would give. Composition is the core's (``core.message.compose``), queueing
-goes through the one queue-add path (``ctx.services["queue"].add``), which
-also records the recipients toward the account's daily limits (spec README
-difference 7: webapi sends count, unlike mox).
+would give. Composition is the core's (``core.message.compose``); sender
+authorization, daily limits, submission hooks, DKIM and queueing are the
+core's one submission path (``core.submit.submit``), shared with SMTP
+submission. Queueing records the recipients toward the account's daily
+limits (webapi sends count, unlike mox).
 
 Header injection is impossible by construction: every value that ends up in
 a header (display names, Subject, Message-ID, References, custom header
@@ -31,10 +32,6 @@ from typing import BinaryIO
 import trio
 
 from core.address import Address as CoreAddress
-from core.config.validate import canonical_localpart
-from core.dispatch import HookFailed
-from core.dkim import DKIMError, MessageFile, sign_for_domain
-from core.events import Submission as SubmissionEvent
 from core.message.address import Address, AddressError, parse_address
 from core.message.compose import (
     AttachmentError,
@@ -48,16 +45,11 @@ from core.message.compose import (
     compose_message,
     received_header,
 )
-from core.plugin_api import PluginContext, Rejection
-from core.queue.add import AddRecipient, AddRequest
+from core.plugin_api import PluginContext
 from core.store.accounts import mailbox_by_special_use
-from core.store.messages import (
-    account_size,
-    count_first_time_recipients,
-    count_outgoing,
-    insert_message,
-)
-from core.store.models import MessageMeta, QueueEntry, utcnow
+from core.store.messages import account_size, insert_message
+from core.store.models import MessageMeta, QueueEntry
+from core.submit import Failure, OutgoingMessage, SubmitError, SubmitRequest, submit
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
 from plugins.webapi.forms import Upload
@@ -110,82 +102,6 @@ def _parse(na: NameAddress) -> _Addr:
 
 def _core_address(a: Address) -> CoreAddress:
     return CoreAddress(a.localpart, a.domain.unicode)
-
-
-def check_from_allowed(ctx: PluginContext, account: str, a: Address) -> None:
-    """The From address must belong to the account (destination or alias it may send as)."""
-    config = ctx.config
-    dom = config.domain(a.domain.unicode)
-    if dom is None:
-        raise WebapiError("badFrom", "from-address not configured for account")
-    if dom.Disabled:
-        raise WebapiError("domainDisabled", "domain of from-address is temporarily disabled")
-    match = config.lookup_destination(_core_address(a))
-    if match is not None and not match.catchall:
-        if match.account == account:
-            return
-        raise WebapiError("badFrom", "from-address not configured for account")
-    canon = canonical_localpart(a.localpart, dom)
-    for key, alias in dom.Aliases.items():
-        if canonical_localpart(key.split("@", 1)[0], dom) != canon:
-            continue
-        if not alias.AllowMsgFrom:
-            break
-        for member in alias.Addresses:
-            m = config.lookup_destination(member)
-            if m is not None and m.account == account:
-                return
-        break
-    if match is not None and match.account == account:
-        return
-    raise WebapiError("badFrom", "from-address not configured for account")
-
-
-def _limits(ctx: PluginContext, account: str) -> tuple[int, int]:
-    acc = ctx.config.account(account)
-    if acc is None:
-        raise server("account not found")
-    return acc.max_outgoing_messages_per_day, acc.max_first_time_recipients_per_day
-
-
-async def check_daily_limits(ctx: PluginContext, account: str, rcpts: list[str]) -> None:
-    """MaxOutgoingMessagesPerDay / MaxFirstTimeRecipientsPerDay (spec 08 §5)."""
-    msg_max, rcpt_max = _limits(ctx, account)
-    now = utcnow()
-
-    def read(conn: sqlite3.Connection) -> str | None:
-        n = count_outgoing(conn, account, now - timedelta(hours=24))
-        if n + len(rcpts) > msg_max:
-            return "messageLimitReached"
-        if n + len(rcpts) < rcpt_max:
-            return None
-        if count_first_time_recipients(conn, account, rcpts, now) > rcpt_max:
-            return "recipientLimitReached"
-        return None
-
-    verdict = await ctx.store.read(read)
-    if verdict == "messageLimitReached":
-        raise WebapiError(verdict, "outgoing message rate limit reached")
-    if verdict == "recipientLimitReached":
-        raise WebapiError(verdict, "outgoing new recipient rate limit reached")
-
-
-def _uses_fromid(ctx: PluginContext, account: str, login: str) -> bool:
-    acc = ctx.config.account(account)
-    if acc is None or not acc.FromIDLoginAddresses:
-        return False
-    try:
-        la = parse_address(login)
-    except AddressError:
-        return False
-    for s in acc.FromIDLoginAddresses:
-        try:
-            fa = parse_address(s)
-        except AddressError:
-            continue
-        if fa.localpart == la.localpart and fa.domain.ascii == la.domain.ascii:
-            return True
-    return False
 
 
 def _files(req: SendRequest, uploads: list[Upload]) -> tuple[list[ComposeFile], ...]:
@@ -264,29 +180,6 @@ def _received_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
-async def _submission_hook(
-    ctx: PluginContext, account: str, from_: _Addr, rcpts: list[_Addr], req: SendRequest
-) -> dict[str, str] | None:
-    event = SubmissionEvent(
-        account=account,
-        source="webapi",
-        mail_from=str(from_.addr),
-        recipients=[str(r.addr) for r in rcpts],
-        headers=[(k, v) for k, v in req.Headers],
-        extra=dict(req.Extra or {}),
-    )
-    try:
-        rejection = await ctx.hooks.first("moxtrio_submission", ctx=ctx, submission=event)
-    except HookFailed as exc:
-        log.error("submission hook failed: %s", exc)
-        raise server("checking submission: temporary error in a plugin") from None
-    if isinstance(rejection, Rejection):
-        raise WebapiError("user" if rejection.permanent else "server", rejection.text)
-    if req.Extra is None and not event.extra:
-        return None
-    return dict(event.extra)
-
-
 def _quota(ctx: PluginContext, account: str) -> int:
     acc = ctx.config.account(account)
     q = acc.QuotaMessageSize if acc is not None else 0
@@ -333,11 +226,10 @@ async def save_sent(
 
 
 async def send(call: CallInfo, req: SendRequest) -> SendResult:
-    """Spec 01 §5.1, in mox's order of checks."""
+    """mox's Send, in mox's order of checks; the core's ``submit`` authorizes, signs and queues."""
     ctx = call.ctx
-    config = ctx.config
     account = call.login.account
-    acc = config.account(account)
+    acc = ctx.config.account(account)
     if acc is None:
         raise server("account not found")
 
@@ -352,32 +244,60 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     to = [_parse(a) for a in req.To]
     cc = [_parse(a) for a in req.CC]
     bcc = [_parse(a) for a in req.BCC]
-    check_from_allowed(ctx, account, from_.addr)
     rcpts = to + cc + bcc
-    if not rcpts:
-        raise WebapiError("noRecipients", "no recipients")
-    await check_daily_limits(ctx, account, [str(_core_address(r.addr)) for r in rcpts])
-    reply_to = [_parse(a) for a in req.ReplyTo]
 
-    files = ctx.store.files
-    spool: Path | None = None
-    try:
+    spool: list[Path] = []
+
+    async def build() -> OutgoingMessage:
+        reply_to = [_parse(a) for a in req.ReplyTo]
         if _input_size(req, call.uploads) >= SPOOL_COMPOSE_BYTES:
             # Large: composed into a temp file, never whole in memory; the
             # store takes the file over as it is.
-            spool = files.tmp_dir / f"webapi-{secrets.token_hex(8)}"
-            composed = await trio.to_thread.run_sync(_compose_to_file, call, req, from_, to, cc, bcc, reply_to, spool)
+            path = ctx.store.files.tmp_dir / f"webapi-{secrets.token_hex(8)}"
+            spool.append(path)
+            composed = await trio.to_thread.run_sync(_compose_to_file, call, req, from_, to, cc, bcc, reply_to, path)
         elif _input_size(req, call.uploads) >= THREAD_COMPOSE_BYTES:
             composed = await trio.to_thread.run_sync(
                 lambda: _compose(call, req, from_, to, cc, bcc, reply_to)
             )
         else:
             composed = _compose(call, req, from_, to, cc, bcc, reply_to)
-        return await _submit(call, req, from_, rcpts, bcc, composed, spool)
+        return _outgoing(call, req, from_, rcpts, composed, spool[0] if spool else None)
+
+    sub = SubmitRequest(
+        account=account, source="webapi", login=call.login.address, msg_from=_core_address(from_.addr),
+        mail_from=_core_address(from_.addr), recipients=[_core_address(r.addr) for r in rcpts],
+        build=build, strict_dkim=True, in_transaction=call.queue_tx,
+    )
+    try:
+        done = await submit(ctx, sub)
+    except SubmitError as exc:
+        raise _webapi_error(exc) from None
     finally:
-        if spool is not None:
+        if spool:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(lambda: spool.unlink(missing_ok=True))
+                await trio.to_thread.run_sync(lambda: spool[0].unlink(missing_ok=True))
+
+    composed_id = done.message.message_id
+    result = SendResult(
+        MessageID=composed_id,
+        Submissions=[
+            Submission(Address=r.given, QueueMsgID=e.id, FromID=e.from_id)
+            for r, e in zip(rcpts, done.entries, strict=True)
+        ],
+    )
+    if req.SaveSent:
+        # The message is queued: the Sent copy must not be cut short by a
+        # client that goes away now.
+        with trio.CancelScope(shield=True):
+            # mox's Sent copy: Bcc, then the signed prefix (no Received), then the message.
+            bcc_field = bcc_header([(a.name, a.given) for a in bcc], done.message.smtputf8)
+            sent_prefix = bcc_field + done.hook_headers + done.dkim_headers
+            await save_sent(
+                ctx, account, done.file_id, sent_prefix, len(sent_prefix) + done.message.size,
+                composed_id, req.Subject,
+            )
+    return result
 
 
 def _compose_to_file(call: CallInfo, req: SendRequest, from_: _Addr, to: list[_Addr], cc: list[_Addr],
@@ -386,26 +306,13 @@ def _compose_to_file(call: CallInfo, req: SendRequest, from_: _Addr, to: list[_A
         return _compose(call, req, from_, to, cc, bcc, reply_to, f)
 
 
-async def _submit(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_Addr],
-                  bcc: list[_Addr], composed: ComposedMessage, spool: Path | None) -> SendResult:
-    """Sign, queue and keep the Sent copy of a composed message (in ``spool`` when given)."""
-    ctx = call.ctx
-    config = ctx.config
-    account = call.login.account
-    message: bytes | MessageFile = composed.data if spool is None else MessageFile(spool)
-
+def _outgoing(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_Addr],
+              composed: ComposedMessage, spool: Path | None) -> OutgoingMessage:
+    """The composed message as the core's submission takes it, after Send's own late checks."""
     # A From domain disabled meanwhile is a user error, as in mox.
-    dom = config.domain(from_.addr.domain.unicode)
+    dom = call.ctx.config.domain(from_.addr.domain.unicode)
     if dom is not None and dom.Disabled:
         raise user("domain of from-address is temporarily disabled")
-    # --- DKIM (spec 01 §5.1.4): the signatures form the common prefix after
-    # Received; i= is the From localpart as is; a failure is a server error.
-    try:
-        dkim_headers = await sign_for_domain(ctx, message, _core_address(from_.addr), strict=True)
-    except DKIMError as exc:
-        raise server(f"sign dkim: {exc}") from None
-    # --- end DKIM
-
     now = datetime.now().astimezone()
     next_attempt: datetime | None = None
     future_request = ""
@@ -416,62 +323,47 @@ async def _submit(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_A
             )
         next_attempt = req.FutureRelease
         future_request = "until;" + format_time(req.FutureRelease.replace(microsecond=0))
-
-    extra = await _submission_hook(ctx, account, from_, rcpts, req)
-
     rcpt = rcpts[0].addr.pack(composed.smtputf8) if len(rcpts) == 1 else ""
-    prefix = received_header(
-        hostname=call.hostname, received_id=_received_id(), rcpt=rcpt, date=now, tls=call.tls
-    ) + dkim_headers
-    queue = ctx.services.get("queue")
-    if queue is None:
-        raise server("adding messages to the delivery queue: queue not available")
-    try:
-        file_id = await ctx.store.files.store(composed.data if spool is None else spool)
-    except OSError as exc:
-        raise server(f"storing message: {exc}") from None
-    add = AddRequest(
-        account=account,
-        mail_from=_core_address(from_.addr),
-        recipients=[AddRecipient(_core_address(r.addr)) for r in rcpts],
-        file_id=file_id,
-        msg_prefix=prefix,
-        size=len(prefix) + composed.size,
+    return OutgoingMessage(
+        data=composed.data if spool is None else None,
+        path=spool,
+        size=composed.size,
+        received=received_header(
+            hostname=call.hostname, received_id=_received_id(), rcpt=rcpt, date=now, tls=call.tls
+        ),
         has8bit=composed.has_8bit,
         smtputf8=composed.smtputf8,
         message_id=composed.message_id,
         subject=req.Subject,
-        extra=extra,
+        headers=[(k, v) for k, v in req.Headers],
         require_tls=req.RequireTLS,
         next_attempt=next_attempt,
         future_release_request=future_request,
-        use_fromid=_uses_fromid(ctx, account, call.login.address),
-        in_transaction=call.queue_tx,
+        extra=None if req.Extra is None else dict(req.Extra),
     )
-    try:
-        entries = await queue.add(add)
-    except trio.Cancelled:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure: nothing was queued
-        log.exception("webapi send: queue add")
-        raise server(f"adding messages to the delivery queue: {exc}") from None
 
-    result = SendResult(
-        MessageID=composed.message_id,
-        Submissions=[
-            Submission(Address=r.given, QueueMsgID=e.id, FromID=e.from_id)
-            for r, e in zip(rcpts, entries, strict=True)
-        ],
-    )
-    if req.SaveSent:
-        # The message is queued: the Sent copy must not be cut short by a
-        # client that goes away now.
-        with trio.CancelScope(shield=True):
-            # Spec 01 §5.1.5: Bcc, then the DKIM prefix (no Received), then the message.
-            bcc_field = bcc_header([(a.name, a.given) for a in bcc], composed.smtputf8)
-            sent_prefix = bcc_field + dkim_headers
-            await save_sent(
-                ctx, account, file_id, sent_prefix, len(sent_prefix) + composed.size,
-                composed.message_id, req.Subject,
-            )
-    return result
+
+def _webapi_error(exc: SubmitError) -> WebapiError:
+    """mox's webapi codes for a refused submission."""
+    f = exc.failure
+    if f is Failure.FROM_DOMAIN_DISABLED:
+        return WebapiError("domainDisabled", "domain of from-address is temporarily disabled")
+    if f is Failure.FROM_NOT_ALLOWED:
+        return WebapiError("badFrom", "from-address not configured for account")
+    if f is Failure.NO_RECIPIENTS:
+        return WebapiError("noRecipients", "no recipients")
+    if f is Failure.MESSAGE_LIMIT:
+        return WebapiError("messageLimitReached", "outgoing message rate limit reached")
+    if f is Failure.RECIPIENT_LIMIT:
+        return WebapiError("recipientLimitReached", "outgoing new recipient rate limit reached")
+    if f is Failure.REJECTED and exc.rejection is not None:
+        return WebapiError("user" if exc.rejection.permanent else "server", exc.rejection.text)
+    if f is Failure.HOOK_FAILED:
+        return server("checking submission: temporary error in a plugin")
+    if f is Failure.DKIM_FAILED:
+        return server(f"sign dkim: {exc.detail}")
+    if f is Failure.QUEUE_UNAVAILABLE:
+        return server("adding messages to the delivery queue: queue not available")
+    if f is Failure.STORE_FAILED:
+        return server(f"storing message: {exc.detail}")
+    return server(f"adding messages to the delivery queue: {exc.detail}")

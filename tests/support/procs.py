@@ -107,3 +107,28 @@ def localserve(tmp_path: Path, *extra: str) -> Iterator[ServerProcess]:
     directory = tmp_path / "localserve"
     with running(["localserve", "-dir", str(directory), "-ip", ip, *extra], directory, ip) as server:
         yield server
+
+
+@contextmanager
+def crashing(args: list[str], failpoint: str, extra_path: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """Start ``moxtrio <args>`` with ``failpoint`` enabled and wait until it is ready.
+
+    The test makes the server reach the failpoint (it dies with SIGKILL) and
+    checks ``proc.wait()``; a server still running afterwards is killed.
+    """
+    env = child_env(extra_path)
+    env["MOXTRIO_FAILPOINTS"] = failpoint
+    proc = subprocess.Popen(moxtrio_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "control socket:" in line:
+                break
+        else:
+            raise AssertionError("server did not start")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

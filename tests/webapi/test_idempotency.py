@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from plugins.webapi.client import AsyncClient
 from plugins.webapi.idempotency import FAILPOINT, HEADER, TABLE, prune
 from plugins.webapi.openapi import openapi_document
 from plugins.webapi.types import NameAddress, SendRequest
-from tests.support.procs import ROOT, child_env, moxtrio_cmd, running, unique_loopback_ip
+from tests.support.procs import crashing, running, unique_loopback_ip
 from tests.suppression.test_webapi_http import add_second_account
 from tests.webapi.conftest import AUTH, WebapiServer, add_account_settings, start
 
@@ -174,26 +173,12 @@ def test_crash_between_queueing_and_answer_then_retry_queues_once(tmp_path: Path
     ip = unique_loopback_ip()
     directory = tmp_path / "ls"
     args = ["localserve", "-dir", str(directory), "-ip", ip]
-    env = child_env()
-    env["MOXTRIO_FAILPOINTS"] = FAILPOINT
     body = {"request": json.dumps({**REQ, "Subject": "crash once"})}
     url = f"http://{ip}:1080/webapi/v0/Send"
-    proc = subprocess.Popen(moxtrio_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "control socket:" in line:
-                break
-        else:
-            raise AssertionError("server did not start")
+    with crashing(args, FAILPOINT) as proc:
         with pytest.raises(httpx.TransportError):
             httpx.post(url, data=body, auth=AUTH, headers={HEADER: "crash-1"}, timeout=20)
         assert proc.wait(timeout=20) == -9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     db = directory / "moxtrio.db"
     conn = sqlite3.connect(db)
     [(message_id,)] = conn.execute("SELECT DISTINCT message_id FROM queue WHERE subject = 'crash once'")
