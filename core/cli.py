@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from core import ctl
+from core.filemodes import restrict_umask
 from core.version import VERSION
 
 log = logging.getLogger("moxtrio")
@@ -85,6 +86,8 @@ commands:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Before anything is written (localserve writes its config first).
+    restrict_umask()
     gp = _global_parser()
     # parse_known_args would also swallow flags meant for the subcommand
     # (`config test -config X`, `localserve -dir`): split at the command word.

@@ -22,6 +22,7 @@ from core import ctl
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
+from core.filemodes import fix_modes, restrict_umask
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
@@ -76,7 +77,9 @@ class Server:
         log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
         migrations = hooks.setup("moxtrio_migrations")
         data_dir = Path(self.config.data_dir)
+        restrict_umask()
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
         store = await Store.open(data_dir, migrations)
         try:
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
