@@ -15,6 +15,7 @@ that failure would be lost and the recipient reported as delivered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -51,7 +52,34 @@ def plan_transactions(recipients: list[str]) -> list[list[int]]:
 
 
 async def _transaction(
-    batch: DeliveryBatch, recipients: list[str], target: Target, timeouts: Timeouts
+    ctx: PluginContext, batch: DeliveryBatch, idxs: list[int], target: Target, timeouts: Timeouts
+) -> DeliveryResult:
+    recipients = [batch.recipients[i] for i in idxs]
+    # The queue links this connection to its entries, so our listener can
+    # mark them delivered in the transaction that stores the message.
+    loopback = getattr(ctx.services.get("queue"), "loopback", None)
+    entries = [batch.entries[i] for i in idxs] if len(batch.entries) == len(batch.recipients) else []
+    addrs: list[tuple[str, int]] = []
+
+    def connected(ip: str, port: int) -> None:
+        if loopback is not None and entries:
+            loopback.register(ip, port, entries)
+            addrs.append((ip, port))
+
+    try:
+        return await _deliver(batch, recipients, target, timeouts, connected)
+    finally:
+        for ip, port in addrs:
+            if loopback is not None:
+                loopback.unregister(ip, port)
+
+
+async def _deliver(
+    batch: DeliveryBatch,
+    recipients: list[str],
+    target: Target,
+    timeouts: Timeouts,
+    connected: Callable[[str, int], None],
 ) -> DeliveryResult:
     return await deliver(
         host=target.host,
@@ -71,6 +99,7 @@ async def _transaction(
         session_timeout=timeouts.session_timeout,
         read_timeout=timeouts.read_timeout,
         data_timeout=timeouts.data_timeout,
+        on_connect=connected,
     )
 
 
@@ -118,14 +147,12 @@ async def deliver_batch(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryRes
     timeouts = load_timeouts(ctx)
     groups = plan_transactions(list(batch.recipients))
     if len(groups) == 1:
-        return await _transaction(batch, list(batch.recipients), target, timeouts)
+        return await _transaction(ctx, batch, groups[0], target, timeouts)
 
     parts: list[DeliveryResult | None] = [None] * len(groups)
 
     async def run(k: int) -> None:
-        parts[k] = await _transaction(
-            batch, [batch.recipients[i] for i in groups[k]], target, timeouts
-        )
+        parts[k] = await _transaction(ctx, batch, groups[k], target, timeouts)
 
     # Concurrently: a "timeout" recipient must not delay the others' results
     # by a whole read timeout.
