@@ -281,7 +281,8 @@ def _cmd_ctl(config_path: str, argv: list[str]) -> int:
     except ctl.CtlError as exc:
         print(f"moxtrio: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(result.output)
+    # A failing command's text is its error: on stderr, as mox prints it.
+    (sys.stdout if result.exit_code == 0 else sys.stderr).write(result.output)
     return result.exit_code
 
 
