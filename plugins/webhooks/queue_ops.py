@@ -16,6 +16,7 @@ from typing import Any
 
 from core.store.models import from_db_time, to_db_time
 from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
+from plugins.webhooks.destination import redact_url
 from plugins.webhooks.records import (
     DELIVERING,
     Hook,
@@ -116,7 +117,7 @@ def start_attempts(
     for hook in claimed:
         hook.next_attempt = now + hook_backoff(hook.attempts, rng)
         hook.attempts += 1
-        hook.results.append(HookResult(start=now, url=hook.url, error=DELIVERING))
+        hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=DELIVERING))
         save_hook(conn, hook)
     marks = ", ".join("?" for _ in taken)
     where = f" WHERE url NOT IN ({marks})" if taken else ""
@@ -167,7 +168,7 @@ def finish_attempt(
         return "superseded"
     last = hook.last_result()
     if last is None or last.error != DELIVERING:
-        last = HookResult(start=hook.next_attempt, url=hook.url)
+        last = HookResult(start=hook.next_attempt, url=redact_url(hook.url))
         hook.results.append(last)
     last.duration_ns = outcome.duration_ns
     last.success = outcome.success
@@ -188,7 +189,7 @@ def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: dat
         hook = get_hook(conn, hook_id)
         if hook is None:
             continue
-        hook.results.append(HookResult(start=now, url=hook.url, error=CANCELED))
+        hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=CANCELED))
         _retire(conn, config, hook, success=False, last_activity=now)
         n += 1
     return n

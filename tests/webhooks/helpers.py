@@ -181,7 +181,8 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True
+    tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True,
+    localserve: bool = True, services: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
     """Config + store + dispatcher with the webhooks plugin + a running service."""
     conf = tmp_path / "conf"
@@ -195,8 +196,9 @@ async def harness(
     hooks = HookDispatcher(create_manager(["webhooks"]))
     store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
     clock = FakeClock(START)
-    ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=True)
+    ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
     ctx.services["clock"] = clock
+    ctx.services.update(services or {})
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
         svc = ctx.services["webhooks"]
