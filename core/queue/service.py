@@ -48,7 +48,7 @@ from core.queue.recover import interrupted_ids, settle_interrupted
 from core.queue.results import RecipientOutcome, apply_outcomes, dsn_kind_for
 from core.queue.retire import cleanup_retired, retire_entry
 from core.queue.scheduler import QueueSettings, Scheduler
-from core.store import queue_rows
+from core.store import WriteAborted, queue_rows
 from core.store.models import MsgResult, QueueEntry, RetiredEntry
 
 log = logging.getLogger("moxtrio.queue")
@@ -60,6 +60,8 @@ FINISH_TIMEOUT = 30.0
 #: Waits between attempts to record an outcome the store refused (disk full).
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 30.0
+#: Pause after a delivery task failed outright (e.g. its claim could not be written).
+FAILED_CLAIM_PAUSE = 1.0
 #: Time in-flight deliveries get to finish when the server stops.
 STOP_GRACE = 5.0
 
@@ -255,6 +257,9 @@ class QueueService:
             raise
         except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
             log.exception("queue delivery of %s failed", ids)
+            # The entries stay due (a failed claim changed nothing): a pause
+            # keeps a store that refuses writes (disk full) from a busy loop.
+            await trio.sleep(FAILED_CLAIM_PAUSE)
         finally:
             self.scheduler.release(list({*ids, *claimed_ids}), domain)
 
@@ -311,7 +316,7 @@ class QueueService:
                     if not cs.cancelled_caught:
                         break
                     log.error("recording delivery outcomes of %s timed out, retrying", list(started))
-                except (sqlite3.Error, OSError) as exc:
+                except (sqlite3.Error, OSError, WriteAborted) as exc:
                     log.error(
                         "recording delivery outcomes of %s failed, retrying in %.1fs: %s",
                         list(started),

@@ -182,6 +182,30 @@ def finish_attempt(
     return "queued"
 
 
+INTERRUPTED = "attempt interrupted: server stopped before its outcome was recorded"
+
+
+def release_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+    """At start-up: attempts a stop or crash cut short are due again at once.
+
+    Their outcome is unknown (the receiver may have it), so the attempt
+    counts and the retry carries the same webhook ID; receivers deduplicate
+    by ID. Without this, such a hook would wait out its backoff.
+    """
+    n = 0
+    rows = conn.execute("SELECT * FROM webhook_queue WHERE results LIKE ?", (f"%{DELIVERING}%",))
+    for row in rows.fetchall():
+        hook = Hook.from_row(row)
+        last = hook.last_result()
+        if last is None or last.error != DELIVERING:
+            continue
+        last.error = INTERRUPTED
+        hook.next_attempt = now
+        save_hook(conn, hook)
+        n += 1
+    return n
+
+
 def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime) -> int:
     """Admin cancel: remove from the queue, retire with a "canceled by admin" result."""
     n = 0

@@ -190,6 +190,10 @@ class WebhookService:
         """Delivery loop and retired cleanup; ``started()`` once running."""
         self._token = trio.lowlevel.current_trio_token()
         s = self.settings
+        now = self.clock.now()
+        released = await self.store.write(lambda c: queue_ops.release_interrupted(c, now))
+        if released:
+            log.info("%d webhook attempts interrupted by the last stop are due again", released)
         policy = DestinationPolicy(s.allowed_networks, allow_all=self.ctx.localserve)
         async with make_client(s.timeout, s.max_concurrent, policy, self._lookup) as client:
             self.client = client
