@@ -232,7 +232,14 @@ class WebhookService:
         return min(IDLE_MAX, max(0.0, (next_due - self.clock.now()).total_seconds()))
 
     async def _lookup(self, host: str) -> list[str]:
-        """Addresses of a webhook host, through the server's resolver (as mail delivery)."""
+        """Addresses of a webhook host, through the server's resolver (as mail delivery).
+
+        ``localhost`` names are loopback without asking DNS (RFC 6761), as
+        the system resolver answers them from /etc/hosts.
+        """
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            return ["127.0.0.1", "::1"]
         resolver = self.ctx.services.get("dns_resolver")
         if resolver is None:
             resolver = Resolver()

@@ -127,3 +127,17 @@ async def test_refused_attempt_error_hides_url_credentials(tmp_path: Path, caplo
         result = await _first_result(h)
     assert "topsecret" not in json.dumps(result) and "topsecret" not in caplog.text
     assert result["error"].startswith('http transact: Post "http://u:xxxxx@10.9.8.7:9/x": webhook destination refused')
+
+
+async def test_localhost_names_are_loopback_refused_outside_and_used_in_localserve(tmp_path: Path) -> None:
+    async with receiver() as rec:
+        url = f"http://localhost:{rec.port}/out"
+        async with outside_localserve(tmp_path / "a", url) as h:
+            await h.raise_event(event())
+            result = await _first_result(h)
+        assert "webhook destination refused: localhost resolves to 127.0.0.1, a loopback address" in result["error"]
+        assert rec.requests == []
+        async with harness(tmp_path / "b", account_edit(out_url=url)) as h:
+            await h.raise_event(event())
+            (req,) = await rec.wait(1)
+    assert req.header("Host") == f"localhost:{rec.port}"
