@@ -244,9 +244,15 @@ class QueueService:
             for o in outcomes:
                 o.start = o.start or now
             await self._finish(claimed.started, outcomes)
-        except trio.Cancelled:
-            # Shutdown ended the attempt: settle it now rather than leaving
-            # "delivering..." for the next start.
+        except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
+            log.exception("queue delivery of %s failed", ids)
+            # The entries stay due (a failed claim changed nothing): a pause
+            # keeps a store that refuses writes (disk full) from a busy loop.
+            await trio.sleep(FAILED_CLAIM_PAUSE)
+        except BaseException:
+            # Shutdown ended the attempt (trio.Cancelled, possibly inside an
+            # exception group from a nursery in the delivery): settle it now
+            # rather than leaving "delivering..." for the next start.
             if claimed_ids:
                 with trio.CancelScope(shield=True) as cs:
                     cs.deadline = trio.current_time() + FINISH_TIMEOUT
@@ -255,11 +261,6 @@ class QueueService:
                     except Exception:  # noqa: BLE001 - settled again at next start
                         log.exception("settling interrupted delivery of %s", claimed_ids)
             raise
-        except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
-            log.exception("queue delivery of %s failed", ids)
-            # The entries stay due (a failed claim changed nothing): a pause
-            # keeps a store that refuses writes (disk full) from a busy loop.
-            await trio.sleep(FAILED_CLAIM_PAUSE)
         finally:
             self.scheduler.release(list({*ids, *claimed_ids}), domain)
 

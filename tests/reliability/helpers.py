@@ -24,9 +24,12 @@ def webhook_localserve(tmp_path: Path, hook_url: str) -> tuple[Path, str]:
     return localserve_config_dir(tmp_path, edit_domains=account_edit(out_url=hook_url))
 
 
-def webapi_send(http: httpx.Client, ip: str, rcpt: str, message_id: str, subject: str = "") -> httpx.Response:
+def webapi_send(
+    http: httpx.Client, ip: str, rcpt: str | list[str], message_id: str, subject: str = ""
+) -> httpx.Response:
+    rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
     req = {
-        "To": [{"Address": rcpt}],
+        "To": [{"Address": r} for r in rcpts],
         "Subject": subject or message_id,
         "Text": "reliability test\n",
     }
