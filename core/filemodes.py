@@ -36,33 +36,52 @@ def _fix_one(path: Path, st: os.stat_result) -> bool:
 
 
 def fix_modes(roots: Iterable[Path]) -> list[Path]:
-    """Take group/other bits off each root and everything below it; return what changed.
+    """Take group/other bits off each root, the files in it, and open subtrees; return what changed.
 
-    Symbolic links, sockets and files of other owners are left alone (a
-    certificate shared from elsewhere is not ours to change). Errors are
-    logged and skipped: a mode we cannot fix must not stop the server.
+    A root's own files (database, config) are always checked. A
+    subdirectory is walked only when it was itself open: files the server
+    writes are private by the umask, so an open tree is one an earlier
+    version wrote, and a private one need not cost a walk over millions of
+    message files at every start (mox's fixperms walks only a tree whose
+    top needed fixing, likewise). Symbolic links, sockets and files of other
+    owners are left alone (a certificate shared from elsewhere is not ours
+    to change). Errors are logged and skipped: a mode we cannot fix must
+    not stop the server.
     """
     changed: list[Path] = []
-    seen: set[Path] = set()
     uid = os.getuid()
-    for root in roots:
-        root = Path(root)
-        if root in seen or not root.is_dir():
+
+    def fix(p: Path) -> bool:
+        try:
+            st = os.lstat(p)
+            ours = (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) and st.st_uid == uid
+            if ours and _fix_one(p, st):
+                changed.append(p)
+                return True
+        except OSError as exc:
+            log.warning("cannot fix permissions of %s: %s", p, exc)
+        return False
+
+    for root in dict.fromkeys(Path(r) for r in roots):
+        if not root.is_dir() or root.is_symlink():
             continue
-        seen.add(root)
-        for dirpath, dirnames, filenames in os.walk(root):
-            base = Path(dirpath)
-            for name in [".", *dirnames, *filenames]:
-                p = base if name == "." else base / name
-                try:
-                    st = os.lstat(p)
-                    kind_ok = stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
-                    if kind_ok and st.st_uid == uid and _fix_one(p, st):
-                        changed.append(p)
-                except OSError as exc:
-                    log.warning("cannot fix permissions of %s: %s", p, exc)
-            # Directories of the data tree only; do not descend into links.
-            dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
+        walk_all = fix(root)
+        todo = [(root, walk_all)]
+        while todo:
+            directory, open_tree = todo.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                log.warning("cannot fix permissions in %s: %s", directory, exc)
+                continue
+            for entry in entries:
+                p = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    was_open = fix(p)
+                    if open_tree or was_open:
+                        todo.append((p, True))
+                elif open_tree or directory == root:
+                    fix(p)
     if changed:
         # One line, not one per message file: a data directory can hold millions.
         shown = ", ".join(str(p) for p in changed[:3]) + (", ..." if len(changed) > 3 else "")

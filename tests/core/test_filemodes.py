@@ -55,3 +55,28 @@ def test_server_writes_private_files_and_fixes_open_modes_at_start(tmp_path: Pat
         assert (data / "moxtrio.db").exists() and (data / "moxtrio.db-wal").exists()
         assert any((data / "msg").rglob("*")), "no message file stored"
         assert _open_modes(directory) == {}
+
+
+def test_fix_modes_checks_top_level_files_and_walks_open_trees_only(tmp_path: Path) -> None:
+    from core.filemodes import fix_modes
+
+    root = tmp_path / "data"
+    (root / "private").mkdir(parents=True)
+    (root / "open" / "deeper").mkdir(parents=True)
+    files = {
+        "moxtrio.db": 0o644,
+        "private/left.txt": 0o644,
+        "open/a.txt": 0o644,
+        "open/deeper/b.txt": 0o640,
+    }
+    for name, mode in files.items():
+        (root / name).write_text("x")
+        os.chmod(root / name, mode)
+    os.chmod(root, 0o700)
+    os.chmod(root / "private", 0o700)
+    os.chmod(root / "open", 0o755)
+    os.chmod(root / "open" / "deeper", 0o700)
+    changed = {str(p.relative_to(root)) for p in fix_modes([root])}
+    assert changed == {"moxtrio.db", "open", "open/a.txt", "open/deeper/b.txt"}
+    # A private tree is not walked at every start: what is in it stays as it was.
+    assert stat.S_IMODE((root / "private/left.txt").stat().st_mode) == 0o644
