@@ -53,6 +53,8 @@ class Receiver:
     status: int = 200
     statuses: dict[str, int] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    #: Location header per path (redirects).
+    locations: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
@@ -95,6 +97,8 @@ async def receiver(**kw: Any) -> AsyncIterator[Receiver]:
             code = rec.statuses.get(self.path, rec.status)
             text = b"ok" if 200 <= code < 300 else b"failure " + b"x" * 600
             self.send_response(code)
+            if self.path in rec.locations:
+                self.send_header("Location", rec.locations[self.path])
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)

@@ -141,3 +141,15 @@ async def test_localhost_names_are_loopback_refused_outside_and_used_in_localser
             await h.raise_event(event())
             (req,) = await rec.wait(1)
     assert req.header("Host") == f"localhost:{rec.port}"
+
+
+async def test_redirects_are_not_followed(tmp_path: Path) -> None:
+    async with receiver(statuses={"/out": 302}) as rec:
+        rec.locations["/out"] = rec.url("/elsewhere")
+        settings = "AllowedWebhookNetworks:\n  - 127.0.0.1\n"
+        async with outside_localserve(tmp_path, rec.url("/out"), settings) as h:
+            await h.raise_event(event())
+            result = await _first_result(h)
+            await rec.wait(1, "/out")
+    assert result["code"] == 302 and 'http status "302 Found", expected 2xx' in result["error"]
+    assert rec.for_path("/elsewhere") == []
