@@ -156,12 +156,14 @@ def _cmd_serve(config_path: str, loglevel: str, args: list[str]) -> int:
     return run_server(config, localserve=False)
 
 
-def run_server(config: Any, *, localserve: bool, banner: str = "") -> int:
+def run_server(
+    config: Any, *, localserve: bool, banner: str = "", services: dict[str, Any] | None = None
+) -> int:
     """Run a server until SIGTERM/SIGINT; return the process exit status."""
     from core.plugin_api import PluginConfigError, PluginLoadError
     from core.runtime import Server
 
-    server = Server(config, localserve=localserve)
+    server = Server(config, localserve=localserve, services=services)
 
     async def _run() -> None:
         async with trio.open_nursery() as nursery:
@@ -207,6 +209,8 @@ def _cmd_localserve(loglevel: str, args: list[str]) -> int:
     p.add_argument("-dir", default=None)
     p.add_argument("-ip", default="")
     p.add_argument("-initonly", action="store_true")
+    # moxtrio extension: retries happen within a second instead of after minutes.
+    p.add_argument("-fast-retries", dest="fast_retries", action="store_true")
     a = p.parse_args(args)
     directory = Path(a.dir) if a.dir else default_localserve_dir()
     setup_logging(loglevel or "info")
@@ -236,7 +240,10 @@ def _cmd_localserve(loglevel: str, args: list[str]) -> int:
         )
         return 1
     setup_logging(loglevel or config.static.LogLevel or "debug")
-    return run_server(config, localserve=True, banner=localserve_banner(config, directory))
+    return run_server(
+        config, localserve=True, banner=localserve_banner(config, directory),
+        services={"localserve_fast_retries": True} if a.fast_retries else None,
+    )
 
 
 def _remove_tree(directory: Path) -> None:
@@ -269,7 +276,9 @@ def _cmd_ctl(config_path: str, argv: list[str]) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 1
     stdin = ""
-    if argv[:1] == ["setaccountpassword"]:
+    if argv[:3] == ["queue", "suppress", "import"]:
+        stdin = sys.stdin.read()
+    elif argv[:1] == ["setaccountpassword"]:
         if sys.stdin.isatty():
             import getpass
 

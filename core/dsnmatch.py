@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -28,7 +28,8 @@ from core.message.headers import message_id_of
 from core.message.parsed import incoming_fields, is_automated
 from core.queue.clock import SystemClock
 from core.queue.events import enhanced_code
-from core.store.models import MsgResult, QueueEntry, RetiredEntry, to_db_time
+from core.store import queue_rows
+from core.store.models import MsgResult, QueueEntry
 
 log = logging.getLogger("moxtrio.dsnmatch")
 
@@ -125,13 +126,15 @@ async def prepare_incoming(
     return await trio.to_thread.run_sync(work)
 
 
-def _find(conn: sqlite3.Connection, from_id: str) -> tuple[str, QueueEntry] | None:
-    row = conn.execute("SELECT * FROM queue WHERE from_id = ?", (from_id,)).fetchone()
-    if row is not None:
-        return "queue", QueueEntry.from_row(row)
-    row = conn.execute("SELECT * FROM retired WHERE from_id = ?", (from_id,)).fetchone()
-    if row is not None:
-        return "retired", RetiredEntry.from_row(row)
+def _find(
+    conn: sqlite3.Connection, from_id: str
+) -> tuple[Literal["queue", "retired"], QueueEntry] | None:
+    entry = queue_rows.queue_entry_by_from_id(conn, from_id)
+    if entry is not None:
+        return "queue", entry
+    retired = queue_rows.retired_by_from_id(conn, from_id)
+    if retired is not None:
+        return "retired", retired
     return None
 
 
@@ -223,10 +226,7 @@ def _match(
     # Record on the original message; its Success is left alone (spec 02 §6).
     entry.results.append(result)
     entry.last_activity = now
-    conn.execute(
-        f"UPDATE {table} SET results = ?, last_activity = ? WHERE id = ?",
-        (entry.to_row()["results"], to_db_time(now), entry.id),
-    )
+    queue_rows.save_results(conn, table, entry)
     ev = OutgoingEvent(
         account=delivered.account,
         event=event,

@@ -19,6 +19,7 @@ EventName = Literal[
     "expanded",
     "canceled",
     "unrecognized",
+    "complaint",
 ]
 
 OUTGOING_EVENTS: tuple[EventName, ...] = (
@@ -30,6 +31,8 @@ OUTGOING_EVENTS: tuple[EventName, ...] = (
     "expanded",
     "canceled",
     "unrecognized",
+    # moxtrio extension, sent only to accounts that list it in Events.
+    "complaint",
 )
 
 

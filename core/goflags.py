@@ -1,89 +1,11 @@
-"""Go-compatible command-line details for control commands.
+"""Go's flag parsing and ``%q`` quoting, kept importable under their old name.
 
-moxtrio's commands accept mox's flags and print what mox prints, so scripts
-written for ``mox`` keep working: flags are parsed the way Go's ``flag``
-package does, and strings are quoted like Go's ``%q``. Shared by the core's
-queue commands and plugins' commands.
+The implementations live in :mod:`core.gofmt` with moxtrio's other
+Go-compatible texts; new code imports them from there.
 """
 
 from __future__ import annotations
 
-BOOL = "bool"
-STR = "str"
+from core.gofmt import BOOL, STR, UsageError, go_quote, parse_flags
 
-
-class UsageError(ValueError):
-    """Bad command line: printed before the usage text, exit status 2 (Go's flag)."""
-
-
-def parse_flags(args: list[str], spec: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Parse ``-name value``/``-name=value`` flags (``spec``: name -> BOOL|STR).
-
-    Returns the flag values as given (booleans as "true"/"false"...) and the
-    positional arguments after the flags.
-    """
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            i += 1
-            break
-        if not a.startswith("-") or a == "-":
-            break
-        name = a[2:] if a.startswith("--") else a[1:]
-        if not name or name.startswith("-") or name.startswith("="):
-            raise UsageError(f"bad flag syntax: {a}")
-        value: str | None = None
-        if "=" in name:
-            name, value = name.split("=", 1)
-        kind = spec.get(name)
-        if kind is None:
-            raise UsageError(f"flag provided but not defined: -{name}")
-        if kind == BOOL:
-            if value is None:
-                value = "true"
-            if value.lower() not in ("true", "false", "1", "0", "t", "f"):
-                raise UsageError(f'invalid boolean value "{value}" for -{name}')
-        elif value is None:
-            i += 1
-            if i >= len(args):
-                raise UsageError(f"flag needs an argument: -{name}")
-            value = args[i]
-        values[name] = value
-        i += 1
-    return values, args[i:]
-
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` for a string: double quotes, backslash escapes, printable Unicode kept."""
-    out = ['"']
-    for ch in s:
-        c = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-        elif c < 0x20 or c == 0x7F:
-            out.append(f"\\x{c:02x}")
-        elif ch == " " or ch.isprintable():
-            out.append(ch)
-        elif c < 0x10000:
-            out.append(f"\\u{c:04x}")
-        else:
-            out.append(f"\\U{c:08x}")
-    out.append('"')
-    return "".join(out)
+__all__ = ["BOOL", "STR", "UsageError", "go_quote", "parse_flags"]

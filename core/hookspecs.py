@@ -2,6 +2,8 @@
 
 A plugin author reads this one file and knows the whole contract (the way
 pytest's ``hookspec.py`` works). Hooks are grouped by the moment they run.
+Plugins import every name they need from the public package ``moxtrio``
+(``from moxtrio import hookimpl, PluginContext, Rejection``), never from here.
 
 Three calling conventions exist, and each spec below names its own:
 
@@ -17,7 +19,9 @@ Three calling conventions exist, and each spec below names its own:
 * **start-up** hooks are called once, synchronously, while the server builds
   itself.
 
-Each hook is also one of two kinds (see ``HOOK_KINDS``):
+Each hook declares its kind with ``@_kind`` (a hook without one stops the
+server at start-up); apart from start-up hooks (``setup``), a hook is one of
+two kinds:
 
 * a **verdict** hook decides something about mail (may this be queued, who
   delivers it). It *fails closed*: an exception in a plugin aborts the
@@ -30,6 +34,13 @@ Each hook is also one of two kinds (see ``HOOK_KINDS``):
 
 "First result wins" hooks are marked ``firstresult=True``: the dispatcher
 stops at the first implementation returning something other than ``None``.
+The dispatcher reads both marks from the specification, never from the call
+site. ``@_kind`` also declares how long one implementation of an
+async-dispatched hook may take (``DEFAULT_TIME_LIMIT`` unless stated; the
+delivery hook gets ``DELIVERY_TIME_LIMIT``); ``<config dir>/plugins/hooks.yaml``
+overrides them (:mod:`core.hooklimits`). pluggy wrappers
+(``wrapper=True``/``hookwrapper=True``) are refused at registration: the
+dispatcher calls implementations itself and has no place for them.
 Implementations run in the order plugins are listed in mox.conf's
 ``Plugins`` (first-party plugins alphabetically when it is absent), with
 pluggy's ``tryfirst``/``trylast`` markers taking precedence.
@@ -61,12 +72,23 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 HookKind = Literal["verdict", "observer", "setup"]
 HOOK_KINDS: dict[str, HookKind] = {}
 
+#: Seconds one plugin's implementation of an async-dispatched hook may take.
+DEFAULT_TIME_LIMIT = 30.0
+#: A whole delivery: dialing twice (30 s each), session set-up (60 s), the
+#: transaction of a message of mox's default maximum size (60 s + 1 s per MiB
+#: of 100 MiB), and 15 s for QUIT and scheduling. The core's SMTP client uses
+#: the same limits, so a delivering plugin is cut off only after the limits a
+#: client of mox would see.
+DELIVERY_TIME_LIMIT = 2 * 30 + 60 + (60 + 100) + 15.0
 
-def _kind(kind: HookKind) -> Any:
-    """Record a hook's failure policy next to its declaration."""
+
+def _kind(kind: HookKind, time_limit: float | None = None) -> Any:
+    """Record a hook's failure policy and time limit (None: the standard one) on its spec."""
 
     def mark(fn: Any) -> Any:
         HOOK_KINDS[fn.__name__] = kind
+        fn.moxtrio_kind = kind
+        fn.moxtrio_time_limit = time_limit
         return fn
 
     return mark
@@ -247,7 +269,8 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> No
 
     Events: delivered, suppressed, delayed, failed, relayed, expanded,
     canceled, unrecognized — from queue attempts, admin operations, and
-    incoming DSNs matched to sent messages (``event.dsn``). The webhooks
+    incoming DSNs matched to sent messages (``event.dsn``) — and the
+    extension event complaint (a spam complaint matched to a sent message). The webhooks
     plugin inserts its webhook row here so it commits with the event.
     """
 
@@ -257,7 +280,7 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> No
 # --------------------------------------------------------------------------
 
 
-@_kind("verdict")
+@_kind("verdict", time_limit=DELIVERY_TIME_LIMIT)
 @hookspec(firstresult=True)
 async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
     """Take over delivery of a batch of recipients of one message.
@@ -284,6 +307,37 @@ def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDeli
     """
 
 
+@_kind("observer")
+@hookspec
+async def moxtrio_incoming_inspect(
+    ctx: PluginContext, message_path: str, msg_prefix: bytes
+) -> Any:
+    """Look at a received message before it is stored (async-dispatched).
+
+    Called once per message, outside the write transaction, so a plugin can
+    read and parse the file (in a worker thread) without holding the
+    writer. Return an object describing what you found (e.g. a parsed
+    spam-complaint report) or ``None``; the non-None results are handed to
+    ``moxtrio_incoming_report`` inside the transaction.
+    """
+
+
+@_kind("observer")
+@hookspec(firstresult=True)
+def moxtrio_incoming_report(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+) -> bool | None:
+    """A stored message is a report about mail we sent (in-transaction, per recipient).
+
+    Called only when ``moxtrio_incoming_inspect`` returned something.
+    Return ``True`` when the message was consumed as a report (e.g. a spam
+    complaint matched to an outgoing message): the core then raises neither
+    DSN matching nor ``moxtrio_incoming_delivered`` for it. The message
+    stays in the mailbox. A failing plugin is logged and the message is
+    treated as ordinary mail.
+    """
+
+
 # --------------------------------------------------------------------------
 # services a plugin offers to others (async-dispatched, first result wins)
 # --------------------------------------------------------------------------
@@ -298,4 +352,18 @@ async def moxtrio_suppression_op(
 
     ``op`` is ``list``, ``add``, ``remove`` or ``present``. The suppression
     plugin answers; ``None`` means no plugin offers suppression lists.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+async def moxtrio_webhook_redeliver(
+    ctx: PluginContext, account: str, args: dict[str, Any]
+) -> Any:
+    """Queue retired webhooks of ``account`` again as new webhooks (an extension).
+
+    ``args``: ``IDs``, ``From``/``To`` (RFC 3339 submission times),
+    ``OnlyFailed``. Returns ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``;
+    raises ValueError with a message for the caller. ``None``: no plugin
+    offers webhooks.
     """

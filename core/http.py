@@ -1,10 +1,11 @@
-"""The HTTP side: quart-trio apps served by hypercorn's trio worker.
+"""The HTTP side: quart-trio apps served through hypercorn.
 
 The core knows no HTTP routes of its own. Plugins declare
 :class:`core.plugin_api.HTTPService` objects; the config decides on which
 listeners, ports and paths each one is enabled (mox's ``WebAPIHTTP`` and
 friends). Services that share an IP and port share one app, dispatched by
-path, as mox multiplexes its HTTP services.
+path, as mox multiplexes its HTTP services. How connections are served
+(error containment, limits, deadlines) is :mod:`core.http_server`'s job.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from core.http_server import ConnectionCounter, HTTPSettings, ServerConfig, http_settings, serve
 from core.plugin_api import HTTPService, PluginContext
 
 log = logging.getLogger("moxtrio.http")
@@ -84,7 +84,7 @@ def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     return app
 
 
-class _TLSConfig(HypercornConfig):
+class _TLSConfig(ServerConfig):
     """hypercorn config that uses our prepared SSL context (mox key files
     cannot be handed to ``ssl`` by path)."""
 
@@ -98,13 +98,16 @@ class _TLSConfig(HypercornConfig):
         return self.ssl_context
 
 
-def hypercorn_config(binding: HTTPBinding, ssl_context: ssl.SSLContext | None) -> HypercornConfig:
+def hypercorn_config(binding: HTTPBinding, ssl_context: ssl.SSLContext | None,
+                     settings: HTTPSettings | None = None) -> ServerConfig:
+    settings = settings or HTTPSettings()
     hc = _TLSConfig()
     hc.bind = [binding.address]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("moxtrio.http.hypercorn")
     hc.graceful_timeout = 3.0
-    hc.keep_alive_timeout = 60
+    hc.keep_alive_timeout = settings.idle_timeout
+    hc.request_timeout = settings.request_timeout
     if binding.tls:
         hc.ssl_context = ssl_context
     return hc
@@ -119,6 +122,9 @@ async def serve_binding(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve one binding until ``shutdown`` is set (in-flight requests finish)."""
+    settings = http_settings(ctx)
+    counter = ctx.services.setdefault("http_connections", ConnectionCounter(settings.max_connections_per_ip))
     app = build_app(ctx, binding)
-    hc = hypercorn_config(binding, ssl_context)
-    await hypercorn_serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+    hc = hypercorn_config(binding, ssl_context, settings)
+    hc.websocket_routes = any(rule.websocket for rule in app.url_map.iter_rules())
+    await serve(app, hc, counter, shutdown_trigger=shutdown.wait, task_status=task_status)

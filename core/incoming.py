@@ -78,6 +78,9 @@ async def store_incoming(
         if loopback is not None
         else []
     )
+    # Plugins that recognise reports about our mail (spam complaints) parse here.
+    reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
+                               msg_prefix=message.msg_prefix)
 
     def write(conn: sqlite3.Connection) -> list[int]:
         ids = []
@@ -118,6 +121,10 @@ async def store_incoming(
             )
             # A DSN or reply to a fromid address matched to an outgoing message
             # becomes an outgoing event (DSN: true); anything else is incoming.
+            if reports and hooks.first_sync(
+                "moxtrio_incoming_report", conn=conn, ctx=ctx, delivered=event, reports=reports
+            ):
+                continue
             if not apply_incoming(conn, ctx, prepared, event):
                 hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
         mark_delivered(conn, queue_ids)

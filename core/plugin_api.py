@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.loginlimit import LoginLimiter
+
 if TYPE_CHECKING:  # pragma: no cover
     from core.config import Config
     from core.dispatch import HookDispatcher
@@ -105,6 +107,9 @@ class PluginContext:
     hooks: HookDispatcher
     localserve: bool = False
     services: dict[str, Any] = field(default_factory=dict)
+    #: The server's one failed-login limiter: every protocol that checks
+    #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """Settings of plugin ``name`` from ``<config dir>/plugins/<name>.yaml``.
@@ -113,19 +118,28 @@ class PluginContext:
         make it invalid for mox; a YAML file per plugin beside it keeps mox's
         files untouched. Returns ``{}`` when the file does not exist.
         """
-        import yaml
+        return read_settings_file(settings_path(self.config.dir, name))
 
-        path = Path(self.config.dir) / "plugins" / f"{name}.yaml"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PluginConfigError(f"{path}: {exc}") from exc
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise PluginConfigError(f"{path}: expected a mapping of settings")
-        return data
+
+def settings_path(config_dir: str | Path, name: str) -> Path:
+    """Where the settings of plugin (or core area) ``name`` live."""
+    return Path(config_dir) / "plugins" / f"{name}.yaml"
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """A settings YAML file as a mapping; ``{}`` when it does not exist."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PluginConfigError(f"{path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PluginConfigError(f"{path}: expected a mapping of settings")
+    return data

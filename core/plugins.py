@@ -19,6 +19,7 @@ from types import ModuleType
 import pluggy
 
 from core import hookspecs
+from core.dispatch import contract_rules
 from core.plugin_api import PluginLoadError
 
 log = logging.getLogger("moxtrio.plugins")
@@ -92,6 +93,9 @@ def create_manager(
     # Catch misspelled hook names in plugins early: an implementation of a
     # hook that does not exist would silently never run.
     pm.check_pending()
+    # Refuse what the dispatcher cannot honour (wrappers, specs without a kind)
+    # now, naming the plugin, rather than when the hook is first called.
+    contract_rules(pm)
     return pm
 
 

@@ -25,6 +25,7 @@ from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
 from core.filemodes import fix_modes, restrict_umask
+from core.hooklimits import load_time_limits
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
@@ -75,7 +76,8 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         pm = create_manager(self.config.plugins, self.extra_plugins)
-        hooks = HookDispatcher(pm)
+        limits = await trio.to_thread.run_sync(load_time_limits, self.config.dir)
+        hooks = HookDispatcher(pm, time_limits=limits)
         log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
         migrations = hooks.setup("moxtrio_migrations")
         data_dir = Path(self.config.data_dir)
@@ -133,7 +135,7 @@ class Server:
                     ssl_context = None
                     if binding.tls:
                         ssl_context = await trio.to_thread.run_sync(
-                            listener_ssl_context, self.config, binding.listener, ["http/1.1"]
+                            listener_ssl_context, self.config, binding.listener, ["h2", "http/1.1"]
                         )
                         if ssl_context is None:
                             log.warning("no TLS certificate for https listener %s, skipped", binding.address)

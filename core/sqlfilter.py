@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.queue.timefmt import TimeExprError, parse_rfc3339, parse_time_expr
+from core.gofmt import TimeExprError, parse_rfc3339, parse_time_expr
 from core.store.models import to_db_time
 
 

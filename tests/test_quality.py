@@ -17,10 +17,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = run("ruff", "check", "core", "plugins", "tests", "bench", "docs")
+    result = run("ruff", "check", "core", "plugins", "moxtrio", "tests", "bench", "docs")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_is_clean() -> None:
-    result = run("mypy", "core", "plugins")
+    result = run("mypy", "core", "plugins", "moxtrio")
     assert result.returncode == 0, result.stdout + result.stderr

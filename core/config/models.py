@@ -697,8 +697,14 @@ class OutgoingWebhook:
         "unrecognized",
     )
 
+    #: moxtrio's extension events: sent only when listed in Events, so a mox
+    #: client (which lists none of them) never sees an event it does not know.
+    EXTENSION_EVENTS: ClassVar[tuple[str, ...]] = ("complaint",)
+
     def wants(self, event: str) -> bool:
-        """Whether webhooks for ``event`` are sent (empty Events = all)."""
+        """Whether webhooks for ``event`` are sent (empty Events = all of mox's)."""
+        if event in self.EXTENSION_EVENTS:
+            return event in self.Events
         return not self.Events or event in self.Events
 
 

@@ -195,7 +195,7 @@ def _build_account(acc_name: str, acc: Account, lk: Lookups, path: str) -> None:
     if acc.OutgoingWebhook is not None:
         _check_url(path, acc.OutgoingWebhook, f'account "{acc_name}": outgoing webhook', acc.OutgoingWebhook.URL)
         for ev in acc.OutgoingWebhook.Events:
-            if ev not in acc.OutgoingWebhook.EVENTS:
+            if ev not in acc.OutgoingWebhook.EVENTS + acc.OutgoingWebhook.EXTENSION_EVENTS:
                 raise _err(
                     path, acc.OutgoingWebhook, "Events",
                     f'account "{acc_name}": invalid outgoing webhook event "{ev}"',

@@ -127,10 +127,6 @@ class Address:
     def __str__(self) -> str:
         return self.pack(True)
 
-    @property
-    def localpart_ascii(self) -> bool:
-        return self.localpart.isascii()
-
 
 def parse_address(s: str) -> Address:
     """Parse `localpart@domain` strictly (mox smtp.ParseAddress); raises AddressError."""

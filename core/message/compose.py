@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from ..version import VERSION
 from .address import Address, AddressError, format_name_address, parse_address, parse_domain
@@ -30,6 +33,10 @@ __all__ = [
     "ComposedMessage",
     "check_header_name",
     "check_header_value",
+    "check_extra_header_name",
+    "fold_long_lines",
+    "ReservedHeaderError",
+    "RESERVED_HEADERS",
     "format_date",
     "new_message_id",
     "new_boundary",
@@ -77,6 +84,72 @@ def check_header_name(name: str) -> str:
     if name == "" or any(not (0x21 <= ord(c) <= 0x7E) or c == ":" for c in name):
         raise HeaderValueError(f"invalid header name {name!r}")
     return name
+
+
+#: Header names a composer sets from its own fields (or the MIME structure); a caller's
+#: extra headers may not repeat them, as a second From, Content-Type or Bcc would
+#: make an ambiguous or leaking message. mox accepts them and writes duplicates.
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-Id",
+        "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+        "Content-Disposition", "Content-Id", "Return-Path", "Received", "DKIM-Signature",
+    )
+)
+#: RFC 5322 section 2.1.1: no line may be longer than 998 octets (plus CR LF).
+MAX_LINE_OCTETS = 998
+#: Where an over-long line is folded (RFC 5322's recommended 78 columns).
+_FOLD_AT = 78
+_FOLD_RE = re.compile(r"(?=[ \t])")
+
+
+class ReservedHeaderError(HeaderValueError):
+    """A caller's extra header repeats one the composer sets itself."""
+
+
+def check_extra_header_name(name: str) -> str:
+    """A caller-supplied header name: valid and not one of :data:`RESERVED_HEADERS`."""
+    check_header_name(name)
+    if name.lower() in RESERVED_HEADERS or name.lower().startswith("resent-"):
+        raise ReservedHeaderError(
+            f'header "{name}" not allowed in Headers: it is set from the message fields or MIME structure'
+        )
+    return name
+
+
+def fold_long_lines(name: str, field_text: str) -> str:
+    """Fold lines of a header field (``Key: value``) longer than 998 octets at whitespace.
+
+    Lines within the limit are left as they are (the layout stays mox's); an
+    over-long line is folded before whitespace at about 78 columns. A line
+    with a run of more than 998 octets without whitespace cannot be folded:
+    HeaderValueError.
+    """
+    lines = field_text.split("\r\n")
+    if all(len(line.encode()) <= MAX_LINE_OCTETS for line in lines):
+        return field_text
+    out: list[str] = []
+    for line in lines:
+        if len(line.encode()) <= MAX_LINE_OCTETS:
+            out.append(line)
+            continue
+        tokens = _FOLD_RE.split(line)
+        # The field name keeps its first value token: "Key:" alone on a line
+        # would unfold to a value with leading whitespace in some parsers.
+        cur = "".join(tokens[:2])
+        for tok in tokens[2:]:
+            if cur.strip(" \t") and len(cur.encode()) + len(tok.encode()) > _FOLD_AT:
+                out.append(cur)
+                cur = tok
+            else:
+                cur += tok
+        out.append(cur)
+    if any(len(line.encode()) > MAX_LINE_OCTETS for line in out):
+        raise HeaderValueError(
+            f"header {name} has a line longer than {MAX_LINE_OCTETS} octets that cannot be folded"
+        )
+    return "\r\n".join(out)
 
 
 def format_date(dt: datetime) -> str:
@@ -130,14 +203,17 @@ def encode_subject(subject: str, smtputf8: bool) -> str:
     smtputf8), folded before a word that would pass 77 columns (space kept before the fold).
 
     Unlike mox, an encoded word that follows another encoded word carries the separating space
-    (`=?utf-8?q?_...?=`) so decoders don't drop it.
+    (`=?utf-8?q?_...?=`) so decoders don't drop it, and a word too long for a line (998 octets)
+    is encoded even when ASCII, so that it can be folded.
     """
     value: list[str] = []
     line_len = len("Subject: ")
     prev_encoded = False
     for i, word in enumerate(subject.split(" ")):
         encoded = False
-        if not smtputf8 and not word.isascii():
+        # A word too long for one line becomes encoded words, which fold between them.
+        too_long = len(word.encode()) > MAX_LINE_OCTETS - len("Subject: ")
+        if too_long or (not smtputf8 and not word.isascii()):
             word = q_encode_word(" " + word if prev_encoded else word, force=True)
             encoded = True
         if i > 0:
@@ -191,7 +267,13 @@ def format_address_header(key: str, addrs: Sequence[tuple[str, Address]], smtput
 
 
 def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]:
-    """(body, Content-Type, Content-Transfer-Encoding) for a text/<subtype> part (spec 01)."""
+    """(body, Content-Type, Content-Transfer-Encoding) for a text/<subtype> part.
+
+    Line endings are normalized once: CR LF, a lone CR and a lone LF each end
+    one line (CR LF on the wire). mox only replaces LF, so a CR LF in the text
+    becomes CR CR LF, which quoted-printable turns into an extra blank line.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     text = text.replace("\n", "\r\n")
@@ -208,7 +290,8 @@ def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]
 
 @dataclass
 class ComposeFile:
-    """A file to add: JSON files carry `base64_data` (copied verbatim), uploads carry `data`.
+    """A file to add: JSON files carry `base64_data` (copied verbatim), uploads carry `data`
+    or, when large, the `path` of a file holding the contents (read in pieces, never whole).
 
     `content_type` "" means: sniff it (undetectable types become application/octet-stream).
     """
@@ -218,26 +301,69 @@ class ComposeFile:
     content_id: str = ""
     data: bytes = b""
     base64_data: str | None = None
+    path: Path | None = None
 
 
 @dataclass
 class ComposedMessage:
-    """Result of compose_message; `message_id` includes `<>`."""
+    """Result of compose_message; `message_id` includes `<>`.
+
+    `data` holds the message, unless it was written to the `out` file given to
+    compose_message (then `data` is empty and `size` counts what was written).
+    """
 
     data: bytes
     message_id: str
     smtputf8: bool
     has_8bit: bool
-    size: int = field(init=False)
+    size: int
 
-    def __post_init__(self) -> None:
-        self.size = len(self.data)
+
+#: Output is written to a file in pieces of about this size.
+_OUT_BUFFER = 1 << 20
+#: Uploaded files are read in pieces that encode to whole 76-character base64 lines.
+_FILE_PIECE = 57 * 16384
+
+
+class _Out:
+    """Where a message is composed: memory, or a file in buffered pieces.
+
+    Counts the size and notices 8-bit bytes as it goes, and stops with
+    MessageTooLargeError as soon as the size passes `max_size`, so an
+    oversized message is never built whole.
+    """
+
+    def __init__(self, f: BinaryIO | None, max_size: int | None) -> None:
+        self.buf = bytearray()
+        self.f = f
+        self.max_size = max_size
+        self.size = 0
+        self.has_8bit = False
+
+    def __iadd__(self, data: bytes) -> _Out:
+        self.extend(data)
+        return self
+
+    def extend(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.max_size is not None and self.size > self.max_size:
+            raise MessageTooLargeError(f"message too large: more than {self.max_size} bytes")
+        if not self.has_8bit and not data.isascii():
+            self.has_8bit = True
+        self.buf += data
+        if self.f is not None and len(self.buf) >= _OUT_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.f is not None and self.buf:
+            self.f.write(self.buf)
+            self.buf.clear()
 
 
 class _Multipart:
     """Go multipart.Writer framing: `--b` first, `\\r\\n--b` later, `\\r\\n--b--\\r\\n` close."""
 
-    def __init__(self, out: bytearray, subtype: str) -> None:
+    def __init__(self, out: _Out, subtype: str) -> None:
         self.out = out
         self.boundary = new_boundary()
         self.subtype = subtype
@@ -265,22 +391,26 @@ def _b64_lines(b64: str) -> bytes:
 def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
     check_header_value(f.content_type, "file content type")
     check_header_value(f.content_id, "file content id")
+    b64 = ""
     if f.base64_data is not None:
         b64 = f.base64_data.replace("\r", "").replace("\n", "")
         try:
-            data = base64.b64decode(b64.encode("ascii"), validate=True)
+            head = base64.b64decode(b64.encode("ascii"), validate=True)[:512]
         except (binascii.Error, UnicodeEncodeError):
             pos = next(
                 (i for i, c in enumerate(b64) if not (c.isascii() and (c.isalnum() or c in "+/="))),
                 max(0, len(b64) - len(b64) % 4),
             )
             raise AttachmentError(f"parsing attachment as base64: illegal base64 data at input byte {pos}") from None
+    elif f.path is not None:
+        with open(f.path, "rb") as fh:
+            head = fh.read(512)
     else:
-        data = f.data
-        b64 = base64.b64encode(data).decode("ascii")
+        head = f.data[:512]
+        b64 = base64.b64encode(f.data).decode("ascii")
     ct = f.content_type
     if ct == "":
-        ct = detect_content_type(data)
+        ct = detect_content_type(head)
         # Deliberate difference 3: mox writes an empty Content-Type here.
         ct = ct or OCTET_STREAM
     headers = {
@@ -291,7 +421,17 @@ def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
     if f.content_id:
         headers["Content-Id"] = f.content_id
     mp.create_part(headers)
-    mp.out += _b64_lines(b64)
+    if f.base64_data is None and f.path is not None:
+        _b64_file(mp.out, f.path)
+    else:
+        mp.out += _b64_lines(b64)
+
+
+def _b64_file(out: _Out, path: Path) -> None:
+    """Append a file base64-encoded in 76-character CRLF lines, one piece at a time."""
+    with open(path, "rb") as fh:
+        while piece := fh.read(_FILE_PIECE):
+            out += base64.encodebytes(piece).replace(b"\n", b"\r\n")
 
 
 def compose_message(
@@ -314,11 +454,13 @@ def compose_message(
     attached_files: Sequence[ComposeFile] = (),
     user_agent: str = DEFAULT_USER_AGENT,
     max_size: int | None = None,
+    out_file: BinaryIO | None = None,
 ) -> ComposedMessage:
     """Build a message exactly in the layout of mox's webapi Send (spec 01 §5.1.2-5.1.3).
 
     BCC addresses only count for the SMTPUTF8 decision (no Bcc header is written; see
-    bcc_header for Sent copies). Raises AddressError, HeaderValueError,
+    bcc_header for Sent copies). With `out_file` the message is written there (in pieces)
+    instead of returned in `data`. Raises AddressError, HeaderValueError,
     MalformedMessageIDError, AttachmentError or MessageTooLargeError.
     """
     froms = _parse_name_addresses([from_], "From")
@@ -328,10 +470,10 @@ def compose_message(
     reply = _parse_name_addresses(reply_to, "Reply-To")
     smtputf8 = needs_smtputf8(a for _, a in froms + tos + ccs + bccs + reply)
 
-    out = bytearray()
+    out = _Out(out_file, max_size)
 
     def header(k: str, v: str) -> None:
-        out.extend(f"{k}: {v}\r\n".encode())
+        out.extend(fold_long_lines(k, f"{k}: {v}").encode() + b"\r\n")
 
     header("From", format_address_header("From", froms, smtputf8))
     if reply:
@@ -368,6 +510,7 @@ def compose_message(
         check_header_name(k)
         check_header_value(k, "header name")
         check_header_value(v, f"header {k}")
+        check_extra_header_name(k)
         header(k, v)
         if k.lower() in ("user-agent", "x-mailer"):
             own_ua = False
@@ -421,10 +564,9 @@ def compose_message(
             _file_part(mp, f, disp)
         mp.close()
 
-    data = bytes(out)
-    if max_size is not None and len(data) > max_size:
-        raise MessageTooLargeError(f"message too large: {len(data)} > {max_size} bytes")
-    return ComposedMessage(data, message_id, smtputf8, has_8bit(data))
+    out.flush()
+    data = b"" if out_file is not None else bytes(out.buf)
+    return ComposedMessage(data, message_id, smtputf8, out.has_8bit, out.size)
 
 
 def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> bytes:
@@ -432,7 +574,7 @@ def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> 
     addrs = _parse_name_addresses(bcc, "Bcc")
     if not addrs:
         return b""
-    return f"Bcc: {format_address_header('Bcc', addrs, smtputf8)}\r\n".encode()
+    return (fold_long_lines("Bcc", f"Bcc: {format_address_header('Bcc', addrs, smtputf8)}") + "\r\n").encode()
 
 
 def received_header(

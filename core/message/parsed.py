@@ -7,8 +7,10 @@ Both are plain dicts with mox's field names in mox's order, so callers can add t
 from __future__ import annotations
 
 import email.utils
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+
+from core.gofmt import format_json_time
 
 from .address import AddressError, parse_address
 from .headers import decode_rfc2047, parse_addresses
@@ -26,24 +28,6 @@ __all__ = [
     "is_automated",
     "text_html",
 ]
-
-
-def format_json_time(t: datetime | None) -> str | None:
-    """Go's time.Time JSON form: RFC 3339, up to 9 fraction digits trimmed, `Z` for +00:00."""
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        t = t.astimezone()
-    s = t.strftime("%Y-%m-%dT%H:%M:%S")
-    if t.microsecond:
-        s += "." + f"{t.microsecond:06d}".rstrip("0")
-    off = t.utcoffset() or timedelta(0)
-    if off == timedelta(0):
-        return s + "Z"
-    secs = int(off.total_seconds())
-    sign = "+" if secs >= 0 else "-"
-    secs = abs(secs)
-    return f"{s}{sign}{secs // 3600:02d}:{secs % 3600 // 60:02d}"
 
 
 def parse_date(value: str) -> datetime | None:

@@ -149,11 +149,22 @@ def _parse(data: bytes, start: int, end: int, depth: int, delimited: bool = Fals
         mt, st = "application", "octet-stream"
     p = Part(data, headers, mt, st, params, start, body, body_end)
     if mt == "multipart" and depth < 64:
-        p.parts = _parse_children(data, body, body_end, params["boundary"], depth)
+        p.parts, close_end = _parse_children(data, body, body_end, params["boundary"], depth)
+        # A multipart's body ends as mox slices it: inside a parent, at the
+        # parent's next delimiter line (its own close delimiter, any epilogue
+        # and the line ending before that delimiter included); at the top,
+        # right after its close delimiter line.
+        if delimited:
+            p.end_offset = max(body, end)
+        elif close_end is not None:
+            p.end_offset = close_end
     return p
 
 
-def _parse_children(data: bytes, start: int, end: int, boundary: str, depth: int) -> list[Part]:
+def _parse_children(
+    data: bytes, start: int, end: int, boundary: str, depth: int
+) -> tuple[list[Part], int | None]:
+    """The parts between delimiters, and where the close delimiter line ends (None: missing)."""
     bound = b"--" + boundary.encode("utf-8", "surrogateescape")
     parts: list[Part] = []
     pos = start
@@ -174,13 +185,13 @@ def _parse_children(data: bytes, start: int, end: int, boundary: str, depth: int
             # the delimiter's line ending), so headers are parsed up to the delimiter itself.
             parts.append(_parse(data, part_start, idx, depth + 1, delimited=True))
         if close:
-            return parts
+            return parts, nxt
         part_start = nxt
         pos = nxt
     if part_start is not None and part_start < end:
         # Missing close delimiter (truncated mail): the last part runs to the end.
         parts.append(_parse(data, part_start, end, depth + 1))
-    return parts
+    return parts, None
 
 
 def parse_part(data: bytes) -> Part:

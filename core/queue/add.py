@@ -15,6 +15,7 @@ import base64
 import ipaddress
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,7 +100,9 @@ class AddRequest:
     (None = now) with ``future_release_request`` ``for;<s>`` / ``until;<t>``.
     ``fromid_separator`` overrides the sender domain's first catchall
     separator for fromid MAIL FROMs; ``use_fromid`` generates a fromid for
-    each recipient without one (webapi).
+    each recipient without one (webapi). ``in_transaction`` is called with
+    the inserted entries inside the transaction that inserts them, so what
+    it writes (e.g. an idempotency record) commits or rolls back with them.
     """
 
     account: str
@@ -128,6 +131,7 @@ class AddRequest:
     dsn_utf8: bytes = b""
     #: Size of the stored file when the caller knows it (saves a stat).
     file_size: int | None = None
+    in_transaction: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
 
 
 def build_entries(
@@ -200,6 +204,7 @@ def insert_entries(
     *,
     record: bool,
     now: datetime,
+    after: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None,
 ) -> list[QueueEntry]:
     """In-transaction part of an add: hooks, fromid check, insert, BaseID, outgoing records.
 
@@ -225,4 +230,6 @@ def insert_entries(
             conn.execute("UPDATE queue SET base_id = ? WHERE id = ?", (base_id, e.id))
     if record:
         record_outgoing(conn, first.sender_account, [e.recipient for e in entries], now)
+    if after is not None:
+        after(conn, entries)
     return entries

@@ -1,5 +1,8 @@
 """Leaving the queue: retired history with KeepUntil, and its hourly cleanup (spec 03 §2, §5.4).
 
+The hourly cleanup also prunes the submission records the daily limits read
+(:func:`core.store.messages.prune_outgoing`).
+
 A retired record keeps the queue ID and is kept for the sender account's
 ``KeepRetiredMessagePeriod`` (computed once, at retire time); 0 means the
 entry is simply deleted; an account no longer in the config keeps 7 days.
@@ -8,12 +11,16 @@ Message files are removed after the commit that dropped their last row.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.store import queue_rows
+from core.store.messages import prune_outgoing
 from core.store.models import QueueEntry
+
+log = logging.getLogger("moxtrio.queue")
 
 UNKNOWN_ACCOUNT_KEEP = timedelta(days=7)
 
@@ -43,5 +50,9 @@ def retire_entry(
 
 
 def cleanup_retired(conn: sqlite3.Connection, now: datetime) -> int:
-    """Delete retired records whose KeepUntil passed; returns how many."""
+    """The queue's periodic cleanup: delete retired records whose KeepUntil
+    passed (returns how many) and prune old submission records."""
+    pruned = prune_outgoing(conn, now)
+    if pruned:
+        log.info("pruned %d old submission records", pruned)
     return queue_rows.delete_expired_retired(conn, now)

@@ -209,7 +209,8 @@ class QueueService:
             entries = build_entries(req, now, file_size, sep)
             entries = await self.store.write(
                 lambda c: insert_entries(
-                    c, self.ctx.hooks, entries, record=req.record_outgoing, now=now
+                    c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
+                    after=req.in_transaction,
                 )
             )
         except BaseException:
@@ -399,6 +400,30 @@ class QueueService:
 
         n = await self.store.write(write)
         self.kick()
+        return n
+
+    async def retry_now(self) -> int:
+        """Make every waiting retry due now (entries tried before, not held).
+
+        For localserve's fast retries: a developer should not wait for the
+        7m30s-doubling schedule. Future-release entries (never tried) keep
+        their time.
+        """
+        from core.store.models import to_db_time
+
+        now = to_db_time(self.clock.now())
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE queue SET next_attempt = ? WHERE attempts > 0 AND hold = 0"
+                " AND next_attempt > ?",
+                (now, now),
+            )
+            return cur.rowcount
+
+        n = await self.store.write(write)
+        if n:
+            self.kick()
         return n
 
     async def unhold(self, f: QueueFilter) -> int:

@@ -1,14 +1,17 @@
-"""SASL server side for SMTP AUTH: SCRAM-SHA-256 (RFC 5802/7677) and password checks.
+"""SASL server side for SMTP AUTH: SCRAM-SHA-256/SHA-1 (-PLUS) and CRAM-MD5.
 
-Only SCRAM credentials (salt, iterations, StoredKey, ServerKey) are needed:
-PLAIN and LOGIN passwords are verified by deriving StoredKey from the given
-password and comparing in constant time, so the store never has to keep a
-reversible secret. Channel binding (``-PLUS``) is not implemented and not
-advertised, so a client asking for it (``p=``) is refused.
+The SCRAM verifiers (salt, iterations, StoredKey, ServerKey) and the CRAM-MD5
+MD5 states come from :mod:`core.passwords`; PLAIN and LOGIN passwords are
+checked against the SCRAM-SHA-256 verifier. Nothing reversible is stored.
 
-Password normalisation approximates PRECIS OpaqueString (RFC 8265), as mox
-uses: non-ASCII spaces become U+0020, then NFC. The same function must be
-used when the credentials are derived from a new password.
+Channel binding (the ``-PLUS`` mechanisms, RFC 5802 and RFC 9266) uses the
+data :mod:`core.tlsbinding` can give for the connection: ``tls-exporter``
+(TLS 1.3), ``tls-unique`` (TLS 1.2) and ``tls-server-end-point``.
+
+A SCRAM exchange for an unknown user goes on with decoy credentials: a salt
+derived from the user name under a server secret and a fixed iteration
+count, so the exchange looks the same as for a real account until the proof
+fails, and user names cannot be enumerated.
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+
+from core.passwords import SALT_LEN, SCRAM_SHA1_ITERATIONS, SCRAM_SHA256_ITERATIONS
+from core.store.models import ScramCredentials
+
+#: SASL mechanism -> (hash, channel binding required).
+SCRAM_MECHANISMS: dict[str, tuple[str, bool]] = {
+    "SCRAM-SHA-256-PLUS": ("sha256", True),
+    "SCRAM-SHA-256": ("sha256", False),
+    "SCRAM-SHA-1-PLUS": ("sha1", True),
+    "SCRAM-SHA-1": ("sha1", False),
+}
 
 
 class SaslError(Exception):
@@ -30,57 +44,18 @@ class ScramProofError(SaslError):
     """The client proof did not verify: wrong password."""
 
 
-@dataclass(frozen=True)
-class ScramCredentials:
-    """SCRAM-SHA-256 secrets for one account (RFC 5802 section 3)."""
-
-    salt: bytes
-    iterations: int
-    stored_key: bytes
-    server_key: bytes
+class ScramChannelBindingError(SaslError):
+    """The channel binding did not match (possible man in the middle) or is unusable."""
 
 
-def normalize_password(password: str) -> str:
-    """PRECIS OpaqueString, approximately: map Unicode spaces to ' ', then NFC."""
-    mapped = "".join(" " if (c != " " and unicodedata.category(c) == "Zs") else c for c in password)
-    return unicodedata.normalize("NFC", mapped)
-
-
-def _hmac(key: bytes, msg: bytes) -> bytes:
-    return hmac.new(key, msg, hashlib.sha256).digest()
-
-
-def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac(
-        "sha256", normalize_password(password).encode("utf-8"), salt, iterations
-    )
-
-
-def derive_scram_sha256(password: str, salt: bytes, iterations: int) -> ScramCredentials:
-    """Credentials to store for ``password``. CPU-heavy: call from a worker thread."""
-    sp = salted_password(password, salt, iterations)
-    client_key = _hmac(sp, b"Client Key")
-    return ScramCredentials(
-        salt=salt,
-        iterations=iterations,
-        stored_key=hashlib.sha256(client_key).digest(),
-        server_key=_hmac(sp, b"Server Key"),
-    )
-
-
-def verify_password(password: str, creds: ScramCredentials) -> bool:
-    """Constant-time check of a plaintext password. CPU-heavy: call from a worker thread."""
-    got = derive_scram_sha256(password, creds.salt, creds.iterations)
-    return hmac.compare_digest(got.stored_key, creds.stored_key)
-
-
-_DUMMY = ScramCredentials(b"moxtrio-dummy-salt", 4096, b"\0" * 32, b"\0" * 32)
-
-
-def verify_password_dummy(password: str) -> bool:
-    """Spend about the same time as :func:`verify_password` for unknown users."""
-    verify_password(password, _DUMMY)
-    return False
+def decoy_credentials(key: bytes, hash_name: str, username: str) -> ScramCredentials:
+    """Credentials for an unknown user: a stable salt derived from the name (so
+    repeated attempts see the same salt, as for a real account), the iteration
+    count real accounts get, and keys no proof can match."""
+    salt = hmac.digest(key, f"scram-{hash_name}\0{username}".encode(), "sha256")[:SALT_LEN]
+    iterations = SCRAM_SHA1_ITERATIONS if hash_name == "sha1" else SCRAM_SHA256_ITERATIONS
+    size = hashlib.new(hash_name).digest_size
+    return ScramCredentials(salt, iterations, secrets.token_bytes(size), secrets.token_bytes(size))
 
 
 def _decode_saslname(s: str) -> str:
@@ -113,15 +88,30 @@ def _b64decode(s: str, what: str) -> bytes:
 
 
 class ScramServer:
-    """Server side of one SCRAM-SHA-256 exchange (no channel binding).
+    """Server side of one SCRAM-SHA-* exchange (RFC 5802), optionally with channel binding.
 
-    Usage: ``s = ScramServer(client_first)``; look up ``s.authentication``;
+    ``binding(name)`` returns the connection's channel binding data of that
+    type or raises :class:`ScramChannelBindingError`; it is None without TLS.
+    ``binding_offered``: the -PLUS mechanisms were advertised, so a client
+    that says it supports binding but thinks we don't (``y``) is refused as
+    a downgrade. ``plus``: the client chose a -PLUS mechanism and must bind.
+
+    Usage: ``s = ScramServer(client_first, ...)``; look up ``s.authentication``;
     send ``s.server_first(creds)``; then ``s.finish(client_final, creds)``
     returns the server-final message (``v=...``) or raises
-    :class:`ScramProofError` (send ``e=invalid-proof``) / :class:`SaslError`.
+    :class:`ScramProofError` / :class:`ScramChannelBindingError` / :class:`SaslError`.
     """
 
-    def __init__(self, client_first: bytes) -> None:
+    def __init__(
+        self,
+        client_first: bytes,
+        hash_name: str = "sha256",
+        *,
+        plus: bool = False,
+        binding: Callable[[str], bytes] | None = None,
+        binding_offered: bool = False,
+    ) -> None:
+        self.hash_name = hash_name
         try:
             text = client_first.decode("utf-8")
         except UnicodeDecodeError:
@@ -130,9 +120,20 @@ class ScramServer:
         if len(parts) != 3:
             raise SaslError("malformed client-first message")
         cbind, authz, bare = parts
+        self.channel_binding = b""
         if cbind.startswith("p="):
-            raise SaslError("channel binding not supported")
-        if cbind not in ("n", "y"):
+            if binding is None:
+                raise ScramChannelBindingError("channel binding not supported without tls")
+            self.channel_binding = binding(cbind[2:])
+        elif cbind == "n":
+            if plus:
+                raise ScramChannelBindingError("channel binding is required when specifying scram plus")
+        elif cbind == "y":
+            if binding_offered:
+                raise ScramChannelBindingError(
+                    "gs2 channel bind flag is y, client believes server does not support channel binding"
+                )
+        else:
             raise SaslError("malformed gs2 header")
         self.authorization = ""
         if authz:
@@ -155,6 +156,9 @@ class ScramServer:
         self.nonce = ""
         self._server_first = ""
 
+    def _hmac(self, key: bytes, msg: bytes) -> bytes:
+        return hmac.digest(key, msg, self.hash_name)
+
     def server_first(self, creds: ScramCredentials) -> str:
         self.nonce = self.client_nonce + base64.b64encode(secrets.token_bytes(18)).decode("ascii")
         salt = base64.b64encode(creds.salt).decode("ascii")
@@ -172,18 +176,18 @@ class ScramServer:
         if not attrs[-1].startswith("p="):
             raise SaslError("missing proof in client-final message")
         cbind = _b64decode(attrs[0][2:], "channel binding")
-        if cbind != self.gs2_header.encode("utf-8"):
-            raise SaslError("channel binding data mismatch")
+        if not hmac.compare_digest(cbind, self.gs2_header.encode("utf-8") + self.channel_binding):
+            raise ScramChannelBindingError("channel-bindings-dont-match")
         if attrs[1][2:] != self.nonce:
             raise SaslError("nonce mismatch")
         proof = _b64decode(attrs[-1][2:], "proof")
         without_proof = text[: text.rindex(",p=")]
         auth_message = f"{self.client_first_bare},{self._server_first},{without_proof}".encode()
-        client_signature = _hmac(creds.stored_key, auth_message)
+        client_signature = self._hmac(creds.stored_key, auth_message)
         if len(proof) != len(client_signature):
             raise ScramProofError("invalid-proof")
         client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
-        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), creds.stored_key):
+        if not hmac.compare_digest(hashlib.new(self.hash_name, client_key).digest(), creds.stored_key):
             raise ScramProofError("invalid-proof")
-        server_signature = _hmac(creds.server_key, auth_message)
+        server_signature = self._hmac(creds.server_key, auth_message)
         return "v=" + base64.b64encode(server_signature).decode("ascii")

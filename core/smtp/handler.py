@@ -16,9 +16,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import trio
 
-from core.smtp.auth import ScramCredentials, derive_scram_sha256
+from core.passwords import derive_cram_md5, derive_scram
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
+from core.store.models import CramMD5Secret, ScramCredentials
 
 ListenerKind = Literal["smtp", "submission", "submissions"]
 
@@ -29,15 +30,19 @@ class LoginInfo:
 
     ``scram`` holds the account's SCRAM-SHA-256 credentials; PLAIN and LOGIN
     passwords are checked against the same credentials (no plaintext or
-    bcrypt needed here). ``login_disabled`` is the account's LoginDisabled
-    message; non-empty refuses the login after a correct password.
-    ``scram=None`` means the account has no derived secrets (mox: "scram not
-    possible"; such attempts don't count as failures).
+    bcrypt needed here). ``scram_sha1`` and ``cram_md5`` serve those
+    mechanisms. ``login_disabled`` is the account's LoginDisabled message;
+    non-empty refuses the login after a correct password. A secret that is
+    None was never derived (no password, or set before the mechanism was
+    supported; mox: "scram not possible"; such attempts don't count as
+    failures).
     """
 
     account: str
     scram: ScramCredentials | None
     login_disabled: str = ""
+    scram_sha1: ScramCredentials | None = None
+    cram_md5: CramMD5Secret | None = None
 
 
 @dataclass
@@ -148,9 +153,14 @@ class MemoryHandler:
         self._logins: dict[str, LoginInfo] = {}
         salt = os.urandom(16)
         for username, (account, password) in (logins or {}).items():
-            creds = derive_scram_sha256(password, salt, iterations)
             msg = (disabled or {}).get(account, "")
-            self._logins[username] = LoginInfo(account, creds, msg)
+            self._logins[username] = LoginInfo(
+                account,
+                derive_scram(password, "sha256", iterations, salt),
+                msg,
+                scram_sha1=derive_scram(password, "sha1", iterations, salt),
+                cram_md5=derive_cram_md5(password),
+            )
         self.allowed_senders = allowed_senders
         self.rejected_rcpts = rejected_rcpts or {}
         self.deliver_reply = deliver_reply or Reply(250, "2.0.0", "it is done")

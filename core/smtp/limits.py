@@ -7,10 +7,8 @@ sliding: a window is ``floor(unix_ns / window_ns)`` and all counts reset when
 that index changes. A window of ``None`` never resets (used with negative
 adds to count concurrent connections).
 
-Limits are in memory and reset on restart, as in mox. The auth-failure
-limiter (spec 01 section 3.2) is meant to be one process-wide instance shared
-by SMTP, IMAP and the webapi; build it with :func:`auth_failure_limiter` and
-pass the same object everywhere.
+Limits are in memory and reset on restart, as in mox. Failed logins have
+their own limiter, one per server (:mod:`core.loginlimit`).
 """
 
 from __future__ import annotations
@@ -21,6 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.loginlimit import LoginLimiter
 
 IPLike = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 _V4_PREFIXES = (32, 26, 21)
@@ -101,30 +103,6 @@ class WindowLimiter:
         """
         return self._check_add(True, ip, n, now)
 
-    def reset(self, ip: IPLike, now: float | None = None) -> None:
-        """Forgive this exact IP: subtract its count from all three classes (current windows only)."""
-        t = self._clock() if now is None else now
-        keys = ip_classes(ip)
-        with self._lock:
-            for w in self._windows:
-                if self._index(w, t) != w.index:
-                    continue
-                n = w.counts.get((0, keys[0]), 0)
-                if not n:
-                    continue
-                for j in range(3):
-                    k = (j, keys[j])
-                    v = w.counts.get(k, 0) - n
-                    if v > 0:
-                        w.counts[k] = v
-                    else:
-                        w.counts.pop(k, None)
-
-
-def auth_failure_limiter(clock: Callable[[], float] = time.time) -> WindowLimiter:
-    """Failed-auth limiter: per minute 10/30/90, per day 50/150/450 (spec 01 section 3.2)."""
-    return WindowLimiter([(60, (10, 30, 90)), (24 * 3600, (50, 150, 450))], clock)
-
 
 def connection_rate_limiter(clock: Callable[[], float] = time.time) -> WindowLimiter:
     """New SMTP connections per minute: 300/900/2700."""
@@ -140,10 +118,10 @@ def connection_count_limiter(clock: Callable[[], float] = time.time) -> WindowLi
 class ConnectionLimits:
     """The limiters an SMTP listener consults; share one instance across listeners.
 
-    ``auth_failures`` may be None (no auth-failure accounting, e.g. in tests of
-    other things); in production pass the process-wide limiter.
+    ``auth_failures`` is the server's failed-login limiter (shared with the
+    webapi); None means no failed-login accounting (tests of other things).
     """
 
     rate: WindowLimiter = field(default_factory=connection_rate_limiter)
     concurrent: WindowLimiter = field(default_factory=connection_count_limiter)
-    auth_failures: WindowLimiter | None = field(default_factory=auth_failure_limiter)
+    auth_failures: LoginLimiter | None = None

@@ -2,7 +2,7 @@
 
 Each enabled service on each IP of each listener gets one ``serve_smtp``
 task; all share one set of per-IP limits (mox keeps them process-wide), and
-the auth-failure limiter is the process-wide one the webapi uses too.
+the failed-login limiter is the server's one (``ctx.login_limiter``), shared with the webapi.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import trio
 from core.plugin_api import PluginConfigError, PluginContext
 from core.smtp.backend import CoreSessionHandler
 from core.smtp.handler import ListenerKind
-from core.smtp.limits import ConnectionLimits, WindowLimiter, auth_failure_limiter
+from core.smtp.limits import ConnectionLimits, WindowLimiter
 from core.smtp.server import serve_smtp
 from core.smtp.session import SessionConfig
+from core.store import accounts as store_accounts
 from core.tls import listener_ssl_context
 
 log = logging.getLogger("moxtrio.smtp")
@@ -55,15 +56,6 @@ class LoopbackExemptLimiter:
         return self._inner.can_add(ip, n, now)
 
 
-def shared_auth_limiter(ctx: PluginContext) -> WindowLimiter:
-    """The process-wide failed-login limiter (SMTP AUTH and webapi basic auth)."""
-    limiter = ctx.services.get("auth_limiter")
-    if limiter is None:
-        limiter = auth_failure_limiter()
-        ctx.services["auth_limiter"] = limiter
-    return limiter
-
-
 def _triple(settings: dict[str, Any], key: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
     value = settings.get(key)
     if value is None:
@@ -73,10 +65,11 @@ def _triple(settings: dict[str, Any], key: str, default: tuple[int, int, int]) -
     return (value[0], value[1], value[2])
 
 
-def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
+def _seconds(settings: dict[str, Any], key: str, default: float, *, zero_ok: bool = False) -> float:
     value = settings.get(key, default)
-    if not isinstance(value, int | float) or value <= 0:
-        raise PluginConfigError(f"smtp.yaml: {key} must be a positive number of seconds")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 or (value == 0 and not zero_ok):
+        what = "a non-negative" if zero_ok else "a positive"
+        raise PluginConfigError(f"smtp.yaml: {key} must be {what} number of seconds")
     return float(value)
 
 
@@ -88,7 +81,7 @@ def connection_limits(ctx: PluginContext) -> ConnectionLimits:
     limits = ConnectionLimits(
         rate=WindowLimiter([(60, _triple(settings, "ConnectionsPerMinute", RATE_LIMITS))]),
         concurrent=WindowLimiter([(None, _triple(settings, "ConcurrentConnections", CONCURRENCY_LIMITS))]),
-        auth_failures=shared_auth_limiter(ctx),
+        auth_failures=ctx.login_limiter,
     )
     if ctx.localserve:
         limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]
@@ -103,7 +96,9 @@ def check_settings(ctx: PluginContext) -> None:
     settings = ctx.plugin_settings("smtp")
     for key in ("IdleTimeout", "DataTimeout"):
         _seconds(settings, key, 1.0)
-    unknown = set(settings) - {"ConnectionsPerMinute", "ConcurrentConnections", "IdleTimeout", "DataTimeout"}
+    _seconds(settings, "AuthFailDelay", 1.0, zero_ok=True)
+    known = {"ConnectionsPerMinute", "ConcurrentConnections", "IdleTimeout", "DataTimeout", "AuthFailDelay"}
+    unknown = set(settings) - known
     if unknown:
         raise PluginConfigError(f"smtp.yaml: unknown setting {sorted(unknown)[0]!r}")
 
@@ -121,6 +116,8 @@ def session_config(ctx: PluginContext, listener: Any, kind: ListenerKind, tls: s
     # Optional timeouts in smtp.yaml; mox's values otherwise.
     cfg.idle_timeout = _seconds(settings, "IdleTimeout", cfg.idle_timeout)
     cfg.data_timeout = _seconds(settings, "DataTimeout", cfg.data_timeout)
+    # Extra wait per failed AUTH beyond the third on a connection (mox: 1s).
+    cfg.auth_fail_delay = _seconds(settings, "AuthFailDelay", cfg.auth_fail_delay, zero_ok=True)
     if kind == "smtp":
         cfg.ssl_context = None if listener.SMTP.NoSTARTTLS else tls
         cfg.require_tls_for_delivery = bool(listener.SMTP.RequireSTARTTLS)
@@ -142,6 +139,7 @@ async def start_smtp_listeners(
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
     limits = ctx.services.get("smtp_limits") or connection_limits(ctx)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
+    decoy_key = await ctx.store.write(lambda conn: store_accounts.server_secret(conn, "scram-decoy-salt"))
     started: list[str] = []
     for name, listener in sorted(ctx.config.static.Listeners.items()):
         if not any(listener.enabled(key) for key, _ in SERVICES):
@@ -155,6 +153,7 @@ async def start_smtp_listeners(
                 continue
             port = listener.port(key)
             cfg = session_config(ctx, listener, kind, tls)
+            cfg.decoy_key = decoy_key
             for ip in listener.IPs:
 
                 def factory(name: str = name, kind: ListenerKind = kind) -> CoreSessionHandler:

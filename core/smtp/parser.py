@@ -615,6 +615,7 @@ class DataDecoder:
         self.done = False
         self.bad_crlf = False
         self.has_8bit = False
+        self.has_nul = False  # A NUL byte anywhere (refused in pedantic mode).
         self.have_body = False  # Header/body separating empty line seen.
         self.size = 0
 
@@ -660,6 +661,8 @@ class DataDecoder:
         self.size += len(raw)
         if not self.has_8bit and not decoded.isascii():
             self.has_8bit = True
+        if not self.has_nul and b"\0" in decoded:
+            self.has_nul = True
         out.append(decoded)
 
     def _line(self, out: list[bytes], line: bytes) -> bool:

@@ -152,7 +152,7 @@ async def _handle_connection(
             elif (
                 kind != "smtp"
                 and limits.auth_failures is not None
-                and not limits.auth_failures.can_add(ip)
+                and not limits.auth_failures.allowed(ip)
             ):
                 log.info("refusing smtp connection from %s: too many auth failures", ip)
                 refuse = Reply(421, "4.7.0", "too many auth failures", with_id=False)

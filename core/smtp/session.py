@@ -16,36 +16,27 @@ become replies, I/O errors and handler bugs are logged and end the session.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
+import secrets
 import ssl
 import tempfile
-import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import trio
 
-from core.smtp.auth import (
-    SaslError,
-    ScramProofError,
-    ScramServer,
-    verify_password,
-    verify_password_dummy,
-)
+from core import tlsbinding
+from core.loginlimit import LoginLimiter
 from core.smtp.handler import Envelope, LoginInfo, ReceivedMessage, SessionHandler, SessionInfo
-from core.smtp.limits import WindowLimiter
 from core.smtp.parser import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FUTURE_RELEASE_MAX_SECONDS,
     RCPT_MAX,
     DataDecoder,
     MailContext,
-    decode_sasl_base64,
-    parse_auth,
     parse_hello,
     parse_mail,
     parse_no_args,
@@ -55,6 +46,7 @@ from core.smtp.parser import (
     split_command,
 )
 from core.smtp.reply import Reply, SMTPError, error
+from core.smtp.saslcmd import MECHANISMS, MECHANISMS_PLUS, AuthCommand, AuthIO, AuthOutcome
 
 log = logging.getLogger("moxtrio.smtp")
 
@@ -89,6 +81,9 @@ class SessionConfig:
     max_errors: int = 50  # Error replies before the connection is closed.
     tmp_dir: str | None = None  # Where DATA is spooled; None: system temp dir.
     greeting: str = "ESMTP moxtrio"
+    # Key for SCRAM decoy salts of unknown users; keep it across restarts
+    # (the server stores one) so a name's decoy salt never changes.
+    decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 class _Close(Exception):
@@ -132,7 +127,7 @@ class Session:
         config: SessionConfig,
         info: SessionInfo,
         *,
-        auth_limiter: WindowLimiter | None = None,
+        auth_limiter: LoginLimiter | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
@@ -144,6 +139,7 @@ class Session:
         self._envelope: Envelope | None = None
         self._hello = False
         self._auth_failed = 0
+        self._binding: bool | None = None  # -PLUS offered on this TLS connection.
         self._tx_good = 0
         self._tx_bad = 0
         self._ncmds = 0
@@ -219,7 +215,13 @@ class Session:
                 pass
 
     async def _command(self) -> None:
-        line = await self._readline(idle=True)
+        try:
+            line = await self._readline(idle=True)
+        except SMTPError as e:
+            # A line that is not UTF-8: answered like any bad command, the
+            # connection goes on (the line is already consumed).
+            self._command_error(e)
+            return
         if self._shutting_down:
             self._reply(Reply(421, "4.3.2", "shutting down", with_id=False))
             raise _Close
@@ -237,15 +239,17 @@ class Session:
             self._ncmds += 1
             await fn(args)
         except SMTPError as e:
-            self._errors += 1
-            self._reply(e.reply)
-            if e.close or e.reply.code == 421:
-                raise _Close from None
-            if self._errors >= self.config.max_errors:
-                self._reply(
-                    Reply(421, "4.7.0", "too many errors, closing connection", with_id=False)
-                )
-                raise _Close from None
+            self._command_error(e)
+
+    def _command_error(self, e: SMTPError) -> None:
+        """Answer a failed command; close after a 421 or too many errors."""
+        self._errors += 1
+        self._reply(e.reply)
+        if e.close or e.reply.code == 421:
+            raise _Close from None
+        if self._errors >= self.config.max_errors:
+            self._reply(Reply(421, "4.7.0", "too many errors, closing connection", with_id=False))
+            raise _Close from None
 
     # -- I/O ---------------------------------------------------------------------
 
@@ -398,7 +402,8 @@ class Session:
             lines.append("REQUIRETLS")
         if self.submission:
             if self.info.tls or not c.require_tls_for_auth:
-                lines.append("AUTH SCRAM-SHA-256 PLAIN LOGIN")
+                plus = self.info.tls and self._binding_offered()
+                lines.append("AUTH " + (MECHANISMS_PLUS if plus else MECHANISMS))
             t = datetime.now(UTC) + timedelta(seconds=FUTURE_RELEASE_MAX_SECONDS)
             lines.append(
                 f"FUTURERELEASE {FUTURE_RELEASE_MAX_SECONDS} {t.strftime('%Y-%m-%dT%H:%M:%SZ')}"
@@ -437,6 +442,19 @@ class Session:
 
     # -- AUTH --------------------------------------------------------------------
 
+    def _ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS connection's ssl object (for channel binding), if any."""
+        if not self.info.tls:
+            return None
+        obj = getattr(self.stream, "_ssl_object", None)  # trio.SSLStream keeps it here.
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    def _binding_offered(self) -> bool:
+        """Whether -PLUS mechanisms are offered on this TLS connection (checked once)."""
+        if self._binding is None:
+            self._binding = tlsbinding.available(self._ssl_object())
+        return self._binding
+
     async def _cmd_auth(self, args: str) -> None:
         self._need_hello()
         if not self.submission:
@@ -449,135 +467,38 @@ class Session:
         if self._auth_failed > 3 and self.config.auth_fail_delay > 0:
             await trio.sleep((self._auth_failed - 3) * self.config.auth_fail_delay)
         self._auth_failed += 1
-        outcome = {"ok": False, "uncounted": False}
+        outcome = AuthOutcome()
+        io = AuthIO(
+            info=self.info,
+            readline=self._readline,
+            write=self._out.extend,
+            lookup_login=self._lookup_login,
+            ssl_object=self._ssl_object(),
+            binding_offered=self.info.tls and self._binding_offered(),
+            require_tls_for_auth=self.config.require_tls_for_auth,
+            limiter=self.auth_limiter,
+            decoy_key=self.config.decoy_key,
+        )
+        command = AuthCommand(io, args, outcome)
+        command.check_limit()
         try:
-            await self._auth(args, outcome)
+            await command.run()
         finally:
-            if outcome["ok"]:
+            lim = self.auth_limiter
+            if outcome.ok:
                 self._auth_failed = 0
-                if self.auth_limiter is not None:
-                    self.auth_limiter.reset(self.info.remote_ip)
-            elif outcome["uncounted"]:
+                if lim is not None:
+                    lim.succeeded(self.info.remote_ip, outcome.account)
+            elif not outcome.counted:
                 self._auth_failed -= 1
-            elif self.auth_limiter is not None:
-                self.auth_limiter.add(self.info.remote_ip)
-
-    async def _auth(self, args: str, outcome: dict[str, bool]) -> None:
-        mech, initial = parse_auth(args)
-
-        async def read_response() -> bytes:
-            line = await self._readline()
-            if line == "*":
-                raise error(501, "5.5.0", "authentication aborted")
-            return decode_sasl_base64(line)
-
-        async def read_initial(challenge: bytes) -> bytes:
-            if initial is None:
-                self._out += b"334 " + base64.b64encode(challenge) + b"\r\n"
-                return await read_response()
-            return decode_sasl_base64(initial)
-
-        def text(b: bytes, what: str) -> str:
-            try:
-                return b.decode("utf-8")
-            except UnicodeDecodeError:
-                raise error(501, "5.5.2", f"invalid utf-8 in {what}") from None
-
-        def need_tls() -> None:
-            if not self.info.tls and self.config.require_tls_for_auth:
-                raise error(538, "5.7.11", "authentication requires tls")
-
-        if mech == "PLAIN":
-            need_tls()
-            parts = (await read_initial(b"")).split(b"\0")
-            if len(parts) != 3:
-                raise error(
-                    501, "5.5.4", f"auth data should have 3 nul-separated tokens, got {len(parts)}"
-                )
-            authz = unicodedata.normalize("NFC", text(parts[0], "authorization id"))
-            authc = unicodedata.normalize("NFC", text(parts[1], "username"))
-            password = text(parts[2], "password")
-            if authz and authz != authc:
-                raise error(535, "5.7.8", "cannot assume other role")
-            info = await self._check_password(authc, password)
-            self._auth_ok(outcome, info, authc, "nice")
-        elif mech == "LOGIN":
-            need_tls()
-            username = unicodedata.normalize(
-                "NFC", text(await read_initial(b"User Name"), "username")
-            )
-            self._out += b"334 " + base64.b64encode(b"Password") + b"\r\n"
-            password = text(await read_response(), "password")
-            info = await self._check_password(username, password)
-            self._auth_ok(outcome, info, username, "hello ancient smtp implementation")
-        elif mech == "SCRAM-SHA-256":
-            await self._auth_scram(read_initial, read_response, outcome)
-        else:
-            raise error(504, "5.5.4", f"mechanism {mech} not supported")
-
-    async def _auth_scram(
-        self,
-        read_initial: Callable[[bytes], Awaitable[bytes]],
-        read_response: Callable[[], Awaitable[bytes]],
-        outcome: dict[str, bool],
-    ) -> None:
-        try:
-            server = ScramServer(await read_initial(b""))
-        except SaslError as e:
-            raise error(501, "5.5.2", f"scram: {e}") from None
-        info = await self._lookup_login(server.authentication)
-        if info is None:
-            raise error(454, "4.3.0", "scram not possible")
-        if info.scram is None:
-            outcome["uncounted"] = True
-            raise error(454, "4.3.0", "scram not possible")
-        if server.authorization and server.authorization != server.authentication:
-            raise error(
-                535, "5.7.8", "authentication with authorization for different user not supported"
-            )
-        first = server.server_first(info.scram)
-        self._out += b"334 " + base64.b64encode(first.encode()) + b"\r\n"
-        client_final = await read_response()
-        try:
-            final = server.finish(client_final, info.scram)
-        except ScramProofError:
-            self._out += b"334 " + base64.b64encode(b"e=invalid-proof") + b"\r\n"
-            await self._readline()  # Client should answer "*".
-            raise error(535, "5.7.8", "bad credentials") from None
-        except SaslError as e:
-            self._out += b"334 " + base64.b64encode(b"e=other-error") + b"\r\n"
-            await self._readline()
-            raise error(501, "5.5.2", f"scram: {e}") from None
-        self._out += b"334 " + base64.b64encode(final.encode()) + b"\r\n"
-        await read_response()  # Empty final client response.
-        if info.login_disabled:
-            raise error(525, "5.7.13", f"login is disabled for this account: {info.login_disabled}")
-        self._auth_ok(outcome, info, server.authentication, "nice")
+            elif lim is not None:
+                lim.failed(self.info.remote_ip, outcome.account)
 
     async def _lookup_login(self, username: str) -> LoginInfo | None:
         info: LoginInfo | None = await self._ask(
             "lookup_login", self.handler.lookup_login, username, expect=LoginInfo
         )
         return info
-
-    async def _check_password(self, username: str, password: str) -> LoginInfo:
-        info = await self._lookup_login(username)
-        if info is None or info.scram is None:
-            await trio.to_thread.run_sync(verify_password_dummy, password)
-            log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
-            raise error(535, "5.7.8", "bad user/pass")
-        if not await trio.to_thread.run_sync(verify_password, password, info.scram):
-            log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
-            raise error(535, "5.7.8", "bad user/pass")
-        if info.login_disabled:
-            raise error(525, "5.7.13", f"login is disabled for this account: {info.login_disabled}")
-        return info
-
-    def _auth_ok(self, outcome: dict[str, bool], info: LoginInfo, username: str, text: str) -> None:
-        outcome["ok"] = True
-        self.info.account = info.account
-        self.info.username = username
-        self._reply(Reply(235, "2.7.0", text))
 
     # -- mail transaction --------------------------------------------------------
 
@@ -640,7 +561,7 @@ class Session:
             self._handler_reply(reply)
             return
         env.recipients.append(path)
-        self._reply(Reply(250, "2.1.5", "now on the list"))
+        self._reply(Reply(250, "2.1.0", "now on the list"))
 
     async def _cmd_data(self, args: str) -> None:
         self._need_hello()
@@ -663,6 +584,10 @@ class Session:
                 raise error(451, "4.3.0", "error copying data to file")
             if decoder.bad_crlf:
                 raise error(500, "5.5.2", "invalid bare \\r or \\n, may be smtp smuggling")
+            if decoder.has_nul and self.config.pedantic:
+                # mox in pedantic mode refuses a message it cannot parse fully,
+                # with this reply shape; NUL is not allowed anywhere in a message.
+                raise error(554, "5.6.0", "malformed message: nul byte in message")
             if self.submission and not decoder.have_body:
                 raise error(554, "5.6.0", "message requires both header and body section")
             msg = ReceivedMessage(path, written, decoder.has_8bit, decoder.have_body)

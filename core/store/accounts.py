@@ -1,21 +1,33 @@
-"""Accounts, their SCRAM-SHA-256 credentials, and their mailboxes.
+"""Accounts, their derived login secrets, and their mailboxes.
 
 Plain synchronous functions of a ``conn``: call them inside
-``store.write``/``store.read``. Passwords are never stored, only the SCRAM
-verifier (RFC 5802/7677), which serves SCRAM logins directly and PLAIN/
-Basic logins through :func:`verify_password`.
+``store.write``/``store.read``. Passwords are never stored, only what
+:mod:`core.passwords` derives: the SCRAM-SHA-256 verifier (RFC 5802/7677)
+in the accounts row, which serves SCRAM logins directly and PLAIN/Basic
+logins through :func:`verify_password`, and the SCRAM-SHA-1 and CRAM-MD5
+secrets in ``account_secrets``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import sqlite3
-import unicodedata
 
+from core.passwords import (
+    SALT_LEN,
+    SCRAM_SHA1_ITERATIONS,
+    SCRAM_SHA256_ITERATIONS,
+    InvalidPassword,
+    derive_cram_md5,
+    derive_scram,
+    salted_password,
+    scram_keys,
+)
 from core.store.models import (
     Account,
+    CramMD5Secret,
+    LoginSecrets,
     Mailbox,
     ScramCredentials,
     to_db_time,
@@ -32,9 +44,6 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
     ("Junk", "\\Junk"),
 )
 
-SCRAM_ITERATIONS = 4096
-_SALT_LEN = 16
-
 
 class AccountNotFound(LookupError):
     """No account by that name."""
@@ -50,10 +59,6 @@ class MailboxNotFound(LookupError):
 
 class MailboxExists(ValueError):
     """A mailbox by that name already exists in the account."""
-
-
-class InvalidPassword(ValueError):
-    """The password cannot be used (empty after normalization)."""
 
 
 # --------------------------------------------------------------------------
@@ -92,53 +97,28 @@ def list_accounts(conn: sqlite3.Connection) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# passwords (SCRAM-SHA-256)
+# passwords: derived secrets only (see core.passwords)
 # --------------------------------------------------------------------------
 
-
-def normalize_password(password: str) -> str:
-    """PRECIS OpaqueString-style preparation, as mox does before hashing.
-
-    Non-ASCII spaces become U+0020 and the result is NFC-normalized, so the
-    same password typed on different systems gives the same key.
-    """
-    mapped = "".join(" " if unicodedata.category(c) == "Zs" else c for c in password)
-    prepared = unicodedata.normalize("NFC", mapped)
-    if not prepared:
-        raise InvalidPassword("empty password")
-    return prepared
-
-
-def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
-    """SaltedPassword := Hi(Normalize(password), salt, i) (RFC 5802 §3)."""
-    return hashlib.pbkdf2_hmac("sha256", normalize_password(password).encode(), salt, iterations)
-
-
-def scram_keys(salted: bytes) -> tuple[bytes, bytes, bytes]:
-    """(ClientKey, StoredKey, ServerKey) for a SaltedPassword."""
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-    return client_key, stored_key, server_key
+SCRAM_ITERATIONS = SCRAM_SHA256_ITERATIONS
 
 
 def make_scram_credentials(
     password: str, *, iterations: int = SCRAM_ITERATIONS, salt: bytes | None = None
 ) -> ScramCredentials:
+    """SCRAM-SHA-256 verifier (at least mox's 4096 iterations)."""
     if iterations < SCRAM_ITERATIONS:
         raise ValueError(f"SCRAM iterations must be >= {SCRAM_ITERATIONS}")
-    salt = secrets.token_bytes(_SALT_LEN) if salt is None else salt
-    _, stored_key, server_key = scram_keys(salted_password(password, salt, iterations))
-    return ScramCredentials(
-        salt=salt, iterations=iterations, stored_key=stored_key, server_key=server_key
-    )
+    return derive_scram(password, "sha256", iterations, salt)
 
 
 def set_password(
     conn: sqlite3.Connection, name: str, password: str, *, iterations: int = SCRAM_ITERATIONS
 ) -> None:
-    """Replace the account's credentials (fresh salt each time)."""
+    """Replace the account's derived secrets for every mechanism (fresh salts each time)."""
     creds = make_scram_credentials(password, iterations=iterations)
+    sha1 = derive_scram(password, "sha1", SCRAM_SHA1_ITERATIONS)
+    cram = derive_cram_md5(password)
     cur = conn.execute(
         "UPDATE accounts SET scram_salt = ?, scram_iterations = ?, scram_stored_key = ?,"
         " scram_server_key = ? WHERE name = ?",
@@ -146,6 +126,12 @@ def set_password(
     )
     if cur.rowcount == 0:
         raise AccountNotFound(name)
+    conn.execute(
+        "INSERT OR REPLACE INTO account_secrets (account, scram_sha1_salt, scram_sha1_iterations,"
+        " scram_sha1_stored_key, scram_sha1_server_key, crammd5_ipad, crammd5_opad)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (name, sha1.salt, sha1.iterations, sha1.stored_key, sha1.server_key, cram.ipad, cram.opad),
+    )
 
 
 def get_scram_credentials(conn: sqlite3.Connection, name: str) -> ScramCredentials | None:
@@ -154,8 +140,36 @@ def get_scram_credentials(conn: sqlite3.Connection, name: str) -> ScramCredentia
     return None if acc is None else acc.scram
 
 
+def get_login_secrets(conn: sqlite3.Connection, name: str) -> LoginSecrets | None:
+    """Every derived secret of the account; None if there is no such account."""
+    acc = get_account(conn, name)
+    if acc is None:
+        return None
+    row = conn.execute("SELECT * FROM account_secrets WHERE account = ?", (name,)).fetchone()
+    if row is None:
+        return LoginSecrets(scram_sha256=acc.scram)
+    sha1 = ScramCredentials(
+        salt=bytes(row["scram_sha1_salt"]),
+        iterations=int(row["scram_sha1_iterations"]),
+        stored_key=bytes(row["scram_sha1_stored_key"]),
+        server_key=bytes(row["scram_sha1_server_key"]),
+    )
+    cram = CramMD5Secret(ipad=bytes(row["crammd5_ipad"]), opad=bytes(row["crammd5_opad"]))
+    return LoginSecrets(scram_sha256=acc.scram, scram_sha1=sha1, cram_md5=cram)
+
+
+def server_secret(conn: sqlite3.Connection, name: str, size: int = 32) -> bytes:
+    """A random server-wide secret, created on first use and kept across restarts."""
+    row = conn.execute("SELECT value FROM server_secrets WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        return bytes(row[0])
+    value = secrets.token_bytes(size)
+    conn.execute("INSERT INTO server_secrets (name, value) VALUES (?, ?)", (name, value))
+    return value
+
+
 _DUMMY = ScramCredentials(
-    salt=b"\0" * _SALT_LEN, iterations=SCRAM_ITERATIONS, stored_key=b"\0" * 32, server_key=b""
+    salt=b"\0" * SALT_LEN, iterations=SCRAM_ITERATIONS, stored_key=b"\0" * 32, server_key=b""
 )
 
 

@@ -358,8 +358,30 @@ def _has_record_before(conn: sqlite3.Connection, account: str, rcpt: str, before
     return row is not None
 
 
-def prune_outgoing(conn: sqlite3.Connection, before: datetime | None = None) -> int:
-    """Drop outgoing records older than ``before`` (default: 1 year ago)."""
-    cutoff = before or (utcnow() - timedelta(days=365))
-    cur = conn.execute("DELETE FROM outgoing WHERE submitted < ?", (to_db_time(cutoff),))
+#: Submission records younger than this are all kept (the 24 h limits read them).
+OUTGOING_KEEP = timedelta(days=7)
+#: Most records one prune deletes, so one run never holds the writer for long.
+OUTGOING_PRUNE_BATCH = 50_000
+
+
+def prune_outgoing(conn: sqlite3.Connection, now: datetime, batch: int = OUTGOING_PRUNE_BATCH) -> int:
+    """Drop submission records the daily limits can no longer need; returns how many.
+
+    mox keeps every record forever. The limits only count records of the last
+    24 hours and ask whether a recipient had *any* record before, so of the
+    records older than :data:`OUTGOING_KEEP` only the newest per account and
+    recipient is kept: the answers stay exactly mox's while the table stops
+    growing with every message sent.
+    """
+    cutoff = to_db_time(now - OUTGOING_KEEP)
+    cur = conn.execute(
+        "DELETE FROM outgoing WHERE rowid IN ("
+        " SELECT old.rowid FROM outgoing AS old WHERE old.submitted < ? AND EXISTS ("
+        "  SELECT 1 FROM outgoing AS newer WHERE newer.account = old.account"
+        "   AND newer.recipient = old.recipient AND newer.submitted < ?"
+        "   AND (newer.submitted > old.submitted"
+        "    OR (newer.submitted = old.submitted AND newer.rowid > old.rowid)))"
+        " LIMIT ?)",
+        (cutoff, cutoff, batch),
+    )
     return cur.rowcount

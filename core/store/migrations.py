@@ -91,13 +91,6 @@ def _validate(migrations: list[Migration]) -> dict[str, list[Migration]]:
     return by_owner
 
 
-def applied_versions(conn: sqlite3.Connection) -> dict[str, int]:
-    """Highest applied version per owner."""
-    conn.execute(_BOOKKEEPING)
-    rows = conn.execute("SELECT owner, MAX(version) FROM schema_versions GROUP BY owner")
-    return {owner: version for owner, version in rows}
-
-
 def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) -> list[Migration]:
     """Apply what is not applied yet; returns the migrations applied now.
 

@@ -84,6 +84,27 @@ class ScramCredentials:
 
 
 @dataclass(frozen=True)
+class CramMD5Secret:
+    """MD5 states after HMAC-MD5's inner and outer key blocks (what mox stores for CRAM-MD5)."""
+
+    ipad: bytes
+    opad: bytes
+
+
+@dataclass(frozen=True)
+class LoginSecrets:
+    """All derived secrets of an account; None where not (yet) derived.
+
+    Accounts whose password was set before SCRAM-SHA-1 and CRAM-MD5 were
+    supported have only ``scram_sha256`` until the password is set again.
+    """
+
+    scram_sha256: ScramCredentials | None
+    scram_sha1: ScramCredentials | None = None
+    cram_md5: CramMD5Secret | None = None
+
+
+@dataclass(frozen=True)
 class Account:
     name: str
     created: datetime

@@ -84,16 +84,6 @@ def update_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> None:
         raise QueueEntryNotFound(entry.id)
 
 
-def due_entries(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[QueueEntry]:
-    """Entries not on hold with NextAttempt <= now, earliest first."""
-    rows = conn.execute(
-        "SELECT * FROM queue WHERE hold = 0 AND next_attempt <= ? ORDER BY next_attempt, id"
-        " LIMIT ?",
-        (to_db_time(now), limit),
-    )
-    return [QueueEntry.from_row(r) for r in rows]
-
-
 def retire(
     conn: sqlite3.Connection,
     entry_id: int,
@@ -160,3 +150,27 @@ def recent_outcomes(conn: sqlite3.Connection, recipient_address: str, exclude_id
 def delete_expired_retired(conn: sqlite3.Connection, now: datetime) -> int:
     cur = conn.execute("DELETE FROM retired WHERE keep_until < ?", (to_db_time(now),))
     return cur.rowcount
+
+
+def queue_entry_by_from_id(conn: sqlite3.Connection, from_id: str) -> QueueEntry | None:
+    """The queued message a fromid (of a DSN or a reply) points at, if still queued."""
+    if not from_id:
+        return None
+    row = conn.execute("SELECT * FROM queue WHERE from_id = ?", (from_id,)).fetchone()
+    return None if row is None else QueueEntry.from_row(row)
+
+
+def save_results(
+    conn: sqlite3.Connection, where: Literal["queue", "retired"], entry: QueueEntry
+) -> None:
+    """Save an entry's delivery results and last activity, queued or retired.
+
+    Incoming DSNs add a result to the message they report on, wherever it is
+    by then; nothing else of the entry changes.
+    """
+    table = "queue" if where == "queue" else "retired"
+    row = entry.to_row()
+    conn.execute(
+        f"UPDATE {table} SET results = ?, last_activity = ? WHERE id = ?",
+        (row["results"], row["last_activity"], entry.id),
+    )

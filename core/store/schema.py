@@ -171,9 +171,34 @@ CREATE INDEX retired_file ON retired (file_id) WHERE file_id IS NOT NULL;
 CREATE UNIQUE INDEX retired_from_id ON retired (from_id) WHERE from_id != '';
 """
 
-CORE_OWNER = "core"
+#: Derived secrets for SCRAM-SHA-1 and CRAM-MD5 beside the accounts row's
+#: SCRAM-SHA-256 verifier, and server-wide secrets (the key that makes SCRAM
+#: decoy salts for unknown users stable across restarts). Its own owner, so
+#: it evolves apart from the core tables.
+_SECRETS_V1 = """
+CREATE TABLE account_secrets (
+    account TEXT PRIMARY KEY REFERENCES accounts(name) ON DELETE CASCADE,
+    scram_sha1_salt BLOB NOT NULL,
+    scram_sha1_iterations INTEGER NOT NULL,
+    scram_sha1_stored_key BLOB NOT NULL,
+    scram_sha1_server_key BLOB NOT NULL,
+    crammd5_ipad BLOB NOT NULL,
+    crammd5_opad BLOB NOT NULL
+);
 
-CORE_MIGRATIONS: tuple[Migration, ...] = (Migration(CORE_OWNER, 1, _V1),)
+CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+CORE_OWNER = "core"
+SECRETS_OWNER = "core-secrets"
+
+CORE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(CORE_OWNER, 1, _V1),
+    Migration(SECRETS_OWNER, 1, _SECRETS_V1),
+)
 
 #: (table, column) pairs whose values are message file ids. A file not named
 #: by any of these (or by a plugin's registered reference) is an orphan.

@@ -9,16 +9,21 @@ target and time limits in :mod:`plugins.localserve.settings`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.events import DeliveryBatch
 from core.hookspecs import hookimpl
-from core.plugin_api import PluginContext, Rejection
+from core.plugin_api import CtlCommand, PluginContext, Rejection
 from core.smtp.client import DeliveryResult
-from plugins.localserve import settings
+from plugins.localserve import fastretry, settings
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
+from plugins.localserve.followups import DEFAULT_DELAY, DELAY_KEY, FOLLOWUPS_KEY, FollowUps
 from plugins.localserve.simulate import verdict
 
 __all__ = [
+    "moxtrio_background_tasks",
     "moxtrio_configure",
+    "moxtrio_ctl_commands",
     "moxtrio_deliver",
     "moxtrio_smtp_data_recipient",
     "moxtrio_smtp_mail_from",
@@ -31,6 +36,27 @@ def moxtrio_configure(ctx: PluginContext) -> None:
     """Validate ``plugins/localserve.yaml`` at start (only matters in localserve)."""
     if ctx.localserve:
         settings.configure(ctx)
+        delay = ctx.services.get(DELAY_KEY, DEFAULT_DELAY)
+        ctx.services[FOLLOWUPS_KEY] = FollowUps(ctx, float(delay))
+
+
+@hookimpl
+def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
+    """The follow-up sender; the fast-retry loop with ``localserve -fast-retries``."""
+    if not ctx.localserve:
+        return []
+    tasks: list[Any] = []
+    followups = ctx.services.get(FOLLOWUPS_KEY)
+    if isinstance(followups, FollowUps):
+        tasks.append(followups.run)
+    if ctx.services.get(fastretry.FLAG_KEY):
+        tasks.append(fastretry.make_task(ctx))
+    return tasks
+
+
+@hookimpl
+def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
+    return fastretry.ctl_commands()
 
 
 @hookimpl

@@ -23,6 +23,8 @@ import trio
 from core.events import DeliveryBatch
 from core.plugin_api import PluginContext
 from core.smtp.client import DeliveryResult, deliver
+from plugins.localserve.followups import FOLLOWUPS_KEY, FollowUp, FollowUps
+from plugins.localserve.scenarios import Scenario, first_attempt_failure, scenario_of
 from plugins.localserve.settings import EHLO_NAME, Target, Timeouts, delivery_target, load_timeouts
 from plugins.localserve.simulate import fails_at_data
 
@@ -142,16 +144,54 @@ def merge_results(
 
 
 async def deliver_batch(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryResult:
-    """Deliver ``batch`` to our own SMTP listener; one result per recipient, in order."""
+    """Deliver ``batch`` to our own SMTP listener; one result per recipient, in order.
+
+    Scenario recipients (:mod:`plugins.localserve.scenarios`): a
+    ``tempthenok`` recipient's first attempt is answered without SMTP, a
+    ``delay<N>`` recipient gets its own transaction N seconds later, and
+    delivered ``complaint``/``latebounce`` recipients get their follow-up.
+    """
     target = delivery_target(ctx)
     timeouts = load_timeouts(ctx)
-    groups = plan_transactions(list(batch.recipients))
-    if len(groups) == 1:
-        return await _transaction(ctx, batch, groups[0], target, timeouts)
+    rcpts = list(batch.recipients)
+    scen = [scenario_of(r) for r in rcpts]
+    synthetic = [
+        i for i, sc in enumerate(scen)
+        if sc is not None and sc.kind == "tempthenok" and _attempt(batch, i) <= 1
+    ]
+    delays = {i: sc.seconds for i, sc in enumerate(scen) if sc is not None and sc.kind == "delay"}
+    rest = [i for i in range(len(rcpts)) if i not in synthetic and i not in delays]
+    groups = [[rest[j] for j in g] for g in plan_transactions([rcpts[i] for i in rest])] if rest else []
+    groups += [[i] for i in sorted(delays)]
+    if len(groups) == 1 and not synthetic and not delays:
+        result = await _transaction(ctx, batch, list(range(len(rcpts))), target, timeouts)
+    else:
+        result = await _split(ctx, batch, groups, synthetic, delays, target, timeouts)
+    await _follow_up(ctx, batch, scen, result)
+    return result
 
+
+def _attempt(batch: DeliveryBatch, i: int) -> int:
+    """This attempt's number (the queue counts it before delivering)."""
+    entries = batch.entries
+    return int(getattr(entries[i], "attempts", 1)) if i < len(entries) else 1
+
+
+async def _split(
+    ctx: PluginContext,
+    batch: DeliveryBatch,
+    groups: list[list[int]],
+    synthetic: list[int],
+    delays: dict[int, int],
+    target: Target,
+    timeouts: Timeouts,
+) -> DeliveryResult:
     parts: list[DeliveryResult | None] = [None] * len(groups)
 
     async def run(k: int) -> None:
+        wait = max(delays.get(i, 0) for i in groups[k])
+        if wait:
+            await trio.sleep(wait)
         parts[k] = await _transaction(ctx, batch, groups[k], target, timeouts)
 
     # Concurrently: a "timeout" recipient must not delay the others' results
@@ -161,4 +201,35 @@ async def deliver_batch(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryRes
             nursery.start_soon(run, k)
     done = [p for p in parts if p is not None]
     assert len(done) == len(groups)
+    if synthetic:
+        groups = [*groups, synthetic]
+        done.append(DeliveryResult(
+            host=target.host, port=target.port, connected=True,
+            ip=target.ips[0] if target.ips else None,
+            recipients=[first_attempt_failure(batch.recipients[i]) for i in synthetic],
+        ))
     return merge_results(target.host, target.port, len(batch.recipients), groups, done)
+
+
+def _header_section(batch: DeliveryBatch) -> bytes:
+    with open(batch.message_path, "rb") as fh:
+        data = batch.msg_prefix + fh.read(256 * 1024)
+    end = data.find(b"\r\n\r\n")
+    return data if end < 0 else data[: end + 4]
+
+
+async def _follow_up(
+    ctx: PluginContext, batch: DeliveryBatch, scen: list[Scenario | None], result: DeliveryResult
+) -> None:
+    """Hand delivered complaint/latebounce recipients to the follow-up sender."""
+    wanted = [
+        i for i, sc in enumerate(scen)
+        if sc is not None and sc.kind in ("complaint", "latebounce") and result.recipients[i].ok
+    ]
+    followups = ctx.services.get(FOLLOWUPS_KEY)
+    if not wanted or not isinstance(followups, FollowUps) or not batch.mail_from:
+        return
+    headers = await trio.to_thread.run_sync(_header_section, batch)
+    for i in wanted:
+        kind = scen[i].kind  # type: ignore[union-attr]
+        followups.submit(FollowUp(kind, batch.mail_from, batch.recipients[i], headers))

@@ -83,17 +83,21 @@ _FILE_KEY = "localserve.file_timeouts"
 def configure(ctx: PluginContext) -> None:
     """Read and validate the settings file once, at start-up (never on the trio hot path).
 
-    Also gives this plugin's hooks a time limit that fits a whole delivery:
-    the dispatcher's default (30 s) is shorter than mox's own limits (a
-    "timeout" recipient alone takes a 30 s read), and a hook cut off by the
-    dispatcher would be reported as a plugin failure instead of the
-    ``i/o timeout`` a client of mox sees.
+    The delivery hook's time limit (declared in the hook specification,
+    changed in ``plugins/hooks.yaml``) must fit a whole delivery with these
+    timeouts: a delivery cut off by the dispatcher would be reported as a
+    plugin failure instead of the ``i/o timeout`` a client of mox sees.
     """
     timeouts = parse_timeouts(ctx.plugin_settings(PLUGIN))
     ctx.services[_FILE_KEY] = timeouts
     needed = delivery_time_limit(timeouts, ctx.config.static.Listeners)
-    limits = ctx.hooks.time_limits
-    limits[PLUGIN] = max(limits.get(PLUGIN, 0.0), needed)
+    limit = ctx.hooks.time_limit_for("moxtrio_deliver")
+    if needed > limit:
+        raise PluginConfigError(
+            f"{PLUGIN}: a delivery may take {needed:g}s with these timeouts, longer than "
+            f"the moxtrio_deliver time limit of {limit:g}s; raise time_limits: "
+            "moxtrio_deliver in plugins/hooks.yaml"
+        )
 
 
 #: mox's default maximum message size, for the transaction time bound.

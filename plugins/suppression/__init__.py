@@ -15,24 +15,34 @@ SMTP transaction.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
-from core.events import DeliveryOutcome
+import trio
+
+from core.events import DeliveryOutcome, IncomingDelivered
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
+from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck
 from plugins.suppression.records import MIGRATIONS
 from plugins.suppression.service import SuppressionError, SuppressionService
 
+log = logging.getLogger("moxtrio.suppression")
+CLEANUP_INTERVAL = 3600.0
+
 __all__ = [
+    "moxtrio_background_tasks",
     "SuppressionError",
     "SuppressionService",
     "moxtrio_configure",
     "moxtrio_ctl_commands",
     "moxtrio_delivery_precheck",
+    "moxtrio_incoming_inspect",
+    "moxtrio_incoming_report",
     "moxtrio_migrations",
     "moxtrio_suppress_decision",
     "moxtrio_suppression_op",
@@ -48,11 +58,32 @@ def moxtrio_migrations() -> list[Migration]:
 def moxtrio_configure(ctx: PluginContext) -> None:
     """Offer the list operations to the commands and other plugins."""
     ctx.services["suppression"] = SuppressionService(ctx)
+    expiry.configure(ctx)
+
+
+@hookimpl
+def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
+    """Hourly removal of lapsed entries (they already stopped suppressing)."""
+    svc = ctx.services.get("suppression")
+    return [_cleanup_task(svc)] if isinstance(svc, SuppressionService) else []
+
+
+def _cleanup_task(svc: SuppressionService) -> Any:
+    async def cleanup(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(CLEANUP_INTERVAL)
+            try:
+                await svc.delete_lapsed()
+            except Exception:  # noqa: BLE001 - try again next round
+                log.exception("removing lapsed suppressions")
+
+    return cleanup
 
 
 @hookimpl
 def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
-    return ctl_commands()
+    return ctl_commands() + bulk_commands.ctl_commands()
 
 
 @hookimpl
@@ -78,3 +109,19 @@ async def moxtrio_suppression_op(
     if not isinstance(svc, SuppressionService):
         svc = SuppressionService(ctx)
     return await svc.op(account, op, args)
+
+
+@hookimpl
+async def moxtrio_incoming_inspect(
+    ctx: PluginContext, message_path: str, msg_prefix: bytes
+) -> Any:
+    """Recognise a spam complaint (RFC 5965 feedback report) before it is stored."""
+    return await complaints.inspect(message_path, msg_prefix)
+
+
+@hookimpl
+def moxtrio_incoming_report(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+) -> bool | None:
+    """Match a complaint to the outgoing message: suppress, raise event ``complaint``."""
+    return complaints.on_report(conn, ctx, delivered, reports)

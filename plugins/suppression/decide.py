@@ -18,6 +18,7 @@ from core.goflags import go_quote
 from core.store.models import RetiredEntry, utcnow
 from core.store.queue_rows import recent_outcomes
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
+from plugins.suppression.expiry import automatic_until
 from plugins.suppression.records import (
     Suppression,
     find_suppression,
@@ -113,15 +114,18 @@ def suppress_after_failure(
     )
     if reason is None:
         return None
+    now = now or utcnow()
     return insert_suppression(
         conn,
         Suppression(
             account=account,
             base_address=base,
             original_address=rcpt.original,
-            created=now or utcnow(),
+            created=now,
             manual=False,
             reason=reason,
+            category="bounce",
+            until=automatic_until(conn, account, now),
         ),
     )
 

@@ -9,29 +9,53 @@ administrator's commands.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
+
+import trio
 
 from core.goflags import go_quote
 from core.plugin_api import PluginContext
+from core.queue.timefmt import TimeExprError, parse_rfc3339
 from core.store.models import utcnow
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
+from plugins.suppression.bulk import (
+    DEFAULT_REASON,
+    FORMATS,
+    PAGE,
+    ImportDefaults,
+    ImportFailed,
+    csv_chunk,
+    csv_header,
+    json_chunk,
+    parse_import,
+)
 from plugins.suppression.records import (
+    CATEGORIES,
+    BadCursor,
     DuplicateSuppression,
+    PageFilter,
     Suppression,
     SuppressionAbsent,
+    delete_lapsed,
     delete_suppression,
     find_suppression,
     insert_suppression,
+    list_page,
     list_suppressions,
+    page_cursor,
+    upsert_suppressions,
 )
 
 #: Webapi error codes (spec 01 §2.2) this plugin raises.
 CODE_BAD_ADDRESS = "badAddress"
 CODE_ERROR = "error"
 CODE_PROTOCOL = "protocol"
+CODE_USER = "user"
 
-OPS = ("list", "add", "remove", "present")
+OPS = ("list", "add", "remove", "present", "export", "import")
 
 
 class SuppressionError(Exception):
@@ -98,6 +122,91 @@ class SuppressionService:
 
         await self.ctx.store.write(write)
 
+    # -- bulk (moxtrio extensions) ----------------------------------------------
+
+    async def page(
+        self, f: PageFilter, after: str = "", limit: int = PAGE
+    ) -> builtins.list[Suppression]:
+        """One page of a filtered listing (see :func:`records.list_page`)."""
+        return await self.ctx.store.read(lambda conn: list_page(conn, f, after, limit))
+
+    async def export(self, f: PageFilter) -> AsyncIterator[builtins.list[Suppression]]:
+        """Every entry matching ``f``, page by page (each page its own read)."""
+        after = ""
+        while True:
+            entries = await self.page(f, after, PAGE)
+            if entries:
+                yield entries
+            if len(entries) < PAGE:
+                return
+            after = page_cursor(entries[-1])
+
+    async def import_data(
+        self, account: str, data: str, fmt: str, defaults: ImportDefaults | None = None
+    ) -> int:
+        """Import a CSV/JSON list into ``account``'s list, all or nothing.
+
+        Raises ImportFailed (every bad line) before anything is written.
+        """
+        if not account:
+            raise ImportFailed([(0, "import needs an account")])
+        now = utcnow()
+        entries = await trio.to_thread.run_sync(
+            lambda: parse_import(account, data, fmt, now, defaults)
+        )
+        return await self.ctx.store.write(lambda conn: upsert_suppressions(conn, entries))
+
+    async def delete_lapsed(self) -> int:
+        now = utcnow()
+        return await self.ctx.store.write(lambda conn: delete_lapsed(conn, now))
+
+    async def _export_op(self, account: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Extension op ``export``: one page as text of an export.
+
+        ``args``: ``Format`` (csv/json), ``Category``, ``Contains``, ``After``
+        (cursor), ``Limit``. Returns ``Text`` (the CSV header on the first
+        page; JSON entries without the enclosing brackets, with a leading
+        separator after the first page) and ``Next`` ("" at the end).
+        """
+        fmt = str(args.get("Format") or "csv")
+        category = str(args.get("Category") or "")
+        if fmt not in FORMATS:
+            raise SuppressionError(CODE_USER, f"unknown format {fmt!r} (csv or json)")
+        if category and category not in CATEGORIES:
+            raise SuppressionError(CODE_USER, f"unknown category {category!r}")
+        f = PageFilter(account=account, category=category, contains=str(args.get("Contains") or ""))
+        after = str(args.get("After") or "")
+        limit = max(1, min(int(args.get("Limit") or PAGE), PAGE))
+        try:
+            entries = await self.page(f, after, limit + 1)
+        except BadCursor as exc:
+            raise SuppressionError(CODE_USER, str(exc)) from exc
+        more = len(entries) > limit
+        entries = entries[:limit]
+        if fmt == "csv":
+            text = (csv_header() if not after else "") + csv_chunk(entries)
+        else:
+            text = json_chunk(entries, first=not after)
+        return {"Text": text, "Next": page_cursor(entries[-1]) if more else ""}
+
+    async def _import_op(self, account: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Extension op ``import``: ``Data`` (text), ``Format``, ``Category``, ``Reason``, ``Until``."""
+        until = None
+        if args.get("Until"):
+            try:
+                until = parse_rfc3339(str(args["Until"]))
+            except TimeExprError as exc:
+                raise SuppressionError(CODE_USER, f"bad Until: {exc}") from exc
+        category = str(args.get("Category") or "manual")
+        if category not in CATEGORIES:
+            raise SuppressionError(CODE_USER, f"unknown category {category!r}")
+        defaults = ImportDefaults(category, str(args.get("Reason") or DEFAULT_REASON), until)
+        try:
+            n = await self.import_data(account, str(args["Data"]), str(args.get("Format") or "csv"), defaults)
+        except ImportFailed as exc:
+            raise SuppressionError(CODE_USER, str(exc)) from exc
+        return {"Imported": n}
+
     # -- the webapi's four methods (spec 01 §5.2-5.5) -------------------------
 
     async def op(self, account: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +221,10 @@ class SuppressionService:
             raise SuppressionError(CODE_ERROR, "suppression operation without account")
         if op == "list":
             return {"Suppressions": [s.to_json() for s in await self.list(account)]}
+        if op == "export":
+            return await self._export_op(account, args)
+        if op == "import":
+            return await self._import_op(account, args)
         if op not in OPS:
             raise SuppressionError(CODE_ERROR, f"unknown suppression operation {op!r}")
         address = args.get("EmailAddress", "")

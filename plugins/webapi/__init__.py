@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
+from core.store.migrations import Migration
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:
@@ -31,3 +32,11 @@ def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
             blueprint=_blueprint,
         )
     ]
+
+
+@hookimpl
+def moxtrio_migrations() -> list[Migration]:
+    """Tables of the extensions (idempotency keys)."""
+    from plugins.webapi.idempotency import MIGRATIONS
+
+    return list(MIGRATIONS)

@@ -2,9 +2,9 @@
 
 The user name is an email address (the login address, remembered as given
 for Send's default From and for FromIDLoginAddresses), the password the
-account's. Failed attempts count in the process-wide auth-failure limiter
-that SMTP uses too (spec 01 §3.2), so password guessing over either
-protocol is throttled together.
+account's. Failed attempts count in the server's failed-login limiter
+(``ctx.login_limiter``) that SMTP AUTH uses too, so password guessing over
+either protocol is throttled together.
 
 Verifying a password costs a PBKDF2 derivation (SCRAM-SHA-256, 4096+
 rounds), several milliseconds of CPU: at hundreds of requests per second
@@ -29,14 +29,10 @@ from dataclasses import dataclass
 
 import trio
 
+from core.loginlimit import LoginLimiter
+from core.passwords import verify_password
 from core.plugin_api import PluginContext
-from core.smtp.limits import WindowLimiter, auth_failure_limiter
-from core.store.accounts import (
-    InvalidPassword,
-    get_scram_credentials,
-    salted_password,
-    scram_keys,
-)
+from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
 from plugins.webapi.errors import WebapiError
 
@@ -98,16 +94,6 @@ def client_ip(peer: str | None, forwarded_for: str | None, forwarded: bool) -> s
         raise HTTPAuthError(500, NO_REMOTE_IP) from None
 
 
-def _check_password(password: str, creds: ScramCredentials) -> bool:
-    """PBKDF2 + constant-time compare; runs in a worker thread."""
-    try:
-        salted = salted_password(password, creds.salt, creds.iterations)
-    except InvalidPassword:
-        return False
-    _, stored_key, _ = scram_keys(salted)
-    return hmac.compare_digest(stored_key, creds.stored_key)
-
-
 class Authenticator:
     """Checks Basic credentials for one server (one per webapi plugin context)."""
 
@@ -118,19 +104,16 @@ class Authenticator:
         self.pbkdf2_runs = 0
 
     @property
-    def limiter(self) -> WindowLimiter:
-        """The process-wide limiter (shared with SMTP); created here if the core has none."""
-        lim = self.ctx.services.get("auth_limiter")
-        if lim is None:
-            lim = self.ctx.services.setdefault("auth_limiter", auth_failure_limiter())
-        return lim  # type: ignore[no-any-return]
+    def limiter(self) -> LoginLimiter:
+        """The server's failed-login limiter, shared with SMTP AUTH."""
+        return self.ctx.login_limiter
 
     def _tag(self, password: str) -> bytes:
         return hmac.digest(self._secret, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
 
     async def _verify(self, account: str | None, password: str) -> bool:
         if account is None:
-            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            await trio.to_thread.run_sync(verify_password, password, _DUMMY)
             return False
 
         def read(conn: sqlite3.Connection) -> ScramCredentials | None:
@@ -138,7 +121,7 @@ class Authenticator:
 
         creds = await self.ctx.store.read(read)
         if creds is None:
-            await trio.to_thread.run_sync(_check_password, password, _DUMMY)
+            await trio.to_thread.run_sync(verify_password, password, _DUMMY)
             return False
         key = (account, creds.stored_key)
         tag = self._tag(password)
@@ -146,7 +129,7 @@ class Authenticator:
         if known is not None and hmac.compare_digest(known, tag):
             return True
         self.pbkdf2_runs += 1
-        ok = await trio.to_thread.run_sync(_check_password, password, creds)
+        ok = await trio.to_thread.run_sync(verify_password, password, creds)
         if ok:
             if len(self._verified) >= CACHE_MAX:
                 self._verified.clear()
@@ -162,25 +145,31 @@ class Authenticator:
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         ip = client_ip(peer, forwarded_for, forwarded)
         limiter = self.limiter
-        if not limiter.can_add(ip):
+        if not limiter.allowed(ip):
             raise HTTPAuthError(429, TOO_MANY)
         username, password = creds
+        target = ""
         try:
             account = self.ctx.config.account_for_login(username)
+            target = account or ""
+            if target and not limiter.allowed(ip, target):
+                raise HTTPAuthError(429, TOO_MANY)
             ok = await self._verify(account, password)
+        except HTTPAuthError:
+            raise
         except Exception:  # noqa: BLE001 - the client gets a server error, we log why
             log.exception("verifying webapi credentials")
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise WebapiError("server", "error verifying credentials") from None
         if not ok or account is None:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         acc = self.ctx.config.account(account)
         if acc is None:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
         if acc.LoginDisabled:
-            limiter.add(ip)
+            limiter.failed(ip, target)
             raise HTTPAuthError(401, LOGIN_DISABLED, challenge=True)
-        limiter.reset(ip)
+        limiter.succeeded(ip, account)
         return Login(account=account, address=username, remote_ip=ip)

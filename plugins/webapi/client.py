@@ -108,6 +108,11 @@ def _form(req: Any, files: list[UploadFile] | None) -> dict[str, Any]:
     return {"data": {"request": body}, "files": parts}
 
 
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    """The ``Idempotency-Key`` header (a moxtrio extension; mox ignores it)."""
+    return None if key is None else {"Idempotency-Key": key}
+
+
 def _result(method: str, resp: httpx.Response) -> Any:
     if resp.status_code == 200:
         info = METHODS[method]
@@ -160,15 +165,25 @@ class Client(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, req: Any, files: list[UploadFile] | None = None) -> Any:
+    def call(
+        self, method: str, req: Any, files: list[UploadFile] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """Call ``method`` with a request dataclass; the typed result (or bytes)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}")
-        resp = self.http.post(self.base_url + method, auth=self.auth, **_form(req, files))
+        resp = self.http.post(
+            self.base_url + method, auth=self.auth, headers=headers, **_form(req, files)
+        )
         return _result(method, resp)
 
-    def send(self, req: SendRequest, files: list[UploadFile] | None = None) -> SendResult:
-        return self.call("Send", req, files)  # type: ignore[no-any-return]
+    def send(
+        self, req: SendRequest, files: list[UploadFile] | None = None,
+        *, idempotency_key: str | None = None,
+    ) -> SendResult:
+        """Send; with ``idempotency_key`` a repeat of this call (same key, same
+        request, within 24 h) returns the first answer instead of sending again."""
+        return self.call("Send", req, files, _idempotency(idempotency_key))  # type: ignore[no-any-return]
 
     def suppression_list(self) -> SuppressionListResult:
         return self.call("SuppressionList", SuppressionListRequest())  # type: ignore[no-any-return]
@@ -223,14 +238,23 @@ class AsyncClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def call(self, method: str, req: Any, files: list[UploadFile] | None = None) -> Any:
+    async def call(
+        self, method: str, req: Any, files: list[UploadFile] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}")
-        resp = await self.http.post(self.base_url + method, auth=self.auth, **_form(req, files))
+        resp = await self.http.post(
+            self.base_url + method, auth=self.auth, headers=headers, **_form(req, files)
+        )
         return _result(method, resp)
 
-    async def send(self, req: SendRequest, files: list[UploadFile] | None = None) -> SendResult:
-        return await self.call("Send", req, files)  # type: ignore[no-any-return]
+    async def send(
+        self, req: SendRequest, files: list[UploadFile] | None = None,
+        *, idempotency_key: str | None = None,
+    ) -> SendResult:
+        """As :meth:`Client.send`."""
+        return await self.call("Send", req, files, _idempotency(idempotency_key))  # type: ignore[no-any-return]
 
     async def suppression_list(self) -> SuppressionListResult:
         return await self.call("SuppressionList", SuppressionListRequest())  # type: ignore[no-any-return]

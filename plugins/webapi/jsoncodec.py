@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+from core.gofmt import format_go_time
+
 __all__ = [
     "DecodeError",
     "decode_request",
@@ -139,23 +141,8 @@ def parse_time(s: str) -> datetime:
         raise ValueError(f'parsing time "{s}": {exc}') from None
 
 
-def format_time(t: datetime) -> str:
-    """Go's time.Time JSON form: RFC 3339, fraction with trailing zeros trimmed, ``Z`` for UTC.
-
-    A naive datetime is taken as local time.
-    """
-    if t.tzinfo is None:
-        t = t.astimezone()
-    s = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    if t.microsecond:
-        s += "." + f"{t.microsecond:06d}".rstrip("0")
-    off = t.utcoffset() or timedelta(0)
-    if off == timedelta(0):
-        return s + "Z"
-    secs = int(off.total_seconds())
-    sign = "+" if secs >= 0 else "-"
-    secs = abs(secs)
-    return f"{s}{sign}{secs // 3600:02d}:{secs % 3600 // 60:02d}"
+#: Go's time.Time JSON form; one implementation for every Go-compatible text.
+format_time = format_go_time
 
 
 def _mismatch(v: Any, tp: Any, where: str) -> DecodeError:
@@ -246,7 +233,7 @@ def _decode_struct(obj: dict[str, Any], cls: type, strict: bool = True) -> Any:
         if name is None:
             if not strict:
                 continue
-            raise DecodeError(f'json: unknown field "{key}"')
+            raise DecodeError(f'json: unknown field "{_clean_str(key)}"')
         if value is None:
             # Go leaves the field as it was: the zero value.
             kwargs.pop(name, None)
@@ -334,9 +321,14 @@ def to_jsonable(value: Any, tp: Any = None) -> Any:
 def encode(value: Any) -> str:
     """Compact JSON with a trailing newline, as Go's json.Encoder with HTML escaping off."""
     s = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    # Text from a request (an error naming a field) may hold lone surrogates,
+    # which cannot be UTF-8: U+FFFD as Go writes them.
+    s = _clean_str(s)
     # Go escapes these two even without HTML escaping (they end JavaScript lines).
     s = s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return s + "\n"
+    # Text quoted from a request (a field name in an error message) may
+    # hold a lone surrogate, which has no UTF-8 form: U+FFFD, as Go writes.
+    return _clean_str(s) + "\n"
 
 
 def encode_bytes(value: Any) -> bytes:

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from core.version import VERSION
+from plugins.webapi.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from plugins.webapi.jsoncodec import optional_inner, type_hints
 from plugins.webapi.types import ERROR_CODES, METHODS, Error
 
@@ -120,7 +121,9 @@ def _form(request_cls: type, uploads: bool) -> dict[str, Any]:
         for f in UPLOAD_FIELDS:
             props[f] = {
                 "type": "array",
-                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                # format binary as well: generators written for OpenAPI 3.0 only
+                # make file parameters of it.
+                "items": {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"},
                 "description": "Files to add; the part's Content-Type and Content-ID headers are used.",
             }
     return {"type": "object", "properties": props, "required": ["request"]}
@@ -148,10 +151,22 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
             }
         else:
             ok = {
-                "description": "The transfer-decoded part; Content-Type sniffed from its first 512 bytes.",
-                "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+                "description": (
+                    "The transfer-decoded part. The actual Content-Type is sniffed from its "
+                    "first 512 bytes (e.g. text/plain; charset=utf-8)."
+                ),
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+                    }
+                },
             }
+        # One request content type per method: code generators handle a choice
+        # of request bodies badly (openapi-python-client emits code that does
+        # not import). Send is described as multipart, the only way to upload
+        # files; the server takes every method in either encoding.
         uploads = name == "Send"
+        ctype = "multipart/form-data" if uploads else "application/x-www-form-urlencoded"
         paths[f"/v0/{name}"] = {
             "get": {
                 "operationId": f"{name}Page",
@@ -164,10 +179,7 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 "summary": m.doc,
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {"schema": _form(m.request, False)},
-                        "multipart/form-data": {"schema": _form(m.request, uploads)},
-                    },
+                    "content": {ctype: {"schema": _form(m.request, uploads)}},
                 },
                 "responses": {
                     "200": ok,
@@ -180,6 +192,8 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
                 },
             },
         }
+    # moxtrio extension: the Idempotency-Key header of Send.
+    paths["/v0/Send"]["post"]["parameters"] = [IDEMPOTENCY_PARAMETER]
     paths["/v0/"] = {
         "get": {
             "operationId": "Index",
@@ -195,8 +209,10 @@ def openapi_document(base_path: str = "/webapi/") -> dict[str, Any]:
             "version": VERSION,
             "description": (
                 "mox-compatible HTTP/JSON API (version 0). Each method takes its JSON request in "
-                "the form field `request` (urlencoded or multipart) and authenticates with HTTP "
-                "basic auth: an email address and the account password."
+                "the form field `request` and authenticates with HTTP basic auth: an email address "
+                "and the account password. Every method accepts both "
+                "application/x-www-form-urlencoded and multipart/form-data; each is described "
+                "with one of them (Send with multipart, for its file uploads)."
             ),
         },
         "servers": [{"url": base_path}],

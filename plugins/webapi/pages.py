@@ -1,11 +1,11 @@
 """HTML pages: the method index (``v0/``) and a form page per method, as mox serves them.
 
 The example request/response JSON on a method page is generated from the
-same dataclasses the server decodes with (spec 01 §1.3): the zero value,
-with every list holding one filled element, every map one ``"example"``
-entry, every pointer present; pretty-printed with a tab indent in
-declaration order. A type that contains itself (``Structure.Parts``) gets
-an empty list at the second level, so the example stays finite.
+same dataclasses the server decodes with, filled as mox fills its Go types:
+the zero value, with every list holding one filled element, every map one
+``"example"`` entry, every pointer present; pretty-printed with a tab indent
+in declaration order. A type that contains itself (``Structure.Parts``)
+holds its zero value at the second level, so the example stays finite.
 """
 
 from __future__ import annotations
@@ -25,16 +25,13 @@ from plugins.webapi.types import METHODS
 DOC_URL = "https://pkg.go.dev/github.com/mjl-/mox/webapi/"
 
 
-def example_value(tp: Any, stack: tuple[type, ...] = ()) -> Any:
-    """The filled zero value of ``tp`` as plain JSON data."""
-    inner = optional_inner(tp)
-    if inner is not None:
-        return example_value(inner, stack)
+def zero_value(tp: Any) -> Any:
+    """The Go zero value of ``tp`` as JSON data: nil slices, maps and pointers are null."""
+    if optional_inner(tp) is not None:
+        return None
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = type_hints(tp)
-        return {
-            f.name: example_value(hints[f.name], (*stack, tp)) for f in dataclasses.fields(tp)
-        }
+        return {f.name: zero_value(hints[f.name]) for f in dataclasses.fields(tp)}
     if tp is bool:
         return False
     if tp is int:
@@ -43,22 +40,41 @@ def example_value(tp: Any, stack: tuple[type, ...] = ()) -> Any:
         return ""
     if tp is datetime:
         return format_time(datetime.min.replace(tzinfo=UTC))
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is list:
-        elem = args[0]
-        if isinstance(elem, type) and elem in stack:
-            return []
-        return [example_value(elem, stack)]
-    if origin is tuple:
-        return [example_value(a, stack) for a in args]
-    if origin is dict:
-        return {"example": example_value(args[1], stack)}
+    if typing.get_origin(tp) is tuple:
+        return [zero_value(a) for a in typing.get_args(tp)]
     return None
 
 
+def example_value(tp: Any, stack: tuple[Any, ...] = ()) -> Any:
+    """The example value of ``tp`` as mox fills it (Go's ``mox.FillExample``).
+
+    Lists get one filled element, maps one ``"example"`` entry, pointers a
+    filled value. A type already being filled further up is left at its zero
+    value, so ``Structure.Parts`` holds one zero Structure (whose own
+    ``Parts`` and ``ContentTypeParams`` are null), exactly as in mox.
+    """
+    if tp in stack:
+        return zero_value(tp)
+    stack = (*stack, tp)
+    inner = optional_inner(tp)
+    if inner is not None:
+        return example_value(inner, stack)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = type_hints(tp)
+        return {f.name: example_value(hints[f.name], stack) for f in dataclasses.fields(tp)}
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is list:
+        return [example_value(args[0], stack)]
+    if origin is dict:
+        return {"example": example_value(args[1], stack)}
+    # Go arrays (pairs), numbers, strings, booleans and times stay zero.
+    return zero_value(tp)
+
+
 def example_json(tp: type) -> str:
-    return json.dumps(example_value(tp), indent="\t", ensure_ascii=False)
+    """Pretty-printed as Go's json.Encoder with a tab indent writes it (trailing newline)."""
+    return json.dumps(example_value(tp), indent="\t", ensure_ascii=False) + "\n"
 
 
 @cache

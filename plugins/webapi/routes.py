@@ -20,15 +20,18 @@ import trio
 from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
-from plugins.webapi import messages, send, suppression
+from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
+from plugins.webapi.ext_methods import EXTENSIONS
+from plugins.webapi.extensions import call_extension
 from plugins.webapi.forms import (
+    DRAIN_MAX,
+    FORM_TYPES,
     Form,
     body_limit,
     media_type,
-    parse_multipart,
-    parse_urlencoded,
+    read_form,
     too_large,
 )
 from plugins.webapi.jsoncodec import DecodeError, decode_request, encode_bytes
@@ -47,10 +50,6 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self' 'unsafe-inline' data:",
     "Referrer-Policy": "same-origin",
 }
-#: Bodies at least this large are parsed in a worker thread.
-THREAD_PARSE_BYTES = 256 * 1024
-#: How much of an over-long body is read and dropped before answering.
-DRAIN_MAX = 64 << 20
 JSON_TYPE = "application/json; charset=utf-8"
 
 Handler = Callable[[CallInfo, Any], Awaitable[Any]]
@@ -63,7 +62,7 @@ HANDLERS: dict[str, Handler] = {
     "MessageMove": messages.message_move,
     "MessagePartGet": messages.message_part_get,
     "MessageRawGet": messages.message_raw_get,
-    "Send": send.send,
+    "Send": idempotency.send_idempotent,
     "SuppressionAdd": suppression.suppression_add,
     "SuppressionList": suppression.suppression_list,
     "SuppressionPresent": suppression.suppression_present,
@@ -156,28 +155,6 @@ class WebapiService:
         self._listeners[key] = info
         return info
 
-    async def read_body(self, limit: int) -> bytes | None:
-        """The request body, or None when it exceeds ``limit``.
-
-        An over-long body is still read (and dropped) up to ``DRAIN_MAX``
-        more bytes: most HTTP clients only read the answer after sending the
-        whole request, so not reading would leave them stuck.
-        """
-        length = request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit + DRAIN_MAX:
-            return None
-        chunks: list[bytes] = []
-        n = 0
-        async for chunk in request.body:
-            n += len(chunk)
-            if n > limit:
-                chunks.clear()
-                if n > limit + DRAIN_MAX:
-                    break
-                continue
-            chunks.append(chunk)
-        return None if n > limit else b"".join(chunks)
-
     async def call(self, name: str) -> Response:
         method = METHODS[name]
         scope = request.scope
@@ -199,13 +176,21 @@ class WebapiService:
         except WebapiError as exc:
             return error_response(exc)
 
+        form: Form | None = None
         try:
             content_type = request.headers.get("Content-Type")
             mt = media_type(content_type)
-            body = await self.read_body(body_limit(mt, linfo.max_message_size))
-            if body is None:
-                raise too_large(mt)
-            form = await self._parse_form(mt, content_type or "", body)
+            length = request.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > DRAIN_MAX:
+                # Not worth reading at all.
+                if mt not in FORM_TYPES:
+                    raise protocol("missing/empty request")  # never parsed, as in mox
+                if int(length) > body_limit(mt, linfo.max_message_size) + DRAIN_MAX:
+                    raise too_large(mt)
+            form = await read_form(
+                request.body, mt, content_type or "",
+                tmp_dir=self.ctx.store.files.tmp_dir, max_message_size=linfo.max_message_size,
+            )
             if form.request == "":
                 raise protocol("missing/empty request")
             try:
@@ -228,19 +213,16 @@ class WebapiService:
         except Exception:  # noqa: BLE001 - a bug must not become a 500 without a code
             log.exception("webapi %s: unhandled error", name)
             return error_response(WebapiError("server", "unhandled error"))
+        finally:
+            if form is not None and any(u.path is not None for u in form.uploads):
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(form.cleanup)
         if method.result is None:
             data, ctype = result
             resp = Response(data, status=200)
             resp.headers["Content-Type"] = ctype
             return resp
         return json_response(result)
-
-    async def _parse_form(self, mt: str, content_type: str, body: bytes) -> Form:
-        if mt == "multipart/form-data":
-            if len(body) >= THREAD_PARSE_BYTES:
-                return await trio.to_thread.run_sync(parse_multipart, content_type, body)
-            return parse_multipart(content_type, body)
-        return parse_urlencoded(body)
 
 
 def host_allowed(ctx: PluginContext, host_header: str) -> bool:
@@ -316,6 +298,8 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
         return resp
 
     async def method(name: str) -> Response:
+        if name in EXTENSIONS and request.method == "POST":
+            return await call_extension(service, name, EXTENSIONS[name])
         if name not in METHODS:
             return text_response(404, "404 page not found")
         if request.method == "GET":

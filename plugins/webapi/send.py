@@ -10,7 +10,10 @@ Header injection is impossible by construction: every value that ends up in
 a header (display names, Subject, Message-ID, References, custom header
 names and values, file types and ids) is refused with code ``user`` when it
 holds a control character, addresses must parse, and file names are
-written as (RFC 2231 encoded) MIME parameters.
+written as (RFC 2231 encoded) MIME parameters. Extra ``Headers`` may not
+repeat a header Send writes itself (From, Bcc, Content-Type...: code
+``user``), and header lines over 998 octets are folded, or refused when they
+have no whitespace to fold at.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import base64
 import logging
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
 
 import trio
 
 from core.address import Address as CoreAddress
 from core.config.validate import canonical_localpart
 from core.dispatch import HookFailed
-from core.dkim import DKIMError, sign_for_domain
+from core.dkim import DKIMError, MessageFile, sign_for_domain
 from core.events import Submission as SubmissionEvent
 from core.message.address import Address, AddressError, parse_address
 from core.message.compose import (
@@ -51,7 +57,7 @@ from core.store.messages import (
     count_outgoing,
     insert_message,
 )
-from core.store.models import MessageMeta, utcnow
+from core.store.models import MessageMeta, QueueEntry, utcnow
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
 from plugins.webapi.forms import Upload
@@ -64,6 +70,8 @@ log = logging.getLogger("moxtrio.webapi.send")
 MAX_FUTURE_RELEASE = timedelta(hours=1440)
 #: Compose in a worker thread when the input is at least this large.
 THREAD_COMPOSE_BYTES = 64 * 1024
+#: Compose into a temp file instead of memory when the input is at least this large.
+SPOOL_COMPOSE_BYTES = 1 << 20
 SENT_FLAGS = ("\\seen", "$notjunk")
 
 
@@ -77,6 +85,8 @@ class CallInfo:
     max_message_size: int
     tls: str | None = None
     uploads: list[Upload] = field(default_factory=list)
+    #: Runs inside the queue-add transaction with the new entries (idempotency record).
+    queue_tx: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
 
 
 @dataclass
@@ -194,6 +204,7 @@ def _files(req: SendRequest, uploads: list[Upload]) -> tuple[list[ComposeFile], 
                 content_type=u.content_type or "",
                 content_id=u.content_id,
                 data=u.data,
+                path=u.path,
             )
             for u in uploads
             if u.field == name
@@ -207,7 +218,7 @@ def _files(req: SendRequest, uploads: list[Upload]) -> tuple[list[ComposeFile], 
 
 
 def _compose(call: CallInfo, req: SendRequest, from_: _Addr, to: list[_Addr], cc: list[_Addr],
-             bcc: list[_Addr], reply_to: list[_Addr]) -> ComposedMessage:
+             bcc: list[_Addr], reply_to: list[_Addr], out_file: BinaryIO | None = None) -> ComposedMessage:
     alternative, inline, attached = _files(req, call.uploads)
     try:
         return compose_message(
@@ -228,6 +239,7 @@ def _compose(call: CallInfo, req: SendRequest, from_: _Addr, to: list[_Addr], cc
             inline_files=inline,
             attached_files=attached,
             max_size=call.max_message_size,
+            out_file=out_file,
         )
     except MalformedMessageIDError as exc:
         raise WebapiError("malformedMessageID", str(exc)) from None
@@ -245,7 +257,7 @@ def _input_size(req: SendRequest, uploads: list[Upload]) -> int:
     n = len(req.Text) + len(req.HTML)
     for files in (req.AlternativeFiles, req.InlineFiles, req.AttachedFiles):
         n += sum(len(f.Data) for f in files)
-    return n + sum(len(u.data) for u in uploads)
+    return n + sum(u.size for u in uploads)
 
 
 def _received_id() -> str:
@@ -347,12 +359,40 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     await check_daily_limits(ctx, account, [str(_core_address(r.addr)) for r in rcpts])
     reply_to = [_parse(a) for a in req.ReplyTo]
 
-    if _input_size(req, call.uploads) >= THREAD_COMPOSE_BYTES:
-        composed = await trio.to_thread.run_sync(
-            lambda: _compose(call, req, from_, to, cc, bcc, reply_to)
-        )
-    else:
-        composed = _compose(call, req, from_, to, cc, bcc, reply_to)
+    files = ctx.store.files
+    spool: Path | None = None
+    try:
+        if _input_size(req, call.uploads) >= SPOOL_COMPOSE_BYTES:
+            # Large: composed into a temp file, never whole in memory; the
+            # store takes the file over as it is.
+            spool = files.tmp_dir / f"webapi-{secrets.token_hex(8)}"
+            composed = await trio.to_thread.run_sync(_compose_to_file, call, req, from_, to, cc, bcc, reply_to, spool)
+        elif _input_size(req, call.uploads) >= THREAD_COMPOSE_BYTES:
+            composed = await trio.to_thread.run_sync(
+                lambda: _compose(call, req, from_, to, cc, bcc, reply_to)
+            )
+        else:
+            composed = _compose(call, req, from_, to, cc, bcc, reply_to)
+        return await _submit(call, req, from_, rcpts, bcc, composed, spool)
+    finally:
+        if spool is not None:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(lambda: spool.unlink(missing_ok=True))
+
+
+def _compose_to_file(call: CallInfo, req: SendRequest, from_: _Addr, to: list[_Addr], cc: list[_Addr],
+                     bcc: list[_Addr], reply_to: list[_Addr], path: Path) -> ComposedMessage:
+    with open(path, "wb") as f:
+        return _compose(call, req, from_, to, cc, bcc, reply_to, f)
+
+
+async def _submit(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_Addr],
+                  bcc: list[_Addr], composed: ComposedMessage, spool: Path | None) -> SendResult:
+    """Sign, queue and keep the Sent copy of a composed message (in ``spool`` when given)."""
+    ctx = call.ctx
+    config = ctx.config
+    account = call.login.account
+    message: bytes | MessageFile = composed.data if spool is None else MessageFile(spool)
 
     # A From domain disabled meanwhile is a user error, as in mox.
     dom = config.domain(from_.addr.domain.unicode)
@@ -361,7 +401,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     # --- DKIM (spec 01 §5.1.4): the signatures form the common prefix after
     # Received; i= is the From localpart as is; a failure is a server error.
     try:
-        dkim_headers = await sign_for_domain(ctx, composed.data, _core_address(from_.addr), strict=True)
+        dkim_headers = await sign_for_domain(ctx, message, _core_address(from_.addr), strict=True)
     except DKIMError as exc:
         raise server(f"sign dkim: {exc}") from None
     # --- end DKIM
@@ -387,7 +427,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
     if queue is None:
         raise server("adding messages to the delivery queue: queue not available")
     try:
-        file_id = await ctx.store.files.store(composed.data)
+        file_id = await ctx.store.files.store(composed.data if spool is None else spool)
     except OSError as exc:
         raise server(f"storing message: {exc}") from None
     add = AddRequest(
@@ -406,6 +446,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
         next_attempt=next_attempt,
         future_release_request=future_request,
         use_fromid=_uses_fromid(ctx, account, call.login.address),
+        in_transaction=call.queue_tx,
     )
     try:
         entries = await queue.add(add)

@@ -20,6 +20,7 @@ from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
+from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
 from plugins.webhooks.schema import MIGRATIONS
 from plugins.webhooks.service import WebhookService, WebhookSettings
@@ -33,6 +34,7 @@ __all__ = [
     "moxtrio_incoming_delivered",
     "moxtrio_migrations",
     "moxtrio_outgoing_event",
+    "moxtrio_webhook_redeliver",
 ]
 
 _services: dict[str, WebhookService] = {}
@@ -52,7 +54,7 @@ def service_for(conn: sqlite3.Connection) -> WebhookService | None:
 
 @hookimpl
 def moxtrio_migrations() -> list[Migration]:
-    return list(MIGRATIONS)
+    return list(MIGRATIONS) + list(redelivery.MIGRATIONS)
 
 
 @hookimpl
@@ -70,7 +72,7 @@ def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
 
 @hookimpl
 def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
-    return ctl_commands()
+    return ctl_commands() + redelivery_ops.ctl_commands()
 
 
 @hookimpl
@@ -85,3 +87,11 @@ def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDeli
     svc = service_for(conn)
     if svc is not None:
         svc.on_incoming(conn, delivered)
+
+
+@hookimpl
+async def moxtrio_webhook_redeliver(
+    ctx: PluginContext, account: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The webapi's WebhookRedeliver (a moxtrio extension) for ``account``."""
+    return await redelivery_ops.api_redeliver(ctx, account, args)

@@ -30,6 +30,7 @@ from plugins.webhooks.records import (
     save_hook,
     save_retired_results,
 )
+from plugins.webhooks.redelivery import originals
 
 #: Retired hooks of an account that is no longer configured are kept this long.
 UNKNOWN_ACCOUNT_KEEP = timedelta(days=7)
@@ -114,7 +115,9 @@ def start_attempts(
             claimed.append(hook)
             if len(claimed) >= limit:
                 break
+    refs = originals(conn, [h.id for h in claimed])
     for hook in claimed:
+        hook.redelivery_of = refs.get(hook.id, 0)
         hook.next_attempt = now + hook_backoff(hook.attempts, rng)
         hook.attempts += 1
         hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=DELIVERING))

@@ -104,6 +104,9 @@ class Hook:
     attempts: int = 0
     next_attempt: datetime
     results: list[HookResult] = field(default_factory=list)
+    #: ID of the retired webhook this one redelivers (0: none). Not a column
+    #: of this table: filled from ``webhook_redelivery`` when an attempt starts.
+    redelivery_of: int = 0
 
     @property
     def event_name(self) -> str:

@@ -26,6 +26,7 @@ from plugins.webhooks.destination import (
 )
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook
+from plugins.webhooks.redelivery import HEADER as REDELIVERY_HEADER
 from plugins.webhooks.signing import HEADER as SIGNATURE_HEADER
 from plugins.webhooks.signing import header_value
 
@@ -84,6 +85,8 @@ def request_headers(
     }
     if hook.authorization or basic:
         headers["Authorization"] = hook.authorization or basic
+    if hook.redelivery_of:
+        headers[REDELIVERY_HEADER] = str(hook.redelivery_of)
     if secret:
         headers[SIGNATURE_HEADER] = header_value(secret, int(time.time()), body)
     return headers

@@ -1,17 +1,16 @@
-"""Every real mox config under testdata loads, with the values mox would see."""
+"""Every mox-format config in tests/data loads, with the values mox would see."""
 
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import pytest
 
 from core.config import Config, load_config, sconf
 from core.config.models import Dynamic, Static
+from tests.support.paths import CONFIGS as TESTDATA
 
-TESTDATA = Path("/work/shared/testdata")
-ALL = ["webapisrv", "queue", "smtpfromid", "dsn", "ctl", "localserve"]
+ALL = ["webapi", "queue", "fromid", "dsn", "ctl", "localserve"]
 
 
 def load(name: str) -> Config:
@@ -28,98 +27,98 @@ def test_loads_and_round_trips(name: str) -> None:
         assert sconf.parse(cls, sconf.write(obj, docs=True)) == obj
 
 
-def test_webapisrv() -> None:
-    c = load("webapisrv")
+def test_webapi() -> None:
+    c = load("webapi")
     s, d = c.static, c.dynamic
-    assert s.DataDir == "data" and c.data_dir == TESTDATA / "webapisrv" / "data"
-    assert s.User == "1000" and s.LogLevel == "trace" and s.Hostname == "mox.example"
+    assert s.DataDir == "data" and c.data_dir == TESTDATA / "webapi" / "data"
+    assert s.User == "1000" and s.LogLevel == "trace" and s.Hostname == "mail.app.example"
     assert s.Listeners["local"].IPs == ["0.0.0.0"]
-    assert s.Postmaster.Account == "mjl" and s.Postmaster.Mailbox == "postmaster"
+    assert s.Postmaster.Account == "ann" and s.Postmaster.Mailbox == "postmaster"
     assert c.plugins is None
-    mox_example = d.Domains["mox.example"]
-    assert mox_example.LocalpartCatchallSeparator == "+"
-    assert mox_example.DKIM.Selectors["testsel"].PrivateKeyFile == "testsel.rsakey.pkcs8.pem"
-    assert mox_example.DKIM.Sign == ["testsel"]
-    assert c.resolve_path(mox_example.DKIM.Selectors["testsel"].PrivateKeyFile).is_file()
-    assert d.Domains["disabled.example"].Disabled is True
-    mjl = d.Accounts["mjl"]
-    assert mjl.MaxOutgoingMessagesPerDay == 30 and mjl.max_outgoing_messages_per_day == 30
-    assert mjl.max_first_time_recipients_per_day == 10
-    assert mjl.FromIDLoginAddresses == ["mjl+fromid@mox.example"]
-    assert set(mjl.Destinations) == {"mjl@mox.example", "møx@mox.example", "móx@mox.example", "mjl@disabled.example"}
-    assert mjl.RejectsMailbox == "Rejects"
-    assert mjl.JunkFilter is not None and mjl.JunkFilter.Threshold == 0.95
-    assert mjl.JunkFilter.Params.Twograms is True and mjl.JunkFilter.Params.TopWords == 10
-    assert d.Accounts["disabled"].LoginDisabled == "testing"
-    other = d.Accounts["other"]
+    app_example = d.Domains["app.example"]
+    assert app_example.LocalpartCatchallSeparator == "+"
+    assert app_example.DKIM.Selectors["mail2026"].PrivateKeyFile == "mail2026.rsakey.pkcs8.pem"
+    assert app_example.DKIM.Sign == ["mail2026"]
+    assert c.resolve_path(app_example.DKIM.Selectors["mail2026"].PrivateKeyFile).is_file()
+    assert d.Domains["paused.example"].Disabled is True
+    ann = d.Accounts["ann"]
+    assert ann.MaxOutgoingMessagesPerDay == 30 and ann.max_outgoing_messages_per_day == 30
+    assert ann.max_first_time_recipients_per_day == 10
+    assert ann.FromIDLoginAddresses == ["ann+fromid@app.example"]
+    assert set(ann.Destinations) == {"ann@app.example", "änn@app.example", "ånn@app.example", "ann@paused.example"}
+    assert ann.RejectsMailbox == "Rejects"
+    assert ann.JunkFilter is not None and ann.JunkFilter.Threshold == 0.9
+    assert ann.JunkFilter.Params.Twograms is True and ann.JunkFilter.Params.TopWords == 12
+    assert d.Accounts["locked"].LoginDisabled == "under review"
+    other = d.Accounts["ben"]
     assert other.max_outgoing_messages_per_day == 1000
     assert other.max_first_time_recipients_per_day == 200
     assert other.OutgoingWebhook is None and other.KeepRetiredMessagePeriod == datetime.timedelta(0)
     # Unicode localparts look up, case-insensitively.
-    m = c.lookup_destination("MØX@mox.example")
-    assert m is not None and m.account == "mjl" and m.address == "møx@mox.example"
-    assert c.account_for_login("mjl+fromid@mox.example") == "mjl"
-    assert c.account_for_login("móx+x@MOX.example") == "mjl"
-    assert c.account_for_login("disabled@mox.example") == "disabled"
-    assert c.account_for_login("nobody@mox.example") is None
+    m = c.lookup_destination("ÄNN@app.example")
+    assert m is not None and m.account == "ann" and m.address == "änn@app.example"
+    assert c.account_for_login("ann+fromid@app.example") == "ann"
+    assert c.account_for_login("ånn+x@APP.example") == "ann"
+    assert c.account_for_login("locked@app.example") == "locked"
+    assert c.account_for_login("nobody@app.example") is None
 
 
 def test_queue() -> None:
     c = load("queue")
     s, d = c.static, c.dynamic
-    submit = s.Transports["submit"].Submission
-    assert submit is not None and submit.Host == "submission.example" and submit.NoSTARTTLS
-    assert submit.Auth is not None and submit.Auth.Username == "test" and submit.Auth.Mechanisms == ["PLAIN"]
-    tls = s.Transports["submittls"].Submissions
-    assert tls is not None and tls.Auth is not None and tls.Auth.Password == "test1234"
-    socks = s.Transports["socks"].Socks
-    assert socks is not None and socks.Address == "localhost:1234" and socks.RemoteIPs == ["127.0.0.1"]
+    submit = s.Transports["relay"].Submission
+    assert submit is not None and submit.Host == "relay.app.example" and submit.NoSTARTTLS
+    assert submit.Auth is not None and submit.Auth.Username == "relayuser" and submit.Auth.Mechanisms == ["PLAIN"]
+    tls = s.Transports["relaytls"].Submissions
+    assert tls is not None and tls.Auth is not None and tls.Auth.Password == "relaypass99"
+    socks = s.Transports["proxy"].Socks
+    assert socks is not None and socks.Address == "localhost:9050" and socks.RemoteIPs == ["127.0.0.1"]
     assert socks.RemoteHostname == "localhost"
     assert s.Listeners["local"].IPs == []  # "local: nil"
-    retired = d.Accounts["retired"]
+    retired = d.Accounts["shortlived"]
     assert retired.KeepRetiredMessagePeriod == sconf.Duration(1)
     assert retired.KeepRetiredMessagePeriod and retired.KeepRetiredWebhookPeriod  # 1ns is "keep"
     assert sconf.format_duration(retired.KeepRetiredWebhookPeriod) == "1ns"
     assert retired.OutgoingWebhook is not None
-    assert retired.OutgoingWebhook.URL == "http://localhost:1234/outgoing"
-    assert retired.OutgoingWebhook.Authorization == "Basic dXNlcm5hbWU6cGFzc3dvcmQ="
+    assert retired.OutgoingWebhook.URL == "http://localhost:8025/events"
+    assert retired.OutgoingWebhook.Authorization == "Basic aG9vazpzZWNyZXQ="
     assert retired.OutgoingWebhook.wants("delivered")
-    assert retired.IncomingWebhook is not None and retired.IncomingWebhook.URL == "http://localhost:1234/incoming"
-    hook = d.Accounts["hook"]
+    assert retired.IncomingWebhook is not None and retired.IncomingWebhook.URL == "http://localhost:8025/inbound"
+    hook = d.Accounts["hooked"]
     assert hook.OutgoingWebhook is not None and hook.KeepRetiredMessagePeriod == datetime.timedelta(0)
     assert not hook.KeepRetiredMessagePeriod
     assert len(d.Routes) == 1
-    assert d.Routes[0].ToDomain == ["submit.example"] and d.Routes[0].Transport == "submit"
-    assert c.catchall_separators("mox.example") == ["+"]
+    assert d.Routes[0].ToDomain == ["relayed.example"] and d.Routes[0].Transport == "relay"
+    assert c.catchall_separators("app.example") == ["+"]
 
 
-def test_smtpfromid() -> None:
-    c = load("smtpfromid")
-    assert c.dynamic.Accounts["mjl"].FromIDLoginAddresses == ["mjl+fromid@mox.example"]
-    assert c.account_for_login("mjl+fromid@mox.example") == "mjl"
-    m = c.lookup_destination("mjl+0123456789abcdefghijkl@mox.example")
-    assert m is not None and m.account == "mjl" and m.address == "mjl@mox.example" and m.mailbox == "Inbox"
+def test_fromid() -> None:
+    c = load("fromid")
+    assert c.dynamic.Accounts["ann"].FromIDLoginAddresses == ["ann+fromid@app.example"]
+    assert c.account_for_login("ann+fromid@app.example") == "ann"
+    m = c.lookup_destination("ann+0123456789abcdefghijkl@app.example")
+    assert m is not None and m.account == "ann" and m.address == "ann@app.example" and m.mailbox == "Inbox"
 
 
 def test_dsn() -> None:
     c = load("dsn")
-    sel = c.dynamic.Domains["mox.example"].DKIM.Selectors["testsel"]
+    sel = c.dynamic.Domains["app.example"].DKIM.Selectors["mail2026"]
     assert sel.Hash == "sha256" and sel.hash == "sha256"
     assert sel.Headers[0] == "From" and "Message-ID" in sel.Headers and len(sel.Headers) == 11
-    assert c.catchall_separators("mox.example") == []
-    assert c.lookup_destination("mjl+x@mox.example") is None
-    assert c.lookup_destination("MJL@mox.example") is not None
+    assert c.catchall_separators("app.example") == []
+    assert c.lookup_destination("ann+x@app.example") is None
+    assert c.lookup_destination("ANN@app.example") is not None
 
 
 def test_ctl() -> None:
     c = load("ctl")
     assert c.data_dir == (TESTDATA / "ctl" / "../data")
-    mjl = c.dynamic.Accounts["mjl"]
-    assert mjl.OutgoingWebhook is not None and mjl.OutgoingWebhook.URL == "http://localhost:1234"
-    assert mjl.KeepRetiredMessagePeriod == datetime.timedelta(hours=1)
-    assert sconf.format_duration(mjl.KeepRetiredWebhookPeriod) == "1h0m0s"
-    assert set(mjl.Destinations) == {"mjl2@mox.example", "mjl@mox.example"}
-    assert c.domain("MOX.EXAMPLE") is not None
+    ann = c.dynamic.Accounts["ann"]
+    assert ann.OutgoingWebhook is not None and ann.OutgoingWebhook.URL == "http://localhost:8025"
+    assert ann.KeepRetiredMessagePeriod == datetime.timedelta(hours=1)
+    assert sconf.format_duration(ann.KeepRetiredWebhookPeriod) == "1h0m0s"
+    assert set(ann.Destinations) == {"ann2@app.example", "ann@app.example"}
+    assert c.domain("APP.EXAMPLE") is not None
 
 
 def test_localserve() -> None:

@@ -83,7 +83,7 @@ async def test_tryfirst_is_honoured() -> None:
         def moxtrio_smtp_mail_from(self) -> None:
             order.append("b")
 
-    await make(B(), A()).call("moxtrio_smtp_mail_from", ctx=None, listener_kind="smtp", address="")
+    await make(B(), A()).run("moxtrio_smtp_mail_from", ctx=None, listener_kind="smtp", address="")
     assert order == ["b", "a"]
 
 
@@ -184,3 +184,144 @@ def test_every_hookspec_has_a_kind_and_a_docstring() -> None:
         assert name in hookspecs.HOOK_KINDS, name
         doc = getattr(hookspecs, name).__doc__ or ""
         assert len(doc.strip()) > 40, f"{name} needs a docstring that states its contract"
+
+
+# -- rules come from the specification, not from the call site ---------------
+
+
+async def test_run_follows_firstresult_of_the_spec() -> None:
+    class Yes:
+        @hookimpl
+        def moxtrio_smtp_rcpt_to(self) -> Rejection:
+            return Rejection(550, "5.7.1", "first")
+
+        @hookimpl
+        def moxtrio_ctl_commands(self) -> list[str]:
+            return ["a"]
+
+    class Also:
+        @hookimpl
+        def moxtrio_smtp_rcpt_to(self) -> Rejection:
+            return Rejection(550, "5.7.1", "second")
+
+    d = make(Yes(), Also())
+    # firstresult=True in the spec: one answer, the first.
+    got = await d.run("moxtrio_smtp_rcpt_to", ctx=None, listener_kind="smtp", address="x@y")
+    assert got == Rejection(550, "5.7.1", "first")
+    # Asking for the wrong convention at a call site is refused, both ways.
+    with pytest.raises(TypeError, match="moxtrio_smtp_rcpt_to is firstresult"):
+        await d.call("moxtrio_smtp_rcpt_to", ctx=None, listener_kind="smtp", address="x@y")
+    with pytest.raises(TypeError, match="moxtrio_outgoing_event is not firstresult"):
+        d.first_sync("moxtrio_outgoing_event", conn=None, event=None)
+    with pytest.raises(TypeError, match="not a start-up hook"):
+        d.setup("moxtrio_smtp_rcpt_to", ctx=None, listener_kind="smtp", address="x@y")
+    assert d.setup("moxtrio_ctl_commands", ctx=None) == ["a"]
+
+
+def test_hook_without_a_declared_kind_is_an_error_at_start_up() -> None:
+    from core.dispatch import HookContractError
+
+    class Specs:
+        @hookspecs.hookspec
+        def moxtrio_kindless(self, ctx: object) -> None:
+            """A hook whose declaration forgot @_kind."""
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(Specs)
+    with pytest.raises(HookContractError, match="hook moxtrio_kindless declares no kind"):
+        HookDispatcher(pm)
+
+
+@pytest.mark.parametrize("marker", ["wrapper=True", "hookwrapper=True"])
+def test_wrappers_are_refused_at_registration_naming_plugin_and_hook(
+    marker: str, tmp_path, monkeypatch
+) -> None:
+    from core.dispatch import HookContractError
+    from core.plugins import create_manager
+
+    module = f"wrapping_{marker.split('=')[0]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from core.hookspecs import hookimpl\n"
+        f"@hookimpl({marker})\n"
+        "def moxtrio_submission():\n"
+        "    yield\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(HookContractError) as info:
+        create_manager([module])
+    assert str(info.value) == (
+        f"plugin '{module}': moxtrio_submission is marked as a pluggy wrapper "
+        "(wrapper=True/hookwrapper=True); moxtrio does not support hook wrappers, "
+        "implement the hook as a plain function"
+    )
+
+
+def test_time_limits_are_declared_per_hook_and_overridable() -> None:
+    d = make()
+    # Delivery hooks get a delivery-sized limit; the others the standard one.
+    assert d.time_limit_for("moxtrio_deliver") == hookspecs.DELIVERY_TIME_LIMIT
+    assert d.time_limit_for("moxtrio_deliver") > 4 * 60
+    assert d.time_limit_for("moxtrio_smtp_rcpt_to") == 5.0
+    d = HookDispatcher(d.pm, time_limits={"default": 7.0, "moxtrio_deliver": 900.0})
+    assert d.time_limit_for("moxtrio_smtp_rcpt_to") == 7.0
+    assert d.time_limit_for("moxtrio_deliver") == 900.0
+    assert HookDispatcher(d.pm).time_limit_for("moxtrio_submission") == hookspecs.DEFAULT_TIME_LIMIT
+
+
+async def test_declared_limit_applies_per_hook() -> None:
+    """A delivery-sized limit on moxtrio_deliver does not extend other hooks."""
+
+    class Slow:
+        @hookimpl
+        async def moxtrio_deliver(self) -> str:
+            await trio.sleep(0.2)
+            return "delivered"
+
+        @hookimpl
+        async def moxtrio_submission(self) -> None:
+            await trio.sleep(10)
+
+    d = make(Slow(), time_limit=0.1)
+    with trio.fail_after(5):
+        assert await d.run("moxtrio_deliver", ctx=None, batch=None) == "delivered"
+        with pytest.raises(HookFailed, match="no answer within 0.1s"):
+            await d.run("moxtrio_submission", ctx=None, submission=submission())
+
+
+def test_hooks_yaml_overrides_limits_and_rejects_bad_values(tmp_path) -> None:
+    from core.hooklimits import load_time_limits
+    from core.plugin_api import PluginConfigError
+
+    assert load_time_limits(tmp_path) == {}
+    (tmp_path / "plugins").mkdir()
+    path = tmp_path / "plugins" / "hooks.yaml"
+    path.write_text("time_limits:\n  default: 45\n  moxtrio_deliver: 600\n")
+    assert load_time_limits(tmp_path) == {"default": 45.0, "moxtrio_deliver": 600.0}
+    bad = {
+        "time_limits:\n  moxtrio_nosuch: 5\n": "no hook named 'moxtrio_nosuch'",
+        "time_limits:\n  moxtrio_deliver: -1\n": "moxtrio_deliver must be a positive number",
+        "time_limits:\n  default: soon\n": "default must be a number of seconds",
+        "time_limits: 5\n": "time_limits must map hook names to seconds",
+        "timelimits: {}\n": "unknown setting(s): timelimits",
+    }
+    for text, message in bad.items():
+        path.write_text(text)
+        with pytest.raises(PluginConfigError) as info:
+            load_time_limits(tmp_path)
+        assert str(info.value).startswith(f"{path}: ")
+        assert message in str(info.value)
+
+
+async def test_wrapper_registered_after_start_up_is_refused_when_called() -> None:
+    from core.dispatch import HookContractError
+
+    class Late:
+        @hookimpl(wrapper=True)
+        def moxtrio_submission(self):  # type: ignore[no-untyped-def]
+            return (yield)
+
+    d = make()
+    d.pm.register(Late(), name="late")
+    with pytest.raises(HookContractError, match="plugin 'late': moxtrio_submission is marked"):
+        await d.run("moxtrio_submission", ctx=None, submission=submission())

@@ -1,14 +1,19 @@
-"""docs/plugins.md's worked example, installed and run as a user would."""
+"""Third-party plugins as their authors write them: docs/plugins.md's worked
+example and a plugin package written from that page alone (tests/thirdparty_plugins),
+both importing only ``moxtrio``, installed as pip would and run in a real server."""
 
 from __future__ import annotations
 
-import shutil
+import re
 import smtplib
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.procs import ROOT, run_cli, running, unique_loopback_ip
+from tests.support.thirdparty import imported_modules, install_package
 
 pytestmark = pytest.mark.slow
 
@@ -16,14 +21,80 @@ EXAMPLE = ROOT / "docs" / "examples" / "moxtrio_denydomain"
 FIRST_PARTY = ["extra", "holdrules", "localserve", "suppression", "webapi", "webhooks"]
 
 
+TALLY = ROOT / "tests" / "thirdparty_plugins" / "moxtrio_tally"
+
+
 def install_example(site: Path) -> None:
     """Lay the example out as an installed distribution with its entry point."""
-    shutil.copytree(EXAMPLE, site / "moxtrio_denydomain")
-    dist = site / "moxtrio_denydomain-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: moxtrio-denydomain\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[moxtrio.plugins]\ndenydomain = moxtrio_denydomain\n")
-    (dist / "RECORD").write_text("")
+    install_package(EXAMPLE, site, "denydomain", "moxtrio-denydomain")
+
+
+def localserve_config(tmp_path: Path, ip: str, plugins: list[str]) -> Path:
+    directory = tmp_path / "ls"
+    assert run_cli("localserve", "-dir", str(directory), "-ip", ip, "-initonly").returncode == 0
+    conf = directory / "mox.conf"
+    conf.write_text(conf.read_text() + "Plugins:\n" + "".join(f"\t- {p}\n" for p in plugins))
+    (directory / "plugins").mkdir()
+    return conf
+
+
+@pytest.mark.parametrize("package", [EXAMPLE, TALLY], ids=["denydomain", "tally"])
+def test_third_party_plugins_import_only_moxtrio(package: Path) -> None:
+    names = imported_modules(package)
+    assert "moxtrio" in names
+    assert names - set(sys.stdlib_module_names) == {"moxtrio"}
+
+
+def test_plugins_md_examples_import_only_moxtrio() -> None:
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    imports = [line for block in blocks for line in block.splitlines() if "import " in line]
+    assert imports
+    assert all(line.startswith("from moxtrio import ") for line in imports), imports
+
+
+def test_moxtrio_is_the_public_face_of_the_core() -> None:
+    import moxtrio
+    from core.hookspecs import hookimpl
+    from core.plugin_api import PluginContext, Rejection
+
+    assert moxtrio.hookimpl is hookimpl
+    assert moxtrio.PluginContext is PluginContext and moxtrio.Rejection is Rejection
+    assert sorted(moxtrio.__all__) == sorted(n for n in dir(moxtrio) if not n.startswith("_")
+                                            and n not in {"annotations"})
+
+
+def test_tally_plugin_hooks_run_in_a_real_server(tmp_path: Path) -> None:
+    site = install_package(TALLY, tmp_path / "site", "tally", "moxtrio-tally")
+    ip = unique_loopback_ip()
+    conf = localserve_config(tmp_path, ip, [*FIRST_PARTY, "tally"])
+    (conf.parent / "plugins" / "tally.yaml").write_text(
+        "blocked_senders:\n  - Spammer@example.com\ntag: campaign-7\n"
+    )
+    with running(["localserve", "-dir", str(conf.parent)], conf.parent, ip, extra_path=str(site)):
+        # Verdict at MAIL FROM, on the delivery listener.
+        with smtplib.SMTP(ip, 1025, timeout=10) as s:
+            s.ehlo("client.example")
+            code, text = s.mail("spammer@example.com")
+            assert code == 550
+            assert text.startswith(b"5.7.1 sender refused by tally (")
+        # A submission: tagged by the submission hook, delivered by localserve,
+        # and the delivery event recorded in the plugin's own table.
+        with smtplib.SMTP(ip, 1587, timeout=10) as s:
+            s.login("mox@localhost", "moxmoxmox")
+            s.sendmail("mox@localhost", ["someone@example.org"],
+                       b"From: mox@localhost\r\nTo: someone@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+        want = "delivered someone@example.org campaign-7\n"
+        shown = ""
+        for _ in range(100):
+            show = run_cli("-config", str(conf), "tally", "show")
+            assert show.returncode == 0, show.stderr
+            shown = show.stdout
+            if shown:
+                break
+            time.sleep(0.2)
+        assert shown == want
 
 
 def test_denydomain_example_refuses_recipients_and_reports_status(tmp_path: Path) -> None:

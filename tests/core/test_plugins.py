@@ -50,7 +50,7 @@ def test_third_party_entry_point_is_found_and_its_hook_called(tmp_path, monkeypa
 def test_plugin_by_module_path(tmp_path, monkeypatch) -> None:
     mod = tmp_path / "mymodplugin.py"
     mod.write_text(
-        "from core.hookspecs import hookimpl\n"
+        "from moxtrio import hookimpl\n"
         "@hookimpl\n"
         "def moxtrio_migrations():\n"
         "    return []\n"
@@ -62,7 +62,7 @@ def test_plugin_by_module_path(tmp_path, monkeypatch) -> None:
 
 def test_plugin_with_misspelled_hook_is_refused(tmp_path, monkeypatch) -> None:
     (tmp_path / "typoplugin.py").write_text(
-        "from core.hookspecs import hookimpl\n"
+        "from moxtrio import hookimpl\n"
         "@hookimpl\n"
         "def moxtrio_submision(submission):\n"
         "    return None\n"

@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.paths import CONFIGS
 from tests.support.procs import localserve, run_cli, running, unique_loopback_ip
 from tests.support.thirdparty import build_plugin_dist
-
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +45,12 @@ def test_localserve_reuses_existing_dir_and_refuses_new_ip(tmp_path: Path) -> No
 
 
 def test_config_test_reports_file_line_and_key(tmp_path: Path) -> None:
-    good = run_cli("config", "test", "-config", str(TESTDATA / "webapisrv" / "mox.conf"))
+    good = run_cli("config", "test", "-config", str(CONFIGS / "webapi" / "mox.conf"))
     assert good.returncode == 0, good.stderr
     bad_dir = tmp_path / "bad"
     bad_dir.mkdir()
     for name in ("mox.conf", "domains.conf"):
-        (bad_dir / name).write_text((TESTDATA / "webapisrv" / name).read_text())
+        (bad_dir / name).write_text((CONFIGS / "webapi" / name).read_text())
     text = (bad_dir / "mox.conf").read_text().splitlines()
     text.insert(1, "Bogus: 1")
     (bad_dir / "mox.conf").write_text("\n".join(text) + "\n")
@@ -90,6 +89,17 @@ def test_unknown_plugin_in_mox_conf_is_a_startup_error(tmp_path: Path) -> None:
     assert 'unknown plugin "nosuchplugin" in mox.conf Plugins' in r.stderr
     assert "Traceback" not in r.stderr
 
+
+
+def test_bad_hook_time_limits_are_a_startup_error_naming_the_file(tmp_path: Path) -> None:
+    conf = _config_with_plugins(tmp_path, unique_loopback_ip(), ["webapi"])
+    (conf.parent / "plugins").mkdir()
+    hooks_yaml = conf.parent / "plugins" / "hooks.yaml"
+    hooks_yaml.write_text("time_limits:\n  moxtrio_deliver: 0\n")
+    r = run_cli("-config", str(conf), "serve", timeout=60)
+    assert r.returncode == 1
+    assert f"{hooks_yaml}: time_limits: moxtrio_deliver must be a positive number of seconds" in r.stderr
+    assert "Traceback" not in r.stderr
 
 def test_port_in_use_is_a_one_line_startup_error(tmp_path: Path) -> None:
     with localserve(tmp_path) as first:

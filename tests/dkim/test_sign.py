@@ -34,7 +34,7 @@ from tests.dkim.helpers import (
     txt_record,
     write_mox_key,
 )
-from tests.support.paths import TESTDATA
+from tests.support.paths import CONFIGS
 
 MSG = (
     b"From: Mox <mox@example.org>\r\n"
@@ -246,18 +246,18 @@ def test_sign_file_with_prefix_equals_sign_of_the_whole(tmp_path: Path) -> None:
     assert h.count("Message-Id") == 2 and h.count("Date") == 2  # prefix headers are signed
 
 
-def test_testdata_webapisrv_rsa_selector_from_config() -> None:
-    config = load_config(TESTDATA / "webapisrv" / "mox.conf")
-    dom = config.domain("mox.example")
+def test_rsa_selector_from_a_mox_config() -> None:
+    config = load_config(CONFIGS / "webapi" / "mox.conf")
+    dom = config.domain("app.example")
     assert dom is not None
     [sel] = selectors_from_config(config, dom)
-    assert sel.selector == "testsel" and sel.algorithm == "rsa-sha256"
+    assert sel.selector == "mail2026" and sel.algorithm == "rsa-sha256"
     # No Canonicalization in the config: mox signs simple/simple then.
     assert sel.canonicalization == "simple/simple" and sel.seal_headers and sel.expiration_seconds == 0
-    msg = b"From: mjl@mox.example\r\nSubject: s\r\n\r\nhi\r\n"
-    headers = sign(msg, domain="mox.example", selectors=[sel], localpart_for_i="mjl", now=now())
-    record = txt_from_file(TESTDATA / "webapisrv" / "testsel.rsakey.pkcs8.pem")
-    assert Verifier({"testsel._domainkey.mox.example": record}).results(headers + msg) == [True]
+    msg = b"From: ann@app.example\r\nSubject: s\r\n\r\nhi\r\n"
+    headers = sign(msg, domain="app.example", selectors=[sel], localpart_for_i="ann", now=now())
+    record = txt_from_file(CONFIGS / "webapi" / "mail2026.rsakey.pkcs8.pem")
+    assert Verifier({"mail2026._domainkey.app.example": record}).results(headers + msg) == [True]
 
 
 def test_localserve_style_config_with_ed25519_note_key(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 import trio
 
 from core.config import Config, Transport, TransportFail
@@ -268,11 +269,23 @@ def test_merge_results_reports_error_only_when_all_failed() -> None:
 
 
 async def test_hook_time_limit_fits_a_whole_delivery(
-    make_ctx: MakeCtx, dispatcher: HookDispatcher
+    make_ctx: MakeCtx, dispatcher: HookDispatcher, config: Config
 ) -> None:
-    """The dispatcher's 30 s default would cut off a 30 s read timeout."""
-    make_ctx(localserve=False)
-    assert "localserve" not in dispatcher.time_limits
+    """The standard 30 s limit would cut off a 30 s read timeout: moxtrio_deliver
+    declares a delivery-sized limit, and the plugin no longer edits the dispatcher."""
+    from core.plugin_api import PluginConfigError
+
+    before = dict(dispatcher.time_limits)
     make_ctx()
+    assert dispatcher.time_limits == before
     # dial 2x30 + session 60 + data 60 + 100 (MiB of max message size) + margin
-    assert dispatcher.time_limits["localserve"] == 2 * 30 + 60 + 60 + 100 + 15
+    assert dispatcher.time_limit_for("moxtrio_deliver") == 2 * 30 + 60 + 60 + 100 + 15
+    assert dispatcher.time_limit_for("moxtrio_submission") == 20.0
+    # Timeouts that cannot fit the declared limit stop start-up with the remedy named.
+    plugdir = Path(config.dir) / "plugins"
+    plugdir.mkdir()
+    (plugdir / "localserve.yaml").write_text("read_timeout: 30\ndial_timeout: 200\n")
+    with pytest.raises(Exception) as info:  # noqa: B017 - the dispatcher wraps start-up errors
+        make_ctx()
+    assert isinstance(info.value.__cause__, PluginConfigError)
+    assert "raise time_limits: moxtrio_deliver in plugins/hooks.yaml" in str(info.value)

@@ -4,7 +4,6 @@ import base64
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,8 @@ from core.message.dsn import (
 from core.message.headers import is_dsn
 from core.message.parsed import is_automated, message_view
 from core.message.structure import parse_structure
+from tests.support.paths import DSN_SAMPLES as SAMPLES
+from tests.support.paths import MESSAGES
 
 
 def parse_dsn(data: bytes, strict: bool = False) -> DSN:
@@ -34,7 +35,6 @@ def parse_dsn(data: bytes, strict: bool = False) -> DSN:
     return d
 
 
-SAMPLES = Path("/work/shared/testdata/dsn-samples")
 
 QUEUED = datetime(2026, 11, 23, 23, 58, 0, tzinfo=UTC)
 LAST = datetime(2026, 11, 23, 23, 59, 15, tzinfo=UTC)
@@ -204,11 +204,11 @@ def test_dsn_prefix():
 @pytest.mark.parametrize(
     "name,action,status,codes,diag",
     [
-        ("dsn1.eml", "failed", "5.1.1", (550, "1.1"), "550 5.1.1 no such user"),
-        ("dsn2.eml", "delayed", "4.4.1", (400, "4.1"), ""),
-        ("dsn3.eml", "relayed", "2.0.0", (0, ""), ""),
-        ("dsn4.eml", "failed", "5.0.0", (500, "0.0"), ""),
-        ("dsn5.eml", "weird", "5.0.0", (500, "0.0"), ""),
+        ("failed.eml", "failed", "5.1.1", (550, "1.1"), "550 5.1.1 mailbox unavailable"),
+        ("delayed.eml", "delayed", "4.4.1", (400, "4.1"), ""),
+        ("relayed.eml", "relayed", "2.0.0", (0, ""), ""),
+        ("failed-unknown-fromid.eml", "failed", "5.0.0", (500, "0.0"), ""),
+        ("unknown-action.eml", "bounced-ish", "5.0.0", (500, "0.0"), ""),
     ],
 )
 def test_samples(name, action, status, codes, diag):
@@ -216,14 +216,14 @@ def test_samples(name, action, status, codes, diag):
     for strict in (False, True):
         dsn = parse_dsn(data, strict=strict)
         assert dsn is not None
-        assert dsn.reporting_mta == "mx.example.org"
+        assert dsn.reporting_mta == "mx.remote.example"
         assert len(dsn.recipients) == 1
         r = dsn.recipients[0]
         assert (r.action, r.status, r.diagnostic_code) == (action, status, diag)
         assert dsn_smtp_codes(r) == codes
-    if name == "dsn1.eml":
-        assert r.address == "other@localhost"
-        assert dsn.original == b"Subject: multi rcpt\r\n"  # text part: LF -> CRLF
+    if name == "failed.eml":
+        assert r.address == "carol@localhost"
+        assert dsn.original == b"Subject: quarterly report\r\n"  # text part: LF -> CRLF
 
 
 def test_not_a_dsn():
@@ -280,11 +280,12 @@ def test_real_world_tolerance_and_strict_errors():
 
 
 def test_testdata_message_with_embedded_report():
-    data = Path("/work/shared/testdata/message/message-rfc822-multipart2.eml").read_bytes()
+    data = (MESSAGES / "lf-report-truncated.eml").read_bytes()
     d = parse_dsn(data)
     assert d.recipients[0].action == "failed"
+    assert d.recipients[0].address == "bob@remote.example"
     assert d.recipients[0].remote_mta == "127.0.0.1"
-    assert d.original.startswith(b"Date: Sat, 05 Apr 2008")
+    assert d.original.startswith(b"Date: Mon, 13 Mar 2006")
 
 
 def test_smtp_code_rules():

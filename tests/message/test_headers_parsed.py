@@ -2,7 +2,6 @@
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 from core.message.headers import (
     decode_rfc2047,
@@ -20,8 +19,7 @@ from core.message.parsed import (
     message_view,
     webhook_references,
 )
-
-DSN_SAMPLES = Path("/work/shared/testdata/dsn-samples")
+from tests.support.paths import DSN_SAMPLES
 
 MSG = (
     b"From: mox@localhost\r\n"
@@ -120,7 +118,9 @@ def test_format_json_time():
 
 
 def test_is_dsn_loose_and_automated():
-    for f in sorted(DSN_SAMPLES.glob("*.eml")):
+    samples = sorted(DSN_SAMPLES.glob("*.eml"))
+    assert len(samples) == 5
+    for f in samples:
         data = f.read_bytes()
         assert is_dsn(data)
         assert is_automated(data, "postmaster@example.org")  # multipart/report

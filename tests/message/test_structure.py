@@ -1,6 +1,5 @@
 """MIME structure, DecodedSize, MessagePartGet paths and Text/HTML selection."""
 
-from pathlib import Path
 
 import pytest
 
@@ -11,12 +10,11 @@ from core.message.structure import (
     part_by_path,
     readable_parts,
 )
-
-TESTDATA = Path("/work/shared/testdata")
+from tests.support.paths import MESSAGES
 
 
 def _msg(name: str) -> bytes:
-    return (TESTDATA / "message" / name).read_bytes()
+    return (MESSAGES / name).read_bytes()
 
 
 def test_simple_text_message_matches_observed_webhook():
@@ -42,7 +40,7 @@ def test_no_content_type_is_slash_and_treated_as_text():
 
 
 def test_rfc822_multipart_testdata():
-    s = parse_structure(_msg("message-rfc822-multipart.eml")).to_json()
+    s = parse_structure(_msg("report-with-related.eml")).to_json()
     assert s["ContentType"] == "multipart/report"
     assert list(s["ContentTypeParams"]) == ["boundary", "report-type"]  # sorted like Go maps
     assert s["DecodedSize"] == 0
@@ -51,13 +49,13 @@ def test_rfc822_multipart_testdata():
     alt, icon = related["Parts"]
     assert [p["ContentType"] for p in alt["Parts"]] == ["text/plain", "text/html"]
     assert alt["Parts"][0]["ContentTypeParams"] == {"charset": "UTF-8"}
-    assert alt["Parts"][0]["DecodedSize"] == 9  # "\r\nerror\r\n"
+    assert alt["Parts"][0]["DecodedSize"] == 10  # "\r\nbounce\r\n"
     assert icon == {
         "ContentType": "image/png",
-        "ContentTypeParams": {"name": "icon.png"},
-        "ContentID": "<icon.png>",
+        "ContentTypeParams": {"name": "logo.png"},
+        "ContentID": "<logo.png>",
         "ContentDisposition": "attachment",
-        "Filename": "icon.png",
+        "Filename": "logo.png",
         "DecodedSize": 0,
         "Parts": [],
     }
@@ -68,7 +66,7 @@ def test_rfc822_multipart_testdata():
 
 
 def test_rfc822_multipart2_testdata_lf_and_truncated_embedded():
-    data = _msg("message-rfc822-multipart2.eml")
+    data = _msg("lf-report-truncated.eml")
     s = parse_structure(data).to_json()
     assert [p["ContentType"] for p in s["Parts"]] == [
         "text/plain",
@@ -82,18 +80,18 @@ def test_rfc822_multipart2_testdata_lf_and_truncated_embedded():
     assert body.count(b"\r\n") == 3 and b"\n" not in body.replace(b"\r\n", b"")
     assert s["Parts"][0]["DecodedSize"] == len(body)
     _, emb = part_by_path(data, [2])
-    assert emb.startswith(b"Date: Sat, 05 Apr 2008")
+    assert emb.startswith(b"Date: Mon, 13 Mar 2006")
     assert s["Parts"][2]["DecodedSize"] == len(emb)
 
 
 def test_part_by_path_and_errors():
-    data = _msg("message-rfc822-multipart.eml")
+    data = _msg("report-with-related.eml")
     h, body = part_by_path(data, [0, 0, 1])
     assert h.get("Content-Type").startswith("text/html")
-    assert body == b"\r\nerror\r\n"
+    assert body == b"\r\nbounce\r\n"
     h, top = part_by_path(data, [])
-    assert top.startswith(b"--000000000000fa38d70590edfe62\r\n")
-    assert top.rstrip().endswith(b"--000000000000fa38d70590edfe62--")
+    assert top.startswith(b"--rep-7f3a91c2e0b4\r\n")
+    assert top.rstrip().endswith(b"--rep-7f3a91c2e0b4--")
     with pytest.raises(PartNotFoundError, match="part 9 at index 0 not found"):
         part_by_path(data, [9])
     with pytest.raises(PartNotFoundError, match="part -1 at index 1 not found"):

@@ -190,14 +190,25 @@ def plain_b64(user: str, password: str, authz: str = "") -> str:
 
 
 class ScramClient:
-    """Minimal SCRAM-SHA-256 client (RFC 5802/7677), no channel binding."""
+    """Minimal SCRAM-SHA-* client (RFC 5802/7677), optionally with channel binding."""
 
-    def __init__(self, username: str, password: str, authz: str = "") -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        authz: str = "",
+        *,
+        hash_name: str = "sha256",
+        cb_name: str = "",
+        cb_data: bytes = b"",
+    ) -> None:
         self.username = username
         self.password = password
+        self.hash_name = hash_name
+        self.cb_data = cb_data
         self.nonce = base64.b64encode(secrets.token_bytes(12)).decode()
         name = username.replace("=", "=3D").replace(",", "=2C")
-        self.gs2 = "n," + (f"a={authz}" if authz else "") + ","
+        self.gs2 = (f"p={cb_name}" if cb_name else "n") + "," + (f"a={authz}" if authz else "") + ","
         self.first_bare = f"n={name},r={self.nonce}"
         self.server_signature = b""
 
@@ -205,24 +216,41 @@ class ScramClient:
         return (self.gs2 + self.first_bare).encode()
 
     def final(self, server_first: bytes) -> bytes:
+        h = self.hash_name
         sf = server_first.decode()
         attrs = dict(a.split("=", 1) for a in sf.split(","))
         assert attrs["r"].startswith(self.nonce)
         salt = base64.b64decode(attrs["s"])
         iterations = int(attrs["i"])
-        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
-        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-        stored_key = hashlib.sha256(client_key).digest()
-        without_proof = "c=" + base64.b64encode(self.gs2.encode()).decode() + ",r=" + attrs["r"]
+        salted = hashlib.pbkdf2_hmac(h, self.password.encode(), salt, iterations)
+        client_key = hmac.new(salted, b"Client Key", h).digest()
+        stored_key = hashlib.new(h, client_key).digest()
+        cbind = base64.b64encode(self.gs2.encode() + self.cb_data).decode()
+        without_proof = "c=" + cbind + ",r=" + attrs["r"]
         auth_message = f"{self.first_bare},{sf},{without_proof}".encode()
-        signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+        signature = hmac.new(stored_key, auth_message, h).digest()
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
-        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-        self.server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
+        server_key = hmac.new(salted, b"Server Key", h).digest()
+        self.server_signature = hmac.new(server_key, auth_message, h).digest()
         return (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
 
     def verify(self, server_final: bytes) -> bool:
         return server_final.decode() == "v=" + base64.b64encode(self.server_signature).decode()
+
+
+async def scram_login(c: RawClient, mech: str, sc: ScramClient) -> str:
+    """A whole SCRAM exchange with our own client; the final reply line."""
+    r = await c.cmd1(f"AUTH {mech} " + base64.b64encode(sc.first()).decode())
+    if not r.startswith("334 "):
+        return r
+    r = await c.cmd1(base64.b64encode(sc.final(base64.b64decode(r[4:]))).decode())
+    if not r.startswith("334 "):
+        return r
+    final = base64.b64decode(r[4:])
+    if final.startswith(b"e="):
+        return await c.cmd1("*")
+    assert sc.verify(final), final
+    return await c.cmd1("")
 
 
 def smtp_client(port: int, **kw: object) -> smtplib.SMTP:

@@ -6,17 +6,11 @@ import base64
 
 import pytest
 
-from core.smtp.auth import (
-    SaslError,
-    ScramProofError,
-    ScramServer,
-    derive_scram_sha256,
-    normalize_password,
-    verify_password,
-)
+from core.loginlimit import LoginLimiter
+from core.passwords import derive_scram, normalize_password, verify_password
+from core.smtp.auth import SaslError, ScramProofError, ScramServer
 from core.smtp.limits import (
     WindowLimiter,
-    auth_failure_limiter,
     connection_count_limiter,
     connection_rate_limiter,
     ip_classes,
@@ -35,36 +29,54 @@ def test_ip_classes() -> None:
     )
 
 
-def test_auth_failure_limiter_worked_example() -> None:
-    # Spec 01 section 3.2: 10 failures in a minute, the 11th check is refused,
-    # and success doesn't help while refused (the caller checks first).
+def test_login_limiter_worked_example() -> None:
+    # mox's numbers: 10 failures a minute per address, then refused; 30 per /26.
     t = 1_700_000_000.0
-    lim = auth_failure_limiter()
+    lim = LoginLimiter()
     for _ in range(10):
-        assert lim.can_add("127.0.0.4", now=t)
-        assert lim.add("127.0.0.4", now=t)
-    assert not lim.can_add("127.0.0.4", now=t)
+        assert lim.allowed("127.0.0.4", now=t)
+        lim.failed("127.0.0.4", now=t)
+    assert not lim.allowed("127.0.0.4", now=t)
     # Other /32s in the same /26 still have budget (30 for the /26).
-    assert lim.can_add("127.0.0.5", now=t)
+    assert lim.allowed("127.0.0.5", now=t)
     # Next minute window: the 1-minute counts reset, the 24h ones don't.
     t2 = (t // 60 + 1) * 60
-    assert lim.can_add("127.0.0.4", now=t2)
-    for _ in range(40):
-        lim.add("127.0.0.4", now=t2 + 60 * (_ // 9 + 1))
-    assert not lim.can_add("127.0.0.4", now=t2 + 3600)  # 50 per day reached.
+    assert lim.allowed("127.0.0.4", now=t2)
+    for i in range(40):
+        lim.failed("127.0.0.4", now=t2 + 60 * (i // 9 + 1))
+    assert not lim.allowed("127.0.0.4", now=t2 + 3600)  # 50 per day reached.
 
 
-def test_auth_failure_limiter_reset_forgives_subnet() -> None:
+def test_login_limiter_success_forgives_only_that_account() -> None:
     t = 1_700_000_000.0
-    lim = auth_failure_limiter()
-    for ip in ["10.0.0.1"] * 9 + ["10.0.0.2"] * 9 + ["10.0.0.3"] * 9:
-        lim.add(ip, now=t)
-    assert lim.can_add("10.0.0.4", 3, now=t) and not lim.can_add(
-        "10.0.0.4", 4, now=t
-    )  # /26: 27 of 30
-    lim.reset("10.0.0.1", now=t)
-    assert lim.can_add("10.0.0.4", 10, now=t)  # /26 now at 18
-    assert lim.can_add("10.0.0.1", 10, now=t)
+    lim = LoginLimiter()
+    for _ in range(8):
+        lim.failed("10.0.0.1", "victim", now=t)
+    lim.succeeded("10.0.0.1", "attacker", now=t)  # Forgives nothing of "victim".
+    lim.failed("10.0.0.1", "victim", now=t)
+    lim.failed("10.0.0.1", "", now=t)  # Unknown user names count per IP only.
+    assert not lim.allowed("10.0.0.1", now=t)
+    # The account's owner logging in from there forgives that pair's failures.
+    lim.succeeded("10.0.0.1", "victim", now=t)
+    assert lim.allowed("10.0.0.1", now=t)
+    for _ in range(8):
+        lim.failed("10.0.0.1", "", now=t)
+    assert lim.allowed("10.0.0.1", now=t)
+    lim.failed("10.0.0.1", "", now=t)
+    assert not lim.allowed("10.0.0.1", now=t)
+
+
+def test_login_limiter_counts_per_account_across_networks() -> None:
+    t = 1_700_000_000.0
+    lim = LoginLimiter()
+    ips = [f"10.{i}.0.1" for i in range(30)]  # 30 different /21s.
+    for ip in ips:
+        lim.failed(ip, "victim", now=t)
+    assert not lim.allowed("10.99.0.1", "victim", now=t)
+    assert lim.allowed("10.99.0.1", "other", now=t)
+    assert lim.allowed("10.99.0.1", now=t)
+    lim.succeeded("10.5.0.1", "victim", now=t)  # The owner's login clears the account count.
+    assert lim.allowed("10.99.0.1", "victim", now=t)
 
 
 def test_connection_limiters() -> None:
@@ -88,7 +100,7 @@ def test_connection_limiters() -> None:
 
 
 def test_scram_server_exchange() -> None:
-    creds = derive_scram_sha256("test1234", b"saltsalt", 4096)
+    creds = derive_scram("test1234", "sha256", 4096, b"saltsalt")
     client = ScramClient("mjl@mox.example", "test1234")
     server = ScramServer(client.first())
     assert server.authentication == "mjl@mox.example" and server.authorization == ""
@@ -121,14 +133,14 @@ def test_scram_server_exchange() -> None:
 
 
 def test_password_checks_use_scram_credentials() -> None:
-    creds = derive_scram_sha256("pässword\u00a0x", b"s" * 16, 1000)
+    creds = derive_scram("pässword\u00a0x", "sha256", 1000, b"s" * 16)
     assert verify_password("pässword x", creds)  # NBSP maps to space.
     assert verify_password("pa\u0308ssword x", creds)  # NFC.
     assert not verify_password("password x", creds)
     assert normalize_password("a\u2003b") == "a b"
     # Matches RFC 7677's test vector (user "user", password "pencil").
     salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
-    v = derive_scram_sha256("pencil", salt, 4096)
+    v = derive_scram("pencil", "sha256", 4096, salt)
     assert base64.b64encode(v.stored_key) == b"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
     assert base64.b64encode(v.server_key) == b"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 

@@ -1,5 +1,8 @@
 """Property test: random and malformed command streams never break a session.
 
+(In memory, fast, many examples; tests/smtp_e2e/test_fuzz_sockets.py does the
+same over real sockets against both ports of a running server.)
+
 Each example runs a Session over an in-memory stream pair, writes a random
 command stream (sometimes in one write, sometimes in pieces), half-closes,
 and checks that every reply line is a well-formed ``ddd[ -]...`` line, that
@@ -18,8 +21,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.loginlimit import LoginLimiter
 from core.smtp.handler import MemoryHandler, SessionInfo
-from core.smtp.limits import auth_failure_limiter
 from core.smtp.session import Session, SessionConfig
 
 REPLY = re.compile(rb"^[0-9]{3}[ -][^\r\n]*$")
@@ -51,6 +54,10 @@ FRAGMENTS = [
     "AUTH LOGIN",
     "AUTH SCRAM-SHA-256 biwsbj11QHguZXhhbXBsZSxyPWFiYw==",
     "AUTH SCRAM-SHA-256",
+    "AUTH SCRAM-SHA-1 biwsbj11QHguZXhhbXBsZSxyPWFiYw==",
+    "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49dSxyPWFiYw==",
+    "AUTH CRAM-MD5",
+    "dUB4LmV4YW1wbGUgMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     "*",
     "=",
     "STARTTLS",
@@ -65,11 +72,11 @@ FRAGMENTS = [
 ]
 
 line_st = st.one_of(
-    st.sampled_from(FRAGMENTS),
-    st.text(max_size=60),
-    st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(FRAGMENTS).map(str.encode),
+    st.text(max_size=60).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=60),  # Also invalid UTF-8 and NUL.
 )
-sep_st = st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n"])
+sep_st = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n"])
 
 
 class _Collect(logging.Handler):
@@ -96,7 +103,7 @@ async def run_session(kind: str, chunks: list[bytes]) -> bytes:
         local_port=25,
     )
     client, server = trio.testing.memory_stream_pair()
-    session = Session(server, handler, config, info, auth_limiter=auth_failure_limiter())
+    session = Session(server, handler, config, info, auth_limiter=LoginLimiter())
     received = bytearray()
     done = trio.Event()
 
@@ -139,8 +146,8 @@ async def run_session(kind: str, chunks: list[bytes]) -> bytes:
     lines=st.lists(st.tuples(line_st, sep_st), max_size=25),
     split=st.lists(st.integers(1, 40), max_size=10),
 )
-def test_random_command_streams(kind: str, lines: list[tuple[str, str]], split: list[int]) -> None:
-    wire = "".join(line + sep for line, sep in lines).encode("utf-8", "surrogatepass")
+def test_random_command_streams(kind: str, lines: list[tuple[bytes, bytes]], split: list[int]) -> None:
+    wire = b"".join(line + sep for line, sep in lines)
     chunks = []
     pos = 0
     for n in split:

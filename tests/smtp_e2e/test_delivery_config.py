@@ -1,4 +1,4 @@
-"""SMTP delivery and submission with a real mox config (testdata/webapisrv):
+"""SMTP delivery and submission with a mox-format config (tests/data/configs/webapi):
 destinations, catchall separator, unicode localparts, postmaster, disabled
 domains and logins, and the daily outgoing limits."""
 
@@ -15,7 +15,7 @@ from core.accounts import set_password
 from core.runtime import Server
 from tests.smtp_e2e.conftest import in_thread, wait_rows
 from tests.support.inproc import running_server
-from tests.support.paths import TESTDATA
+from tests.support.paths import CONFIGS
 from tests.support.procs import unique_loopback_ip
 
 LISTENER = """\tlocal:
@@ -33,16 +33,16 @@ LISTENER = """\tlocal:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    directory = tmp_path / "webapisrv"
-    shutil.copytree(TESTDATA / "webapisrv", directory)
+    directory = tmp_path / "webapi"
+    shutil.copytree(CONFIGS / "webapi", directory)
     ip = unique_loopback_ip()
     conf = directory / "mox.conf"
     text = conf.read_text()
     assert "\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n" in text
     conf.write_text(text.replace("\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n", LISTENER.format(ip=ip)))
     async with running_server(directory, localserve=False) as srv:
-        await set_password(srv.ctx, "mjl", "test1234")  # type: ignore[arg-type]
-        await set_password(srv.ctx, "disabled", "test1234")  # type: ignore[arg-type]
+        await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
+        await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
         yield srv
 
 
@@ -57,14 +57,14 @@ async def test_delivery_to_destinations_catchall_unicode_and_postmaster(server: 
         out = []
         with smtplib.SMTP(ip, 1025, timeout=10) as s:
             s.ehlo()
-            for rcpt in ["mjl+tag@mox.example", "MJL@mox.example", "nobody@mox.example",
-                         "x@disabled.example", "someone@unknown.example", "postmaster@mox.example"]:
+            for rcpt in ["ann+tag@app.example", "ANN@app.example", "nobody@app.example",
+                         "x@paused.example", "someone@unknown.example", "postmaster@app.example"]:
                 s.rset()
                 s.mail("sender@localhost")
                 out.append(s.rcpt(rcpt))
             s.rset()
             s.mail("sender@localhost", ["SMTPUTF8"])
-            out.append(s.rcpt("møx@mox.example"))
+            out.append(s.rcpt("änn@app.example"))
             s.data(b"From: sender@localhost\r\nSubject: unicode\r\n\r\nhi\r\n")
         return out
 
@@ -75,11 +75,11 @@ async def test_delivery_to_destinations_catchall_unicode_and_postmaster(server: 
     assert replies[3][1].startswith(b"4.2.1 recipient domain temporarily disabled")
     assert replies[4][1].startswith(b"5.1.2 not accepting email for domain")
     rows = await wait_rows(server, "select account, rcpt_to_localpart, rcpt_to_domain from messages")
-    assert [tuple(r) for r in rows] == [("mjl", "møx", "mox.example")]
+    assert [tuple(r) for r in rows] == [("ann", "änn", "app.example")]
 
     def deliver_catchall() -> None:
         with smtplib.SMTP(ip, 1025, timeout=10) as s:
-            s.sendmail("sender@localhost", ["mjl+tag@mox.example", "postmaster@mox.example"],
+            s.sendmail("sender@localhost", ["ann+tag@app.example", "postmaster@app.example"],
                        b"From: sender@localhost\r\nSubject: two\r\n\r\nhi\r\n")
 
     await in_thread(deliver_catchall)
@@ -91,7 +91,7 @@ async def test_delivery_to_destinations_catchall_unicode_and_postmaster(server: 
     )
     # The RcptTo keeps the catchall suffix (DSN matching relies on it); the
     # postmaster address goes to Postmaster.Account's Postmaster.Mailbox.
-    assert [tuple(r) for r in rows] == [("mjl+tag", "Inbox"), ("postmaster", "postmaster")]
+    assert [tuple(r) for r in rows] == [("ann+tag", "Inbox"), ("postmaster", "postmaster")]
 
 
 async def test_submission_rules_from_config(server: Server) -> None:
@@ -99,15 +99,15 @@ async def test_submission_rules_from_config(server: Server) -> None:
 
     def login_disabled() -> None:
         with smtplib.SMTP(ip, 1587, timeout=10) as s:
-            s.login("disabled@mox.example", "test1234")
+            s.login("locked@app.example", "test1234")
 
     with pytest.raises(smtplib.SMTPAuthenticationError):
         await in_thread(login_disabled)
 
     def disabled_from() -> None:
         with smtplib.SMTP(ip, 1587, timeout=10) as s:
-            s.login("mjl@mox.example", "test1234")
-            s.sendmail("mjl@mox.example", ["a@example.org"], b"From: mjl@disabled.example\r\n\r\nx\r\n")
+            s.login("ann@app.example", "test1234")
+            s.sendmail("ann@app.example", ["a@example.org"], b"From: ann@paused.example\r\n\r\nx\r\n")
 
     with pytest.raises(smtplib.SMTPDataError) as info:
         await in_thread(disabled_from)
@@ -116,9 +116,9 @@ async def test_submission_rules_from_config(server: Server) -> None:
 
     def too_many() -> None:
         with smtplib.SMTP(ip, 1587, timeout=10) as s:
-            s.login("mjl@mox.example", "test1234")
-            s.sendmail("mjl@mox.example", [f"r{i}@example.org" for i in range(31)],
-                       b"From: mjl@mox.example\r\n\r\nx\r\n")
+            s.login("ann@app.example", "test1234")
+            s.sendmail("ann@app.example", [f"r{i}@example.org" for i in range(31)],
+                       b"From: ann@app.example\r\n\r\nx\r\n")
 
     with pytest.raises(smtplib.SMTPDataError) as limit:
         await in_thread(too_many)
@@ -127,8 +127,8 @@ async def test_submission_rules_from_config(server: Server) -> None:
 
 
 async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
-    directory = tmp_path / "webapisrv"
-    shutil.copytree(TESTDATA / "webapisrv", directory)
+    directory = tmp_path / "webapi"
+    shutil.copytree(CONFIGS / "webapi", directory)
     ip = unique_loopback_ip()
     conf = directory / "mox.conf"
     conf.write_text(conf.read_text().replace("\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n", LISTENER.format(ip=ip)))
@@ -149,16 +149,35 @@ async def test_connection_rate_limit_is_configurable(tmp_path: Path) -> None:
     assert [code for code, _ in replies] == [220, 220, 421]
 
 
-async def test_bad_smtp_settings_stop_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("ConnectionsPerMinute: 5", "ConnectionsPerMinute must be three positive integers"),
+        ("AuthFailDelay: -1", "AuthFailDelay must be a non-negative number of seconds"),
+    ],
+)
+async def test_bad_smtp_settings_stop_the_server(tmp_path: Path, setting: str, message: str) -> None:
     from core.plugin_api import PluginConfigError
 
-    directory = tmp_path / "webapisrv"
-    shutil.copytree(TESTDATA / "webapisrv", directory)
+    directory = tmp_path / "webapi"
+    shutil.copytree(CONFIGS / "webapi", directory)
     (directory / "plugins").mkdir()
-    (directory / "plugins" / "smtp.yaml").write_text("ConnectionsPerMinute: 5\n")
+    (directory / "plugins" / "smtp.yaml").write_text(setting + "\n")
     with pytest.RaisesGroup(
-        pytest.RaisesExc(PluginConfigError, match="ConnectionsPerMinute must be three positive integers"),
+        pytest.RaisesExc(PluginConfigError, match=message),
         flatten_subgroups=True,
     ):
         async with running_server(directory, localserve=False):
             pass
+
+
+async def test_unknown_local_recipient_refused_on_submission_outside_localserve(server: Server) -> None:
+    def rcpt() -> tuple[int, bytes]:
+        with smtplib.SMTP(ip_of(server), 1587, timeout=10) as s:
+            s.login("ann@app.example", "test1234")
+            s.mail("ann@app.example")
+            return s.rcpt("nobody@app.example")
+
+    code, text = await in_thread(rcpt)
+    assert code == 550 and text.startswith(b"5.1.1 no such user")
+

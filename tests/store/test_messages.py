@@ -24,6 +24,7 @@ from core.store.messages import (
     list_messages,
     move_message,
     parse_flags,
+    prune_outgoing,
     record_outgoing,
     remove_flags,
     set_flags,
@@ -184,3 +185,44 @@ async def test_outgoing_counts(store: Store) -> None:
         lambda c: count_first_time_recipients(c, "mjl", ["new3@x", "new1@x", "new3@x"], now)
     )
     assert n == 3
+
+
+async def test_prune_outgoing_keeps_the_answers_of_the_daily_limits(store: Store) -> None:
+    """Old records go, but the limits' counts and first-time answers do not change."""
+    now = utcnow()
+    weeks = [now - timedelta(days=d) for d in (400, 100, 30, 10)]
+
+    def setup(c: sqlite3.Connection) -> None:
+        for t in weeks:
+            record_outgoing(c, "mjl", ["often@x"], t)
+        record_outgoing(c, "mjl", ["once-long-ago@x"], weeks[0])
+        record_outgoing(c, "mjl", ["often@x", "recent@x"], now - timedelta(days=3))
+        record_outgoing(c, "mjl", ["often@x", "fresh@x"], now - timedelta(hours=2))
+        record_outgoing(c, "other", ["often@x"], weeks[0])
+        record_outgoing(c, "other", ["often@x"], weeks[1])
+
+    await store.write(setup)
+
+    def answers(c: sqlite3.Connection) -> list[int]:
+        since = now - timedelta(hours=24)
+        return [
+            count_outgoing(c, "mjl", since),
+            count_outgoing(c, "other", since),
+            count_first_time_recipients(c, "mjl", [], now),
+            count_first_time_recipients(c, "mjl", ["often@x", "once-long-ago@x", "new@x"], now),
+            count_first_time_recipients(c, "other", ["often@x", "recent@x"], now),
+        ]
+
+    def rows(c: sqlite3.Connection) -> int:
+        return int(c.execute("SELECT COUNT(*) FROM outgoing").fetchone()[0])
+
+    before = await store.read(answers)
+    assert before == [2, 0, 1, 2, 1]
+    assert await store.read(rows) == 11
+    # A small batch bounds one run; the next run goes on.
+    assert await store.write(lambda c: prune_outgoing(c, now, batch=2)) == 2
+    assert await store.write(lambda c: prune_outgoing(c, now)) == 2
+    assert await store.write(lambda c: prune_outgoing(c, now)) == 0
+    # Kept: the newest old record per account and recipient, and the last week.
+    assert await store.read(rows) == 7
+    assert await store.read(answers) == before

@@ -1,10 +1,15 @@
-"""Where the shared test data lives: ../shared/testdata beside the repository
-(as CI lays it out), or $MOXTRIO_TESTDATA."""
+"""Where the tests' own fixtures live: ``tests/data`` inside the repository.
+
+A clone of the repository alone passes the test suite, so every file a test
+reads is here (see ``tests/data/README.md`` for what each one exercises).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTDATA = Path(os.environ.get("MOXTRIO_TESTDATA", ROOT.parent / "shared" / "testdata"))
+DATA = ROOT / "tests" / "data"
+CONFIGS = DATA / "configs"
+MESSAGES = DATA / "messages"
+DSN_SAMPLES = DATA / "dsn"

@@ -8,14 +8,15 @@ once the directory is on ``sys.path`` / ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import ast
+import shutil
 import textwrap
 from pathlib import Path
 
 DEFAULT_SOURCE = '''
 """A third-party moxtrio plugin used by the tests."""
 
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, CtlResult
+from moxtrio import CtlCommand, CtlResult, hookimpl
 
 CALLS = []
 
@@ -31,6 +32,35 @@ def moxtrio_ctl_commands(ctx):
 '''
 
 
+def write_dist_info(root: Path, module: str, entry: str, dist: str | None = None) -> None:
+    """The ``.dist-info`` a ``pip install`` leaves: metadata and the entry point."""
+    info = root / f"{module}-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist or module}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[moxtrio.plugins]\n{entry} = {module}\n")
+    (info / "RECORD").write_text("")
+
+
+def install_package(package: Path, site: Path, entry: str, dist: str | None = None) -> Path:
+    """Install the plugin package directory ``package`` into ``site`` as pip would."""
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(package, site / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_dist_info(site, package.name, entry, dist)
+    return site
+
+
+def imported_modules(package: Path) -> set[str]:
+    """Top-level names of every module a package's sources import."""
+    names: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
 def build_plugin_dist(root: Path, name: str = "hello", module: str = "moxtrio_hello",
                       source: str | None = None) -> Path:
     """Write package ``module`` and a dist-info declaring entry point ``name``."""
@@ -38,9 +68,5 @@ def build_plugin_dist(root: Path, name: str = "hello", module: str = "moxtrio_he
     pkg = root / module
     pkg.mkdir(exist_ok=True)
     (pkg / "__init__.py").write_text(textwrap.dedent(source or DEFAULT_SOURCE).replace("{name}", name))
-    dist = root / f"{module}-1.0.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[moxtrio.plugins]\n{name} = {module}\n")
-    (dist / "RECORD").write_text("")
+    write_dist_info(root, module, name)
     return root

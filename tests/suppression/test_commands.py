@@ -200,4 +200,7 @@ async def test_rows_are_plain_sqlite(ctx: PluginContext) -> None:
             )
         ]
 
-    assert await ctx.store.read(read) == ["suppression_account_base", "suppression_list"]
+    assert await ctx.store.read(read) == [
+        "suppression_account_base", "suppression_account_category", "suppression_list",
+        "suppression_until",
+    ]

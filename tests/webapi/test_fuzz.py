@@ -128,7 +128,7 @@ def _mutate(value: dict[str, Any], how: int) -> str:
 
 def _fuzz(base: str, doc: Doc, method: str, examples: int) -> int:
     post = doc.doc["paths"][f"/v0/{method}"]["post"]
-    form = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    (form,) = (c["schema"] for c in post["requestBody"]["content"].values())
     req_schema = form["properties"]["request"]["contentSchema"]
     responses = post["responses"]
     calls = 0

@@ -120,8 +120,8 @@ async def test_rate_limit_429(srv: WebapiServer) -> None:
     # Without credentials the limiter is not consulted.
     r = await srv.post("MessageGet", {"MsgID": 1}, auth=None)
     assert r.status_code == 401
-    # The limiter is the process-wide one SMTP uses.
-    assert srv.ctx.services["webapi_auth"].limiter is srv.ctx.services["auth_limiter"]
+    # The limiter is the server's one, which SMTP AUTH uses too.
+    assert srv.ctx.services["webapi_auth"].limiter is srv.ctx.login_limiter
 
 
 async def test_success_resets_limiter_and_caches_password(srv: WebapiServer) -> None:

@@ -15,14 +15,14 @@ Settings, in ``<config dir>/plugins/denydomain.yaml``::
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.plugin_api import (
+from moxtrio import (
     CtlCommand,
     CtlRequest,
     CtlResult,
     PluginConfigError,
     PluginContext,
     Rejection,
+    hookimpl,
 )
 
 NAME = "denydomain"

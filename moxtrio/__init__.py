@@ -1,0 +1,68 @@
+"""moxtrio's public plugin API: everything a plugin imports, in one place.
+
+A plugin writes ``from moxtrio import hookimpl, PluginContext, Rejection``
+and never imports ``core`` or ``plugins``: those are the server's internals
+and move as the server evolves, while the names here stay (the way pytest's
+``pytest`` package stands over ``_pytest``). The hooks themselves, with their
+arguments and rules, are declared in ``core/hookspecs.py``; docs/plugins.md
+explains them.
+"""
+
+from __future__ import annotations
+
+from core.dispatch import HookFailed
+from core.events import (
+    OUTGOING_EVENTS,
+    DeliveryBatch,
+    DeliveryOutcome,
+    EventName,
+    IncomingDelivered,
+    OutgoingEvent,
+    Submission,
+)
+from core.hookspecs import DEFAULT_TIME_LIMIT, DELIVERY_TIME_LIMIT, hookimpl
+from core.plugin_api import (
+    BlueprintFactory,
+    CtlCommand,
+    CtlHandler,
+    CtlRequest,
+    CtlResult,
+    HTTPService,
+    PluginConfigError,
+    PluginContext,
+    Rejection,
+)
+from core.smtp.client import DeliveryResult, RecipientResult
+from core.store.migrations import Migration
+from core.store.models import QueueEntry
+
+__all__ = [
+    # declaring hook implementations
+    "hookimpl",
+    # what hooks receive and return
+    "PluginContext",
+    "Rejection",
+    "PluginConfigError",
+    "HookFailed",
+    "DEFAULT_TIME_LIMIT",
+    "DELIVERY_TIME_LIMIT",
+    # start-up: tables, commands, HTTP services
+    "Migration",
+    "CtlCommand",
+    "CtlHandler",
+    "CtlRequest",
+    "CtlResult",
+    "HTTPService",
+    "BlueprintFactory",
+    # events of the mail flow
+    "Submission",
+    "QueueEntry",
+    "DeliveryBatch",
+    "DeliveryOutcome",
+    "DeliveryResult",
+    "RecipientResult",
+    "OutgoingEvent",
+    "OUTGOING_EVENTS",
+    "EventName",
+    "IncomingDelivered",
+]

@@ -1,0 +1,72 @@
+"""Layering: lower modules do not import higher ones; Go-compatible texts live once."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+from tests.support.procs import ROOT
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_gofmt_is_a_leaf() -> None:
+    names = imports_of(ROOT / "core" / "gofmt.py")
+    assert names
+    assert {n.split(".")[0] for n in names} <= set(sys.stdlib_module_names)
+
+
+def test_sqlfilter_imports_only_below_the_queue() -> None:
+    names = {n for n in imports_of(ROOT / "core" / "sqlfilter.py") if n.startswith("core")}
+    assert "core.gofmt" in names
+    assert all(n == "core.gofmt" or n.startswith("core.store") for n in names), names
+
+
+def test_dsnmatch_reads_queue_tables_only_through_store_functions() -> None:
+    source = (ROOT / "core" / "dsnmatch.py").read_text()
+    strings = [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    sql = re.compile(r"\b(SELECT|UPDATE|INSERT|DELETE)\b.*\b(queue|retired)\b|\{table\}", re.I | re.S)
+    assert strings
+    assert [s for s in strings if sql.search(s)] == []
+    assert "queue_rows.retired_by_from_id(" in source
+
+
+def test_old_names_are_the_gofmt_implementations() -> None:
+    from core import goflags, gofmt
+    from core.message import parsed
+    from core.queue import timefmt
+    from plugins.webapi import jsoncodec
+    from plugins.webhooks import gojson
+
+    assert timefmt.format_go_duration is gofmt.format_go_duration
+    assert timefmt.parse_time_expr is gofmt.parse_time_expr
+    assert goflags.parse_flags is gofmt.parse_flags and goflags.go_quote is gofmt.go_quote
+    assert gojson.marshal is gofmt.marshal and gojson.sorted_map is gofmt.sorted_map
+    assert parsed.format_json_time is gofmt.format_json_time
+    assert jsoncodec.format_time is gofmt.format_go_time
+
+
+def test_go_time_json_form_has_four_digit_years() -> None:
+    """Go's zero time, which mox's JSON carries for unset times, keeps its padding."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from core.gofmt import format_go_time, format_json_time
+
+    assert format_go_time(datetime.min.replace(tzinfo=UTC)) == "0001-01-01T00:00:00Z"
+    assert format_json_time(None) is None
+    t = datetime(2026, 11, 24, 1, 2, 3, 450000, tzinfo=timezone(timedelta(hours=-2, minutes=-30)))
+    assert format_json_time(t) == "2026-11-24T01:02:03.45-02:30"
