@@ -39,5 +39,10 @@ def builtin_commands() -> list[CtlCommand]:
         CtlCommand(("ping",), _ping, "check that the server answers"),
         CtlCommand(("version",), _version, "version of the running server"),
         CtlCommand(("stop",), _stop, "shut the server down cleanly"),
-        CtlCommand(("setaccountpassword",), _setaccountpassword, "set an account's password (stdin)"),
+        CtlCommand(
+            ("setaccountpassword",),
+            _setaccountpassword,
+            "set an account's password (read from stdin, or asked for on a terminal)",
+            "account",
+        ),
     ]

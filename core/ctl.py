@@ -25,6 +25,10 @@ from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 log = logging.getLogger("moxtrio.ctl")
 
 MAX_REQUEST = 16 * 1024 * 1024
+#: A client gets this long to send its request line (the CLI sends it at
+#: once; a silent client must not hold a connection forever).
+READ_TIMEOUT = 10.0
+WRITE_TIMEOUT = 30.0
 
 
 class CtlError(Exception):
@@ -50,53 +54,101 @@ def find_command(
 
 
 def usage(commands: Sequence[CtlCommand], prefix: list[str]) -> str:
+    """The commands under ``prefix``; all top-level ones when none match it."""
+    chosen = [c for c in commands if list(c.path[: len(prefix)]) == prefix] or list(commands)
     lines = [
         "  " + " ".join(c.path) + (f"  - {c.help}" if c.help else "")
-        for c in sorted(commands, key=lambda c: c.path)
-        if list(c.path[: len(prefix)]) == prefix
+        for c in sorted(chosen, key=lambda c: c.path)
     ]
     return "commands:\n" + "\n".join(lines) + "\n"
 
 
+def unknown_command(commands: Sequence[CtlCommand], argv: list[str]) -> CtlResult:
+    """The answer to a command no one offers: say so, then what exists."""
+    words = " ".join(argv) or "(none)"
+    known_prefix = any(c.path[:1] == tuple(argv[:1]) for c in commands)
+    hint = "" if known_prefix else "run \"moxtrio help\" for the commands moxtrio itself offers\n"
+    return CtlResult(f"unknown command: {words}\n{hint}" + usage(commands, argv[:1]), 2)
+
+
 async def _read_line(stream: trio.abc.ReceiveStream, limit: int) -> bytes:
+    """One request line; a line longer than ``limit`` is refused as it grows."""
     buf = bytearray()
     while b"\n" not in buf:
         chunk = await stream.receive_some(65536)
         if not chunk:
             break
         buf += chunk
-        if len(buf) > limit:
+        if len(buf) > limit and b"\n" not in buf[:limit + 1]:
             raise CtlError("request too large")
     return bytes(buf.split(b"\n", 1)[0])
+
+
+def _parse_request(raw: bytes) -> tuple[list[str], str]:
+    """argv and stdin from a request line; CtlError for anything else."""
+    if not raw.strip():
+        raise CtlError("empty request")
+    try:
+        request = json.loads(raw)
+    except RecursionError:
+        # The JSON decoder recurses per nesting level: 200,000 "[" would
+        # otherwise escape as RecursionError.
+        raise CtlError("request nested too deeply") from None
+    except ValueError as exc:
+        raise CtlError(f"invalid json: {exc}") from None
+    if not isinstance(request, dict) or not isinstance(request.get("argv"), list):
+        raise CtlError('request must be an object with an "argv" list')
+    return [str(a) for a in request["argv"]], str(request.get("stdin", ""))
+
+
+async def _answer(stream: trio.abc.SendStream, result: CtlResult) -> None:
+    payload = json.dumps({"output": result.output, "exit": result.exit_code}).encode() + b"\n"
+    with trio.move_on_after(WRITE_TIMEOUT):
+        await stream.send_all(payload)
 
 
 async def _handle(
     ctx: PluginContext, commands: Sequence[CtlCommand], stream: trio.SocketStream
 ) -> None:
-    async with stream:
+    """Serve one control connection; nothing a client does reaches the server.
+
+    Whatever goes wrong on this connection (a client hanging up at any point,
+    garbage, an endless line, silence) ends this connection only: errors are
+    logged and dropped here instead of escaping into the socket's nursery.
+    """
+    try:
+        async with stream:
+            await _serve_one(ctx, commands, stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        log.debug("control client went away: %r", exc)
+    except Exception:  # noqa: BLE001 - one connection's failure stays with it
+        log.exception("control connection failed")
+
+
+async def _serve_one(
+    ctx: PluginContext, commands: Sequence[CtlCommand], stream: trio.SocketStream
+) -> None:
+    try:
+        raw = b""
+        with trio.move_on_after(READ_TIMEOUT) as scope:
+            raw = await _read_line(stream, MAX_REQUEST)
+        if scope.cancelled_caught:
+            raise CtlError(f"no request within {READ_TIMEOUT:g}s")
+        argv, stdin = _parse_request(raw)
+    except CtlError as exc:
+        log.info("bad control request: %s", exc)
+        await _answer(stream, CtlResult(f"bad request: {exc}\n", 2))
+        return
+    cmd, rest = find_command(commands, argv)
+    if cmd is None:
+        result = unknown_command(commands, argv)
+    else:
         try:
-            with trio.fail_after(30):
-                raw = await _read_line(stream, MAX_REQUEST)
-            request = json.loads(raw)
-            argv = [str(a) for a in request["argv"]]
-            stdin = str(request.get("stdin", ""))
-        except (CtlError, ValueError, KeyError, TypeError, trio.TooSlowError) as exc:
-            await stream.send_all(json.dumps({"output": f"bad request: {exc}\n", "exit": 2}).encode() + b"\n")
-            return
-        cmd, rest = find_command(commands, argv)
-        if cmd is None:
-            result = CtlResult(f"unknown command: {' '.join(argv)}\n" + usage(commands, argv[:1]), 2)
-        else:
-            try:
-                result = await cmd.handler(ctx, CtlRequest(rest, stdin))
-            except Exception as exc:  # noqa: BLE001 - reported to the admin, server goes on
-                log.exception("control command failed: %s", " ".join(argv))
-                result = CtlResult(f"error: {exc}\n", 1)
-        payload = json.dumps({"output": result.output, "exit": result.exit_code}).encode() + b"\n"
-        try:
-            await stream.send_all(payload)
-        except trio.BrokenResourceError:
-            pass
+            result = await cmd.handler(ctx, CtlRequest(rest, stdin))
+        except Exception as exc:  # noqa: BLE001 - reported to the admin, server goes on
+            log.exception("control command failed: %s", " ".join(argv))
+            result = CtlResult(f"error: {exc}\n", 1)
+    await _answer(stream, result)
 
 
 async def serve_ctl(
@@ -119,13 +171,20 @@ async def serve_ctl(
         await sock.bind(str(path))
     finally:
         os.umask(old_umask)
-    sock.listen(16)
+    sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    # Out of file descriptors or memory: wait for some to be
+                    # freed instead of ending the server.
+                    log.warning("control socket accept failed: %s", exc)
+                    await trio.sleep(0.1)
+                    continue
                 nursery.start_soon(_handle, ctx, commands, stream)
     finally:
         with trio.CancelScope(shield=True):
@@ -134,11 +193,23 @@ async def serve_ctl(
 
 
 async def _socket_alive(path: Path) -> bool:
+    """Whether a server answers on the socket (asked politely with ``ping``).
+
+    A refused connection is a stale socket from a killed server. Something
+    that accepts but does not answer is treated as alive: better to refuse
+    to start than to take a running server's socket away.
+    """
     try:
         stream = await trio.open_unix_socket(str(path))
     except OSError:
         return False
-    await stream.aclose()
+    async with stream:
+        with trio.move_on_after(5):
+            try:
+                await stream.send_all(json.dumps({"argv": ["ping"]}).encode() + b"\n")
+                await _read_line(stream, 65536)
+            except (trio.BrokenResourceError, CtlError, OSError):
+                pass
     return True
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +28,13 @@ import pluggy
 import trio
 
 from core.hookspecs import DEFAULT_TIME_LIMIT
+from core.mlog import kv
 from core.plugin_api import PluginLoadError
 
 log = logging.getLogger("moxtrio.hooks")
+
+#: A repeated plugin failure is logged with its traceback once per this many seconds.
+REPORT_INTERVAL = 300.0
 
 KINDS = ("verdict", "observer", "setup")
 
@@ -128,6 +133,7 @@ class HookDispatcher:
             name: overrides.get(name, standard if rule.time_limit is None else rule.time_limit)
             for name, rule in self.rules.items()
         }
+        self._reported: dict[tuple[str, str, str, str], float] = {}
 
     def time_limit_for(self, name: str) -> float:
         """Seconds one implementation of async-dispatched hook ``name`` may take."""
@@ -150,11 +156,29 @@ class HookDispatcher:
         return rule
 
     def _fail(self, name: str, plugin: str, exc: BaseException | str) -> None:
+        self._report(name, plugin, exc)
         if self.rules[name].fails_closed:
             raise HookFailed(name, plugin, exc) from (
                 exc if isinstance(exc, BaseException) else None
             )
-        log.error("observer hook failed, continuing: plugin=%s hook=%s error=%r", plugin, name, exc)
+
+    def _report(self, name: str, plugin: str, exc: BaseException | str) -> None:
+        """Log a plugin's failure: with its traceback at error level the first
+        time, then at most once per ``REPORT_INTERVAL`` (a plugin failing on
+        every message must not flood the log); repeats in between at debug."""
+        key = (plugin, name, type(exc).__name__, str(exc)[:200])
+        now = time.monotonic()
+        last = self._reported.get(key)
+        kind = "verdict, failing closed" if self.rules[name].fails_closed else "observer, continuing"
+        attrs = kv(plugin=plugin, hook=name, kind=kind, err=str(exc) or type(exc).__name__)
+        if last is not None and now - last < REPORT_INTERVAL:
+            log.debug("plugin hook failed again", extra=attrs)
+            return
+        if len(self._reported) >= 1000:
+            self._reported.clear()
+        self._reported[key] = now
+        exc_info = (type(exc), exc, exc.__traceback__) if isinstance(exc, BaseException) else None
+        log.error("plugin hook failed", exc_info=exc_info, extra=attrs)
 
     async def _call_impl(self, name: str, impl: Any, kwargs: dict[str, Any]) -> Any:
         args = [kwargs[a] for a in impl.argnames]

@@ -25,12 +25,10 @@ Two layers:
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
-import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +42,20 @@ from core.address import domain_to_ascii, format_localpart, parse_address
 from core.config.sconf import duration_ns, parse_duration
 from core.config.validate import canonical_localpart
 from core.localserve_init import load_pem_private_key_with_note
+from core.mailauth.canon import (
+    HASHES,
+    BodyHasher,
+    Header,
+    MalformedMessage,
+    canonical_header,
+    chunks,
+    file_body,
+    parse_header_section,
+    read_header_section,
+    relaxed_header,
+    split_message,
+)
+from core.mailauth.headerwriter import HeaderWriter
 
 log = logging.getLogger("moxtrio.dkim")
 
@@ -59,19 +71,10 @@ MAX_LINE = 78
 #: Messages up to this size (and with cached keys) are signed on the trio
 #: thread: the thread hop costs more than the work (see tests/dkim timings).
 INLINE_MAX_BYTES = 64 * 1024
-#: Read size when hashing a message file.
-CHUNK = 256 * 1024
-#: Refuse header sections larger than this (a runaway message, not mail).
-MAX_HEADER_SECTION = 16 * 1024 * 1024
 
-_HASHES: dict[str, Callable[..., Any]] = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 _CRYPTO_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha1": hashes.SHA1,
 }
-_WSP_RUN = re.compile(rb"[ \t]+")
-# Only runs that change: a tab, or a space followed by more whitespace.
-_WSP_NOT_SINGLE = re.compile(rb"\t[ \t]*| [ \t]+")
-_FOLD = re.compile(rb"\r\n")
 
 
 class DKIMError(Exception):
@@ -109,152 +112,7 @@ class SelectorConfig:
         )
 
 
-# -- canonicalization ---------------------------------------------------------------
-
-
-@dataclass
-class _Header:
-    lname: bytes  # lower-case field name
-    raw: bytes  # the whole field as in the message, continuation lines and CRLF included
-
-
-def _parse_header_section(section: bytes) -> list[_Header]:
-    """Split a header section (without the empty line) into fields."""
-    out: list[_Header] = []
-    if not section:
-        return out
-    lines = section.split(b"\r\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            if not out:
-                raise DKIMError("malformed message: header section starts with whitespace")
-            out[-1].raw += line + b"\r\n"
-            continue
-        name, colon, _ = line.partition(b":")
-        name = name.rstrip(b" \t")
-        if not colon or not name:
-            raise DKIMError("malformed message: header line without field name")
-        if any(c <= 0x20 or c >= 0x7F for c in name):
-            raise DKIMError("malformed message: invalid header field name")
-        out.append(_Header(name.lower(), line + b"\r\n"))
-    return out
-
-
-def _relaxed_header(raw: bytes) -> bytes:
-    """RFC 6376 §3.4.2 relaxed form of one field, without the trailing CRLF."""
-    name, _, value = raw.partition(b":")
-    if value.endswith(b"\r\n"):
-        value = value[:-2]
-    value = _WSP_RUN.sub(b" ", _FOLD.sub(b"", value)).strip(b" \t")
-    return name.rstrip(b" \t").lower() + b":" + value
-
-
-def _relax_lines(block: bytes) -> bytes:
-    """Relaxed body rules a+b for complete lines: WSP runs -> one SP, none before CRLF.
-
-    Collapsing first leaves at most one SP before each CRLF, so a plain
-    replace removes trailing whitespace; typical text (single spaces, no
-    tabs) skips the regex entirely, making relaxed nearly as cheap as simple.
-    """
-    if b"\t" in block or b"  " in block:
-        block = _WSP_NOT_SINGLE.sub(b" ", block)
-    return block.replace(b" \r\n", b"\r\n")
-
-
-class _BodyHasher:
-    """Incremental body canonicalization + hash (RFC 6376 §3.4.3/§3.4.4).
-
-    Input may be split anywhere; only complete lines are canonicalized, and
-    trailing empty lines are held back until non-empty content follows (they
-    must be dropped at the end of the body).
-    """
-
-    def __init__(self, relaxed: bool, hash_name: str) -> None:
-        self.relaxed = relaxed
-        self.h = _HASHES[hash_name]()
-        self.carry = b""  # incomplete last line
-        self.pending = 0  # held-back empty lines
-        self.emitted = False
-
-    def update(self, data: bytes) -> None:
-        buf = self.carry + data if self.carry else data
-        end = buf.rfind(b"\r\n")
-        if end < 0:
-            self.carry = buf
-            return
-        self.carry = buf[end + 2:]
-        self._lines(buf[: end + 2])
-
-    def _lines(self, block: bytes) -> None:
-        if self.relaxed:
-            block = _relax_lines(block)
-        end = len(block)
-        n = 0
-        while end >= 2 and block[end - 2:end] == b"\r\n":
-            end -= 2
-            n += 1
-        if end == 0:
-            self.pending += n
-            return
-        if self.pending:
-            self.h.update(b"\r\n" * self.pending)
-        self.h.update(block[:end])
-        self.h.update(b"\r\n")
-        self.pending = n - 1
-        self.emitted = True
-
-    def digest(self) -> bytes:
-        if self.carry:
-            # A last line without CRLF gets one; its trailing whitespace is not
-            # "at the end of a line" and stays (collapsed), as dkimpy does.
-            tail, self.carry = self.carry, b""
-            if self.relaxed:
-                tail = _WSP_RUN.sub(b" ", tail)
-            self.h.update(b"\r\n" * self.pending + tail + b"\r\n")
-            self.pending = 0
-            self.emitted = True
-        if not self.emitted and not self.relaxed:
-            self.h.update(b"\r\n")  # simple: an empty body is one CRLF
-        return bytes(self.h.digest())
-
-
 # -- header writing -------------------------------------------------------------------
-
-
-class _HeaderWriter:
-    """mox's folding: whole tokens move to a new ``\\r\\n\\t`` line past 78 columns."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.line_len = 0
-        self.nonfirst = False
-
-    def add(self, sep: str, text: str) -> None:
-        if self.nonfirst and self.line_len > 1 and self.line_len + len(sep) + len(text) > MAX_LINE:
-            self.parts.append("\r\n\t")
-            self.line_len = 1
-        elif self.nonfirst and sep:
-            self.parts.append(sep)
-            self.line_len += len(sep)
-        self.parts.append(text)
-        self.line_len += len(text)
-        self.nonfirst = True
-
-    def add_wrap(self, text: str) -> None:
-        """Add ``text`` breaking it anywhere (base64)."""
-        while text:
-            room = max(MAX_LINE - self.line_len, 1)
-            piece, text = text[:room], text[room:]
-            self.parts.append(piece)
-            self.line_len += len(piece)
-            if text:
-                self.parts.append("\r\n\t")
-                self.line_len = 1
-
-    def value(self) -> str:
-        return "".join(self.parts) + "\r\n"
 
 
 def _identity(localpart: str | None, domain_ascii: str) -> str | None:
@@ -271,7 +129,7 @@ def _signature_header(
     sel: SelectorConfig, domain_ascii: str, identity: str | None, signed: list[str],
     t: int, body_hash: bytes, signature: bytes,
 ) -> str:
-    w = _HeaderWriter()
+    w = HeaderWriter(MAX_LINE)
     w.add("", "DKIM-Signature: v=1;")
     w.add(" ", f"d={domain_ascii};")
     w.add(" ", f"s={domain_to_ascii(sel.selector)};")
@@ -296,7 +154,7 @@ def _signature_header(
 # -- signing ------------------------------------------------------------------------------
 
 
-def _signed_header_names(sel: SelectorConfig, headers: list[_Header]) -> list[str]:
+def _signed_header_names(sel: SelectorConfig, headers: list[Header]) -> list[str]:
     names = list(sel.headers)
     if sel.seal_headers:
         counts: dict[bytes, int] = {}
@@ -307,9 +165,9 @@ def _signed_header_names(sel: SelectorConfig, headers: list[_Header]) -> list[st
     return names
 
 
-def _header_data(sel: SelectorConfig, headers: list[_Header], signed: list[str]) -> bytes:
+def _header_data(sel: SelectorConfig, headers: list[Header], signed: list[str]) -> bytes:
     """The signed header fields, bottom-up per name, canonicalized (RFC 6376 §5.4.2)."""
-    remaining: dict[bytes, list[_Header]] = {}
+    remaining: dict[bytes, list[Header]] = {}
     for h in headers:
         remaining.setdefault(h.lname, []).append(h)
     out: list[bytes] = []
@@ -318,14 +176,14 @@ def _header_data(sel: SelectorConfig, headers: list[_Header], signed: list[str])
         if not instances:
             continue
         h = instances.pop()
-        out.append(_relaxed_header(h.raw) + b"\r\n" if sel.header_relaxed else h.raw)
+        out.append(canonical_header(h.raw, sel.header_relaxed))
     return b"".join(out)
 
 
 def _sign_digest(sel: SelectorConfig, data: bytes) -> bytes:
-    if sel.hash not in _HASHES:
+    if sel.hash not in HASHES:
         raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
-    digest = _HASHES[sel.hash](data).digest()
+    digest = HASHES[sel.hash](data).digest()
     key = sel.key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         if sel.hash != "sha256":
@@ -342,7 +200,10 @@ def _sign_parts(
     header_section: bytes, body_chunks: Iterable[bytes], *, domain: str,
     selectors: list[SelectorConfig], localpart_for_i: str | None, now: datetime,
 ) -> bytes:
-    headers = _parse_header_section(header_section)
+    try:
+        headers = parse_header_section(header_section)
+    except MalformedMessage as exc:
+        raise DKIMError(str(exc)) from None
     nfrom = sum(1 for h in headers if h.lname == b"from")
     if nfrom != 1:
         raise DKIMError(f"message has {nfrom} from headers, need exactly 1")
@@ -352,8 +213,8 @@ def _sign_parts(
         domain_ascii = domain_to_ascii(domain.rstrip(".").lower())
     except UnicodeError as exc:
         raise DKIMError(f"invalid domain {domain!r}: {exc}") from None
-    hashers = {(s.body_relaxed, s.hash): _BodyHasher(s.body_relaxed, s.hash) for s in selectors
-               if s.hash in _HASHES}
+    hashers = {(s.body_relaxed, s.hash): BodyHasher(s.body_relaxed, s.hash) for s in selectors
+               if s.hash in HASHES}
     for chunk in body_chunks:
         for hasher in hashers.values():
             hasher.update(chunk)
@@ -362,33 +223,17 @@ def _sign_parts(
     t = int(now.timestamp())
     out: list[str] = []
     for sel in selectors:
-        if sel.hash not in _HASHES:
+        if sel.hash not in HASHES:
             raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
         bh = body_hashes[(sel.body_relaxed, sel.hash)]
         signed = _signed_header_names(sel, headers)
         unsigned = _signature_header(sel, domain_ascii, identity, signed, t, bh, b"").encode()
         unsigned = unsigned[:-2]  # the DKIM-Signature field itself is hashed without CRLF
-        sig_field = _relaxed_header(unsigned) if sel.header_relaxed else unsigned
+        sig_field = relaxed_header(unsigned) if sel.header_relaxed else unsigned
         data = _header_data(sel, headers, signed) + sig_field
         signature = _sign_digest(sel, data)
         out.append(_signature_header(sel, domain_ascii, identity, signed, t, bh, signature))
     return "".join(out).encode("ascii")
-
-
-def _split_message(message: bytes) -> tuple[bytes, bytes]:
-    """(header section without the empty line, body); no empty line = no body."""
-    if message.startswith(b"\r\n"):
-        return b"", message[2:]
-    i = message.find(b"\r\n\r\n")
-    if i < 0:
-        return message, b""
-    return message[: i + 2], message[i + 4:]
-
-
-def _chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
-    view = memoryview(data)
-    for i in range(0, len(data), size):
-        yield bytes(view[i:i + size])
 
 
 def sign(
@@ -402,8 +247,8 @@ def sign(
     :class:`DKIMError` for a message without exactly one From header, or a
     header section that does not parse.
     """
-    head, body = _split_message(message)
-    return _sign_parts(head, _chunks(body), domain=domain, selectors=selectors,
+    head, body = split_message(message)
+    return _sign_parts(head, chunks(body), domain=domain, selectors=selectors,
                        localpart_for_i=localpart_for_i, now=now)
 
 
@@ -413,31 +258,11 @@ def sign_file(
 ) -> bytes:
     """Like :func:`sign` for ``prefix`` + the file at ``path``, reading in chunks (blocking)."""
     with open(path, "rb") as f:
-        buf = prefix
-        # The header section: read until the empty line (bounded).
-        while True:
-            if buf.startswith(b"\r\n"):
-                head, rest = b"", buf[2:]
-                break
-            i = buf.find(b"\r\n\r\n")
-            if i >= 0:
-                head, rest = buf[: i + 2], buf[i + 4:]
-                break
-            if len(buf) > MAX_HEADER_SECTION:
-                raise DKIMError("header section too large")
-            more = f.read(CHUNK)
-            if not more:
-                head, rest = buf, b""
-                break
-            buf += more
-
-        def body() -> Iterator[bytes]:
-            if rest:
-                yield rest
-            while chunk := f.read(CHUNK):
-                yield chunk
-
-        return _sign_parts(head, body(), domain=domain, selectors=selectors,
+        try:
+            head, rest = read_header_section(f, prefix)
+        except MalformedMessage as exc:
+            raise DKIMError(str(exc)) from None
+        return _sign_parts(head, file_body(f, rest), domain=domain, selectors=selectors,
                            localpart_for_i=localpart_for_i, now=now)
 
 

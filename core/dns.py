@@ -29,6 +29,7 @@ Error texts (stable, used in queue results and webhooks):
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ class DNSError(Exception):
         self.message = message
         self.permanent = permanent
         self.not_found = not_found
+        self.negative_ttl = 0  # NXDOMAIN: how long "does not exist" may be cached
 
     def __str__(self) -> str:
         return self.message
@@ -120,11 +122,50 @@ def _ascii_domain(domain: str) -> str:
     return name.to_text(omit_final_dot=True).lower()
 
 
+def _negative_ttl(responses: object) -> int:
+    """The SOA-derived TTL of a negative answer (RFC 2308 §5), 0 without an SOA."""
+    for resp in responses:  # type: ignore[attr-defined]
+        for rrset in getattr(resp, "authority", []):
+            if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+                return int(min(rrset.ttl, rrset[0].minimum))
+    return 0
+
+
+NAMESERVERS_ENV = "MOXTRIO_NAMESERVERS"
+
+
+def parse_nameservers(value: str) -> tuple[list[str], int]:
+    """``"127.0.0.1:5353,127.0.0.2"`` -> (["127.0.0.1", "127.0.0.2"], 5353).
+
+    dnspython's resolver takes one port for all servers, so the first port
+    given is used for all; without a port it is 53. IPv6 addresses with a port
+    are written in brackets (``[::1]:5353``).
+    """
+    servers: list[str] = []
+    port: int | None = None
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        host, sep, p = item.rpartition(":") if item.startswith("[") or item.count(":") == 1 else ("", "", "")
+        if not sep:
+            host = item
+        elif port is None:
+            port = int(p)
+        servers.append(host.strip("[]"))
+    if not servers:
+        raise ValueError(f"{NAMESERVERS_ENV}: no name server in {value!r}")
+    return servers, port or 53
+
+
 class Resolver:
     """Async resolver for delivery; wraps ``dns.asyncresolver.Resolver``.
 
-    With ``nameservers=None`` the system configuration (/etc/resolv.conf) is
-    used; otherwise exactly the given servers on ``port``. ``timeout`` is per
+    With ``nameservers=None`` the servers named in the environment variable
+    ``MOXTRIO_NAMESERVERS`` are used when it is set (``ip[:port]``, comma
+    separated, one port for all: a local caching resolver, or the test suite's
+    loopback responder, so that no lookup leaves the machine), else the system
+    configuration (/etc/resolv.conf); otherwise exactly the given servers on
+    ``port``. ``timeout`` is per
     server try, ``lifetime`` bounds one whole lookup.
     """
 
@@ -137,6 +178,8 @@ class Resolver:
         lifetime: float = 15.0,
         prefer_ipv6: bool = False,
     ) -> None:
+        if nameservers is None and os.environ.get(NAMESERVERS_ENV):
+            nameservers, port = parse_nameservers(os.environ[NAMESERVERS_ENV])
         if nameservers is None:
             self._resolver = dns.asyncresolver.Resolver(configure=True)
         else:
@@ -154,16 +197,20 @@ class Resolver:
         NXDOMAIN raises DNSError with not_found=True (permanent is decided by
         the caller); timeouts and server failures raise temporary DNSErrors.
         """
+        return (await self._answer(name, rdtype, what))[0]
+
+    async def _answer(self, name: str, rdtype: str, what: str) -> tuple[list[object], int]:
+        """:meth:`_query` plus how long the answer may be kept (see :meth:`records_ttl`)."""
         try:
             answer = await self._resolver.resolve(
                 name + ".", rdtype, search=False, raise_on_no_answer=False
             )
-        except dns.resolver.NXDOMAIN:
-            raise DNSError(
-                f'looking up "{name}.": no such host', permanent=False, not_found=True
-            ) from None
+        except dns.resolver.NXDOMAIN as exc:
+            err = DNSError(f'looking up "{name}.": no such host', permanent=False, not_found=True)
+            err.negative_ttl = _negative_ttl(exc.responses().values())
+            raise err from None
         except dns.resolver.NoAnswer:
-            return []
+            return [], 0
         except dns.exception.Timeout:
             raise DNSError(
                 f"dns lookup error: {what} for {name}: i/o timeout", permanent=False
@@ -175,8 +222,25 @@ class Resolver:
         except dns.exception.DNSException as e:
             raise DNSError(f"dns lookup error: {what} for {name}: {e}", permanent=False) from None
         if answer.rrset is None:
-            return []
-        return list(answer.rrset)
+            return [], _negative_ttl([answer.response])
+        return list(answer.rrset), int(answer.rrset.ttl)
+
+    async def records(self, name: str, rdtype: str) -> list[object]:
+        """The rdata of ``name``'s ``rdtype`` records; [] for NODATA.
+
+        NXDOMAIN raises DNSError with ``not_found``; timeouts and server
+        failures raise a temporary DNSError. For callers that interpret the
+        records themselves (SPF, DKIM, DMARC).
+        """
+        return (await self.records_ttl(name, rdtype))[0]
+
+    async def records_ttl(self, name: str, rdtype: str) -> tuple[list[object], int]:
+        """Like :meth:`records`, with how long the answer may be kept (0: do not keep).
+
+        Positive answers keep for their TTL; NODATA and NXDOMAIN for the
+        SOA minimum the server sent along (RFC 2308), or not at all.
+        """
+        return await self._answer(name.rstrip("."), rdtype, f"{rdtype.lower()} lookup")
 
     async def lookup_mx(self, domain: str) -> MXResult:
         """Hosts to deliver mail for ``domain`` to, following RFC 5321 §5.1.

@@ -37,6 +37,21 @@ OUTGOING_EVENTS: tuple[EventName, ...] = (
 
 
 @dataclass
+class IncomingAuthenticated:
+    """An incoming message after authentication, before it is stored.
+
+    ``auth`` is a ``core.mailauth.analyze.Authentication``; plugins may add
+    header lines (``"Name: value"``) to ``add_headers``.
+    """
+
+    remote_ip: str
+    mail_from: str
+    recipients: list[str]
+    auth: Any
+    add_headers: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Submission:
     """A message about to be queued, from SMTP submission or webapi Send.
 

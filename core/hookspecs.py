@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from core.events import (
         DeliveryBatch,
         DeliveryOutcome,
+        IncomingAuthenticated,
         IncomingDelivered,
         OutgoingEvent,
         Submission,
@@ -198,6 +199,23 @@ def moxtrio_smtp_data_recipient(
     submission any rejection refuses the whole submission (mox's localserve
     rules). Return a Rejection whose ``timeout`` is true to make the core
     stall the reply like a hung server would.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
+def moxtrio_incoming_authenticated(
+    ctx: PluginContext, message: IncomingAuthenticated
+) -> Rejection | None:
+    """After DATA on the delivery listener, once SPF, DKIM and DMARC are evaluated.
+
+    ``message.auth`` holds the results (``core.mailauth.analyze.Authentication``:
+    ``spf``, ``dkim``, ``dmarc``, ``mail_from_validated``, ``msg_from_validated``,
+    ``dmarc_reject`` ...). Return a Rejection to refuse the message for all
+    recipients, or append ``"Name: value"`` lines to ``message.add_headers`` to
+    mark it (they are prepended to the stored message). With no plugin
+    answering, mox's default applies: a DMARC failure whose policy asks for
+    rejection gets ``550 5.7.26 rejecting per dmarc policy``.
     """
 
 

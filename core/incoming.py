@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.config.validate import DestinationMatch
@@ -33,6 +33,9 @@ class IncomingRecipient:
     localpart: str
     domain: str
     match: DestinationMatch
+    #: This recipient's own prefix headers (Delivered-To, Received ... for <rcpt>);
+    #: None: the message's ``msg_prefix``.
+    msg_prefix: bytes | None = None
 
     @property
     def rcpt_to(self) -> str:
@@ -54,6 +57,9 @@ class IncomingMessage:
     subject: str
     msg_from: str
     is_dsn: bool
+    mail_from_validated: bool = False
+    msg_from_validated: bool = False
+    dkim_domains: list[str] = field(default_factory=list)
     remote_port: int = 0
 
 
@@ -92,21 +98,26 @@ async def store_incoming(
                 store_accounts.mailbox_by_name(conn, account, mailbox)
             except store_accounts.MailboxNotFound:
                 store_accounts.create_mailbox(conn, account, mailbox)
+            prefix = message.msg_prefix if rcpt.msg_prefix is None else rcpt.msg_prefix
             meta = MessageMeta(
                 mail_from=message.mail_from,
                 mail_from_localpart=message.mail_from_localpart,
                 mail_from_domain=message.mail_from_domain,
+                mail_from_validated=message.mail_from_validated,
                 msg_from=message.msg_from,
+                msg_from_validated=message.msg_from_validated,
+                dkim_domains=list(message.dkim_domains),
                 rcpt_to_localpart=rcpt.localpart,
                 rcpt_to_domain=rcpt.domain,
                 remote_ip=message.remote_ip,
                 message_id=message.message_id,
                 subject=message.subject,
                 is_dsn=message.is_dsn,
-                msg_prefix=message.msg_prefix,
+                msg_prefix=prefix,
             )
+            size = message.size - len(message.msg_prefix) + len(prefix)
             msg_id = store_messages.insert_message(
-                conn, account, mailbox, message.file_id, message.size, received=received, meta=meta
+                conn, account, mailbox, message.file_id, size, received=received, meta=meta
             )
             ids.append(msg_id)
             event = IncomingDelivered(
@@ -114,7 +125,7 @@ async def store_incoming(
                 message_id=msg_id,
                 mailbox=mailbox,
                 message_path=path,
-                msg_prefix=message.msg_prefix,
+                msg_prefix=prefix,
                 mail_from=message.mail_from,
                 rcpt_to=rcpt.rcpt_to,
                 meta=_incoming_meta(msg_id, message, rcpt, mailbox, received),
@@ -139,10 +150,10 @@ def _incoming_meta(
     return {
         "MsgID": msg_id,
         "MailFrom": message.mail_from,
-        "MailFromValidated": False,
-        "MsgFromValidated": False,
+        "MailFromValidated": message.mail_from_validated,
+        "MsgFromValidated": message.msg_from_validated,
         "RcptTo": rcpt.rcpt_to,
-        "DKIMVerifiedDomains": [],
+        "DKIMVerifiedDomains": list(message.dkim_domains),
         "RemoteIP": message.remote_ip,
         "Received": format_json_time(received),
         "MailboxName": mailbox,

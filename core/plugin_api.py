@@ -71,6 +71,10 @@ class CtlCommand:
     path: tuple[str, ...]
     handler: CtlHandler
     help: str = ""
+    #: Arguments after the flags, for ``moxtrio help``: ``"[flags] id"``.
+    usage: str = ""
+    #: ``(flag, description)`` pairs for ``moxtrio help`` and ``-h``.
+    flags: tuple[tuple[str, str], ...] = ()
 
 
 BlueprintFactory = Callable[["PluginContext", str], Any]
@@ -137,7 +141,9 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PluginConfigError(f"{path}: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise PluginConfigError(f"{where}: invalid yaml: {getattr(exc, 'problem', None) or exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

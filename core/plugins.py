@@ -10,9 +10,11 @@ or importable module path; without it, all first-party plugins load.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
@@ -64,7 +66,8 @@ def _load_one(name: str, available: dict[str, EntryPoint]) -> ModuleType:
                     f'unknown plugin "{name}" in mox.conf Plugins (installed plugins: {known})'
                 ) from exc
             raise PluginLoadError(f"plugin {name!r}: import failed: {exc}") from exc
-    raise PluginLoadError(f'unknown plugin "{name}" in mox.conf Plugins')
+    known = ", ".join(sorted(available)) or "none"
+    raise PluginLoadError(f'unknown plugin "{name}" in mox.conf Plugins (installed plugins: {known})')
 
 
 def create_manager(
@@ -92,11 +95,53 @@ def create_manager(
         pm.register(module, name=name)
     # Catch misspelled hook names in plugins early: an implementation of a
     # hook that does not exist would silently never run.
-    pm.check_pending()
+    _check_hook_names(pm)
     # Refuse what the dispatcher cannot honour (wrappers, specs without a kind)
     # now, naming the plugin, rather than when the hook is first called.
     contract_rules(pm)
     return pm
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """One line per misspelled hook: the plugin, the hook, the close matches."""
+    known = sorted(n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT}_"))
+    for name in dir(pm.hook):
+        if name.startswith("_") or name in known:
+            continue
+        for impl in getattr(pm.hook, name).get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.8)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise PluginLoadError(f'plugin "{impl.plugin_name}" implements unknown hook {name}{hint}')
+    pm.check_pending()
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin as ``moxtrio plugins`` shows it."""
+
+    name: str
+    version: str
+    source: str
+    hooks: list[str]
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Loaded plugins in hook order, with their versions and implemented hooks."""
+    available = available_plugins()
+    out = []
+    for name in plugin_names(pm):
+        plugin = pm.get_plugin(name)
+        ep = available.get(name)
+        if ep is not None and ep.dist is not None:
+            version, source = ep.dist.version, f"{ep.dist.name}, {ep.value}"
+        else:
+            version = str(getattr(plugin, "__version__", "unknown"))
+            source = getattr(plugin, "__name__", name)
+        hooks = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
+        out.append(PluginInfo(name, version, source, hooks))
+    return out
 
 
 def plugin_names(pm: pluggy.PluginManager) -> list[str]:

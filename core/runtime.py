@@ -32,6 +32,7 @@ from core.plugins import create_manager, plugin_names
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
+from core.startup_checks import preflight
 from core.store import Store
 from core.tls import listener_ssl_context
 
@@ -79,6 +80,9 @@ class Server:
         limits = await trio.to_thread.run_sync(load_time_limits, self.config.dir)
         hooks = HookDispatcher(pm, time_limits=limits)
         log.info("plugins loaded: %s", ", ".join(plugin_names(pm)) or "none")
+        # Refuse to start (port taken, TLS file missing) before anything is
+        # written to the data directory.
+        await trio.to_thread.run_sync(preflight, self.config, hooks)
         migrations = hooks.setup("moxtrio_migrations")
         data_dir = Path(self.config.data_dir)
         restrict_umask()

@@ -24,4 +24,6 @@ class ConfigError(Exception):
         self.key = key
 
     def __str__(self) -> str:
+        if self.line <= 0:
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"

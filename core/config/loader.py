@@ -217,13 +217,22 @@ class Config:
 def load_config(mox_conf_path: str | Path) -> Config:
     """Load and validate mox.conf and the domains.conf next to it.
 
-    Raises :class:`ConfigError` (or OSError if a file can't be read).
+    Raises :class:`ConfigError`, also for a file that cannot be read (naming
+    the file and what refers to it).
     """
     path = Path(mox_conf_path)
-    static = sconf.parse_file(Static, path)
+    try:
+        static = sconf.parse_file(Static, path)
+    except OSError as e:
+        raise ConfigError(str(path), 0, f"cannot read mox.conf: {e.strerror or e} (choose it with -config or $MOXCONF)") from e
     validate_static(static, str(path))
     dpath = path.parent / "domains.conf"
-    stat = _stat_key(dpath)
-    dynamic = sconf.parse_file(Dynamic, dpath)
+    try:
+        stat = _stat_key(dpath)
+        dynamic = sconf.parse_file(Dynamic, dpath)
+    except OSError as e:
+        raise ConfigError(
+            str(dpath), 0, f"cannot read domains.conf: {e.strerror or e} (it belongs next to {path})"
+        ) from e
     lookups = build_dynamic(dynamic, static, str(dpath))
     return Config(path, static, dynamic, lookups, stat)

@@ -27,6 +27,7 @@ def _err(path: str, obj: object, key: str | None, message: str) -> ConfigError:
 
 def validate_static(static: Static, path: str) -> None:
     """Check mox.conf on its own (dynamic cross-checks are in :func:`build_dynamic`)."""
+    _validate_log_levels(static, path)
     if not static.Listeners:
         log.warning("%s: no listeners configured", path)
     for name, listener in static.Listeners.items():
@@ -35,6 +36,19 @@ def validate_static(static: Static, path: str) -> None:
         for p in static.Plugins:
             if not p.strip():
                 raise _err(path, static, "Plugins", "empty plugin name in Plugins")
+
+
+def _validate_log_levels(static: Static, path: str) -> None:
+    """LogLevel and PackageLogLevels must be levels mox knows (``verbose`` is not one)."""
+    from core.mlog import parse_level
+
+    levels = [("LogLevel", "LogLevel", static.LogLevel)] if static.LogLevel else []
+    levels += [(f"PackageLogLevels {pkg}", "PackageLogLevels", lvl) for pkg, lvl in static.PackageLogLevels.items()]
+    for what, key, level in levels:
+        try:
+            parse_level(level)
+        except ValueError as exc:
+            raise ConfigError(path, sconf.line_of(static, key), f"{what}: {exc}", key) from None
 
 
 def _validate_listener(name: str, listener: Listener, static: Static, path: str) -> None:

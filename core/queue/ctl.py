@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from core.flaghelp import flag_help
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
@@ -127,7 +128,7 @@ def _original_sender(e: Any, separators: list[str]) -> str:
 
 
 async def cmd_list(q: QueueService, args: list[str]) -> str:
-    values, rest = parse_flags(args, {**_FILTER_FLAGS, "sort": _STR, "asc": _BOOL})
+    values, rest = parse_flags(args, _LIST_SPEC)
     if rest:
         raise UsageError("usage: queue list [filtersortflags]")
     f = queue_filter(values)
@@ -209,20 +210,7 @@ async def cmd_dump(q: QueueService, args: list[str]) -> str:
 
 
 async def cmd_retired_list(q: QueueService, args: list[str]) -> str:
-    spec = {
-        "ids": _STR,
-        "n": _STR,
-        "account": _STR,
-        "from": _STR,
-        "to": _STR,
-        "submitted": _STR,
-        "lastactivity": _STR,
-        "transport": _STR,
-        "result": _STR,
-        "sort": _STR,
-        "asc": _BOOL,
-    }
-    values, rest = parse_flags(args, spec)
+    values, rest = parse_flags(args, _RETIRED_SPEC)
     if rest:
         raise UsageError("usage: queue retired list [filtersortflags]")
     f = RetiredFilter(
@@ -272,19 +260,38 @@ async def cmd_retired_print(q: QueueService, args: list[str]) -> str:
     return go_json(retired_json(await q.get_retired(_int(args[0], "id"))))
 
 
+_LIST_SPEC = {**_FILTER_FLAGS, "sort": _STR, "asc": _BOOL}
+_RETIRED_SPEC = {
+    **{k: _FILTER_FLAGS[k] for k in ("ids", "n", "account", "from", "to", "submitted")},
+    "lastactivity": _STR,
+    "transport": _STR,
+    "result": _STR,
+    "sort": _STR,
+    "asc": _BOOL,
+}
+
+
 def queue_commands(queue: QueueService) -> list[CtlCommand]:
     """The queue's control commands, bound to ``queue``."""
-    table: list[tuple[tuple[str, ...], Handler, str]] = [
-        (("queue", "list"), cmd_list, "list messages in the queue"),
-        (("queue", "hold"), cmd_hold, "mark matching messages on hold"),
-        (("queue", "unhold"), cmd_unhold, "release matching messages from hold"),
-        (("queue", "schedule"), cmd_schedule, "change next delivery attempt of matching messages"),
-        (("queue", "transport"), cmd_transport, "set transport of matching messages"),
-        (("queue", "requiretls"), cmd_requiretls, "set requiretls of matching messages"),
-        (("queue", "fail"), cmd_fail, "fail delivery of matching messages, with DSN"),
-        (("queue", "drop"), cmd_drop, "remove matching messages, without DSN"),
-        (("queue", "dump"), cmd_dump, "print a queued message"),
-        (("queue", "retired", "list"), cmd_retired_list, "list retired messages"),
-        (("queue", "retired", "print"), cmd_retired_print, "print a retired message as JSON"),
+    filt = flag_help(_FILTER_FLAGS)
+    table: list[tuple[tuple[str, ...], Handler, str, str, tuple[tuple[str, str], ...]]] = [
+        (("queue", "list"), cmd_list, "list messages in the queue", "[filtersortflags]",
+         flag_help(_LIST_SPEC, sort='field to sort by, "nextattempt" (default) or "queued"')),
+        (("queue", "hold"), cmd_hold, "mark matching messages on hold", "[filterflags]", filt),
+        (("queue", "unhold"), cmd_unhold, "release matching messages from hold", "[filterflags]", filt),
+        (("queue", "schedule"), cmd_schedule, "change next delivery attempt of matching messages",
+         "[filterflags] [-now] duration", flag_help({**_FILTER_FLAGS, "now": _BOOL})),
+        (("queue", "transport"), cmd_transport, "set transport of matching messages",
+         "[filterflags] transport", filt),
+        (("queue", "requiretls"), cmd_requiretls, "set requiretls of matching messages",
+         "[filterflags] {yes | no | default}", filt),
+        (("queue", "fail"), cmd_fail, "fail delivery of matching messages, with DSN", "[filterflags]", filt),
+        (("queue", "drop"), cmd_drop, "remove matching messages, without DSN", "[filterflags]", filt),
+        (("queue", "dump"), cmd_dump, "print a queued message", "id", ()),
+        (("queue", "retired", "list"), cmd_retired_list, "list retired messages", "[filtersortflags]",
+         flag_help(_RETIRED_SPEC, sort='field to sort by, "lastactivity" (default) or "queued"')),
+        (("queue", "retired", "print"), cmd_retired_print, "print a retired message as JSON", "id", ()),
     ]
-    return [CtlCommand(path, _wrap(queue, fn), help) for path, fn, help in table]
+    return [
+        CtlCommand(path, _wrap(queue, fn), help, usage, flags) for path, fn, help, usage, flags in table
+    ]

@@ -22,6 +22,7 @@ from core.address import format_localpart
 from core.dispatch import HookFailed
 from core.dns import DNSError, Resolver
 from core.events import DeliveryBatch
+from core.queue.attempt_log import report_attempt
 from core.queue.results import RecipientOutcome
 from core.queue.routing import TransportChoice
 from core.smtp.client import DeliveryResult, deliver
@@ -228,4 +229,5 @@ async def deliver_with_timing(
     ns = int((trio.current_time() - t0) * 1e9)
     for o in outs:
         o.duration_ns = ns
+    report_attempt(batch, choice, outs, ns / 1e9)
     return outs

@@ -27,6 +27,7 @@ from core.message.mime import Headers, parse_header_section
 from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
+from core.smtp.observe import observe_data
 from core.smtp.parser import Path
 from core.smtp.reply import Reply
 from core.store import accounts as store_accounts
@@ -135,6 +136,12 @@ class CoreSessionHandler:
             )
             if reply is not None:
                 return reply
+        if not info.submission and not mail_from.is_null:
+            from core.mailauth.delivery import mail_from_domain_check
+
+            rej = await mail_from_domain_check(self.ctx, mail_from.domain if mail_from.ip is None else "")
+            if rej is not None:
+                return _reply(rej)
         return await self._verdict("moxtrio_smtp_mail_from", str(mail_from))
 
     def _check_sender_allowed(
@@ -225,8 +232,11 @@ class CoreSessionHandler:
         if needs_smtputf8:
             return Reply(550, "5.6.0", "smtputf8 extension is required but was not added to the MAIL command")
         if info.submission:
-            return await self._submit(info, envelope, message, head, headers)
-        return await self._deliver_local(info, envelope, message, head, headers)
+            reply = await self._submit(info, envelope, message, head, headers)
+        else:
+            reply = await self._deliver_local(info, envelope, message, head, headers)
+        observe_data(info, envelope, reply)
+        return reply
 
     async def _recipient_verdicts(self, envelope: Envelope) -> list[tuple[Path, Reply | None]]:
         out = []
@@ -264,13 +274,44 @@ class CoreSessionHandler:
         for rcpt, verdict in failed:
             # mox would send a DSN for these; localserve only logs (spec 06 §4.2).
             log.info("recipient failed at data: %s: %s", rcpt, verdict)
-        prefix = self._received(info, str(accepted[0]) if len(accepted) == 1 else "")
-        file_id = await self.ctx.store.files.store(FsPath(message.path))
         mf = envelope.mail_from
         from_list = parse_addresses(headers.get("From"))
+        # --- incoming authentication (SPF, DKIM, DMARC) and mox's delivery headers
+        from core.mailauth import delivery as auth_delivery
+
+        authenticated = await auth_delivery.authenticate_incoming(
+            self.ctx, inputs=_auth_inputs(info, envelope, message, from_list, self.hostname,
+                                          bool(self.ctx.localserve), head),
+            mail_from="" if mf.is_null else str(mf), recipients=[str(r) for r in accepted],
+        )
+        if not isinstance(authenticated, tuple):
+            return _reply(authenticated)
+        auth, extra_headers = authenticated
+        size = message.size
+        end = head.find(b"\r\n\r\n")
+        if b"authentication-results" in (head if end < 0 else head[:end]).lower():
+            size = await auth_delivery.strip_forged_auth_results(message.path, self.hostname) or size
+
+        auth_headers = auth.auth_results() + auth.received_spf()
+
+        def prefix_for(rcpt: Path) -> bytes:
+            received = auth_delivery.received_header(
+                helo=info.ehlo_name, remote_ip=info.remote_ip, iprev_name=auth.iprev_name,
+                hostname=self.hostname, local_ip=info.local_ip, ehlo=info.is_ehlo,
+                smtputf8=envelope.smtputf8, tls=info.tls, tls_version=info.tls_version,
+                tls_cipher=info.tls_cipher, conn_id=info.conn_id, rcpt_to=str(rcpt),
+                requiretls=envelope.requiretls,
+            )
+            return auth_delivery.delivery_prefix(
+                auth_headers, extra_headers, deliver_to=str(rcpt), mail_from="" if mf.is_null else str(mf),
+                received=received,
+            )
+        # --- end incoming authentication
+        prefix = prefix_for(accepted[0])
+        file_id = await self.ctx.store.files.store(FsPath(message.path))
         incoming = IncomingMessage(
             file_id=file_id,
-            size=len(prefix) + message.size,
+            size=len(prefix) + size,
             msg_prefix=prefix,
             mail_from="" if mf.is_null else str(mf),
             mail_from_localpart=mf.localpart,
@@ -281,10 +322,14 @@ class CoreSessionHandler:
             subject=headers.get("Subject"),
             msg_from=from_list[0][1] if len(from_list) == 1 else "",
             is_dsn=is_dsn(head),
+            mail_from_validated=auth.mail_from_validated,
+            msg_from_validated=auth.msg_from_validated,
+            dkim_domains=auth.dkim_domains,
         )
         recipients = [
-            IncomingRecipient(localpart=r.localpart, domain=r.domain_text, match=self._matches[str(r)])
-            for r in accepted
+            IncomingRecipient(localpart=r.localpart, domain=r.domain_text, match=self._matches[str(r)],
+                              msg_prefix=prefix_for(r) if i else prefix)
+            for i, r in enumerate(accepted)
         ]
         try:
             await store_incoming(self.ctx, incoming, recipients)
@@ -456,6 +501,31 @@ class CoreSessionHandler:
 
         result: Reply | None = await self.ctx.store.read(check)
         return result
+
+
+def _auth_inputs(
+    info: SessionInfo, envelope: Envelope, message: ReceivedMessage, from_list: list[Any],
+    hostname: str, localserve: bool, head: bytes,
+) -> Any:
+    """What incoming authentication needs to know about this transaction."""
+    from core.address import domain_to_ascii
+    from core.mailauth.analyze import Inputs
+
+    mf = envelope.mail_from
+    from_domain = ""
+    try:
+        if len(from_list) == 1:
+            from_domain = domain_to_ascii(parse_address(from_list[0][1]).domain)
+        mf_domain = "" if mf.is_null or mf.ip is not None else domain_to_ascii(mf.domain)
+    except (ValueError, UnicodeError):
+        mf_domain = "" if mf.is_null or mf.ip is not None else mf.domain
+    return Inputs(
+        remote_ip=info.remote_ip, helo=info.ehlo_name,
+        mail_from_localpart="" if mf.is_null else mf.localpart,
+        mail_from_domain=mf_domain,
+        msg_from_domain=from_domain, hostname=hostname, path=message.path, size=message.size,
+        localserve=localserve, data=head if len(head) == message.size else None,
+    )
 
 
 def _needs_smtputf8(head: bytes, envelope: Envelope) -> bool:

@@ -31,15 +31,17 @@ Semantics follow mox's smtpclient so queue results and webhooks look the same:
 Error texts copy mox's phrasing as observed in localserve (spec 06 §4.3):
 
 * reply at RCPT (pipelined):
-  ``delivering message to 127.0.0.1:25: permanent: 550 5.1.1 no such user,
-  permanent: 550 5.1.1 no such user``; without pipelining the first part is
-  ``remote smtp server sent unexpected response status code: got 550,
-  expected 2xx, permanent: …``;
+  ``delivering message to 127.0.0.1:25: permanent: 550 5.1.1 no such user``;
+  without pipelining the first part is ``remote smtp server sent unexpected
+  response status code: got 550, expected 2xx, permanent: …``;
 * reply to MAIL/DATA: ``delivering message to <ip:port>: remote smtp server
   sent unexpected response status code: got 550, expected 2xx, permanent:
-  <line>, permanent: <line>``;
+  <line>``;
 * timeout: ``delivering message to <ip:port>: data: reading line from remote:
-  read tcp <local>->(remote): i/o timeout, transient, transient``;
+  read tcp <local>->(remote): i/o timeout, transient``;
+
+(mox repeats the suffix, ``permanent: <line>, permanent: <line>``, because it
+wraps the error twice; we do not repeat it.)
 * dial: ``dial tcp 127.0.0.1:25: connect: connection refused`` (localserve
   style, no prefix); session set-up (greeting/EHLO/STARTTLS) errors are
   reported without the ``delivering message to`` prefix, like mox.
@@ -204,8 +206,13 @@ class _SMTPError(Exception):
         return (self.inner + ", " if self.inner else "") + self.suffix()
 
     def delivery_text(self, addr: str) -> str:
-        """mox's queue wrapping of transaction errors (processDeliveries)."""
-        return f"delivering message to {addr}: {self.text()}, {self.suffix()}"
+        """The queue's text for a transaction error.
+
+        mox wraps the error in a second one and so prints the permanence and
+        the reply line twice (``..., permanent: 550 ..., permanent: 550 ...``);
+        we say it once.
+        """
+        return f"delivering message to {addr}: {self.text()}"
 
 
 @dataclass

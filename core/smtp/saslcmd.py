@@ -36,6 +36,7 @@ from core.smtp.auth import (
     decoy_credentials,
 )
 from core.smtp.handler import LoginInfo, SessionInfo
+from core.smtp.observe import auth_failure
 from core.smtp.parser import decode_sasl_base64, parse_auth
 from core.smtp.reply import Reply, error
 from core.tlsbinding import ChannelBindingUnavailable, channel_binding
@@ -126,7 +127,7 @@ class AuthCommand:
             raise error(538, "5.7.11", "authentication requires tls")
 
     def _failed(self, username: str, text: str = "bad user/pass") -> Exception:
-        log.info("failed authentication attempt for %r from %s", username, self.info.remote_ip)
+        log.info("authentication failed", extra=auth_failure(self.info, self.mech.lower(), username))
         return error(535, "5.7.8", text)
 
     # -- mechanisms ------------------------------------------------------------------

@@ -28,9 +28,10 @@ from typing import Any
 
 import trio
 
-from core import tlsbinding
+from core import mlog, tlsbinding
 from core.loginlimit import LoginLimiter
 from core.smtp.handler import Envelope, LoginInfo, ReceivedMessage, SessionHandler, SessionInfo
+from core.smtp.observe import trace_read, trace_write
 from core.smtp.parser import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FUTURE_RELEASE_MAX_SECONDS,
@@ -266,6 +267,7 @@ class Session:
             return
         data = bytes(self._out)
         self._out.clear()
+        trace_write(log, data)
         with trio.fail_after(self.config.write_timeout):
             await self.stream.send_all(data)
 
@@ -302,6 +304,7 @@ class Session:
                 del self._buf[: i + 1]
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
+                trace_read(log, raw, auth=not idle)
                 try:
                     return raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -639,6 +642,7 @@ class Session:
             self._buf.clear()
             while True:
                 if data:
+                    mlog.trace(log, mlog.TRACEDATA, "RD: ", data)
                     out, used = decoder.feed(data)
                     if decoder.done:
                         self._buf += data[used:]

@@ -9,6 +9,7 @@ recipient-domain condition "sender domain" (spec 04 §5, observed).
 
 from __future__ import annotations
 
+from core.flaghelp import flag_help
 from core.goflags import STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
@@ -108,10 +109,16 @@ def ctl_commands() -> list[CtlCommand]:
             ("queue", "holdrules", "add"),
             cmd_add,
             "add a hold rule: matching new and queued messages are held",
+            "[ruleflags]",
+            flag_help(
+                dict.fromkeys(("account", "senderdom", "recipientdom"), STR),
+                account="account submitting the message",
+            ),
         ),
         CtlCommand(
             ("queue", "holdrules", "remove"),
             cmd_remove,
             "remove a hold rule (held messages stay held)",
+            "ruleid",
         ),
     ]

@@ -23,11 +23,13 @@ import trio
 
 from core.events import DeliveryOutcome, IncomingDelivered
 from core.hookspecs import hookimpl
+from core.metrics import add_gauge
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
 from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck
+from plugins.suppression.gauges import GAUGE
 from plugins.suppression.records import MIGRATIONS
 from plugins.suppression.service import SuppressionError, SuppressionService
 
@@ -59,6 +61,7 @@ def moxtrio_configure(ctx: PluginContext) -> None:
     """Offer the list operations to the commands and other plugins."""
     ctx.services["suppression"] = SuppressionService(ctx)
     expiry.configure(ctx)
+    add_gauge(GAUGE)
 
 
 @hookimpl

@@ -179,20 +179,26 @@ def ctl_commands() -> list[CtlCommand]:
             ("queue", "suppress", "list"),
             cmd_list,
             "list suppression lists, of one account or all",
+            "[-account account]",
+            (("-account value", "only show suppression list for this account"),),
         ),
         CtlCommand(
             ("queue", "suppress", "add"),
             cmd_add,
             "add address to suppression list for account",
+            "account address",
         ),
         CtlCommand(
             ("queue", "suppress", "remove"),
             cmd_remove,
             "remove address from suppression list for account",
+            "account address",
         ),
         CtlCommand(
             ("queue", "suppress", "lookup"),
             cmd_lookup,
             "check if address is present in suppression list, for any or specific account",
+            "[-account account] address",
+            (("-account value", "only check address in specified account"),),
         ),
     ]

@@ -21,6 +21,7 @@ from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
 from plugins.webapi import idempotency, messages, suppression
+from plugins.webapi.accesslog import logged_call
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.ext_methods import EXTENSIONS
@@ -308,7 +309,7 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
             return resp
         if request.method != "POST":
             return text_response(405, "405 - method not allowed - use get or post")
-        return await service.call(name)
+        return await logged_call(service, name)
 
     if prefix:
         rule("", redirect_base, ALL_METHODS)

@@ -18,10 +18,12 @@ from typing import Any
 
 from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
+from core.metrics import add_gauge
 from core.plugin_api import CtlCommand, PluginContext
 from core.store.migrations import Migration
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
+from plugins.webhooks.gauges import GAUGE
 from plugins.webhooks.schema import MIGRATIONS
 from plugins.webhooks.service import WebhookService, WebhookSettings
 
@@ -61,6 +63,7 @@ def moxtrio_migrations() -> list[Migration]:
 def moxtrio_configure(ctx: PluginContext) -> None:
     svc = WebhookService(ctx)
     ctx.services["webhooks"] = svc
+    add_gauge(GAUGE)
     _services[str(ctx.store.db_path)] = svc
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.flaghelp import flag_help
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import (
@@ -207,12 +208,21 @@ def _wrap(fn: Handler) -> Callable[[PluginContext, CtlRequest], Awaitable[CtlRes
 
 
 def ctl_commands() -> list[CtlCommand]:
-    table: list[tuple[tuple[str, ...], Any, str]] = [
-        (("queue", "webhook", "list"), cmd_list, "list webhooks in the queue"),
-        (("queue", "webhook", "schedule"), cmd_schedule, "change next attempt of matching webhooks"),
-        (("queue", "webhook", "cancel"), cmd_cancel, "cancel delivery of matching webhooks"),
-        (("queue", "webhook", "print"), cmd_print, "print a queued webhook as JSON"),
-        (("queue", "webhook", "retired", "list"), cmd_retired_list, "list retired webhooks"),
-        (("queue", "webhook", "retired", "print"), cmd_retired_print, "print a retired webhook"),
+    account = "account that queued the message/webhook"
+    filt = flag_help(_FILTER, account=account)
+    table: list[tuple[tuple[str, ...], Any, str, str, tuple[tuple[str, str], ...]]] = [
+        (("queue", "webhook", "list"), cmd_list, "list webhooks in the queue", "[filtersortflags]",
+         flag_help({**_FILTER, "sort": STR, "asc": BOOL}, account=account,
+                   sort='field to sort by, "nextattempt" (default) or "queued"')),
+        (("queue", "webhook", "schedule"), cmd_schedule, "change next attempt of matching webhooks",
+         "[filterflags] [-now] duration", flag_help({**_FILTER, "now": BOOL}, account=account)),
+        (("queue", "webhook", "cancel"), cmd_cancel, "cancel delivery of matching webhooks",
+         "[filterflags]", filt),
+        (("queue", "webhook", "print"), cmd_print, "print a queued webhook as JSON", "id", ()),
+        (("queue", "webhook", "retired", "list"), cmd_retired_list, "list retired webhooks",
+         "[filtersortflags]",
+         flag_help({**_RETIRED_FILTER, "sort": STR, "asc": BOOL}, account=account,
+                   sort='field to sort by, "lastactivity" (default) or "queued"')),
+        (("queue", "webhook", "retired", "print"), cmd_retired_print, "print a retired webhook", "id", ()),
     ]
-    return [CtlCommand(path, _wrap(fn), help) for path, fn, help in table]
+    return [CtlCommand(path, _wrap(fn), help, usage, flags) for path, fn, help, usage, flags in table]

@@ -40,12 +40,12 @@ from plugins.webhooks.admin import (
     select_hooks,
     select_retired,
 )
+from plugins.webhooks.attempt_log import report_webhook
 from plugins.webhooks.destination import (
     SETTING,
     DestinationPolicy,
     IPNetwork,
     parse_networks,
-    redact_url,
 )
 from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
 from plugins.webhooks.queue_ops import AttemptOutcome
@@ -271,14 +271,7 @@ class WebhookService:
                 state = await self.store.write(
                     lambda c: queue_ops.finish_attempt(c, config, hook.id, outcome)
                 )
-            log.info(
-                "webhook %d attempt %d to %s: %s (%s)",
-                hook.id,
-                hook.attempts,
-                redact_url(hook.url),
-                "ok" if outcome.success else outcome.error,
-                state,
-            )
+            report_webhook(hook, outcome, state)
         finally:
             self._busy.discard(hook.url)
             self._inflight -= 1

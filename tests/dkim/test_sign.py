@@ -19,11 +19,11 @@ from core.dkim import (
     KEYS,
     DKIMError,
     SelectorConfig,
-    _BodyHasher,
     selectors_from_config,
     sign,
     sign_file,
 )
+from core.mailauth.canon import BodyHasher
 from tests.dkim.helpers import (
     Verifier,
     ed_key,
@@ -218,9 +218,9 @@ def test_headers_only_message_signs_with_empty_body() -> None:
 )
 def test_chunked_body_hash_equals_one_shot(body: list[bytes], cuts: list[int], relaxed: bool) -> None:
     data = b"".join(body)
-    one = _BodyHasher(relaxed, "sha256")
+    one = BodyHasher(relaxed, "sha256")
     one.update(data)
-    chunked = _BodyHasher(relaxed, "sha256")
+    chunked = BodyHasher(relaxed, "sha256")
     prev = 0
     for cut in sorted(c for c in cuts if c <= len(data)):
         chunked.update(data[prev:cut])
@@ -313,7 +313,7 @@ def test_body_canonicalization_matches_dkimpy(body: list[bytes], relaxed: bool) 
     from dkim.canonicalization import Relaxed, Simple
 
     data = b"".join(body)
-    ours = _BodyHasher(relaxed, "sha256")
+    ours = BodyHasher(relaxed, "sha256")
     ours.update(data)
     reference = (Relaxed if relaxed else Simple).canonicalize_body(data)
     assert ours.digest() == hashlib.sha256(reference).digest(), (data, reference)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.accounts import set_password
+from core.dns import Resolver
 from core.runtime import Server
 from tests.smtp_e2e.conftest import in_thread, wait_rows
+from tests.support.dnsresponder import DNSResponder
 from tests.support.inproc import running_server
 from tests.support.paths import CONFIGS
 from tests.support.procs import unique_loopback_ip
@@ -40,10 +42,14 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     text = conf.read_text()
     assert "\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n" in text
     conf.write_text(text.replace("\tlocal:\n\t\tIPs:\n\t\t\t- 0.0.0.0\n", LISTENER.format(ip=ip)))
-    async with running_server(directory, localserve=False) as srv:
-        await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
-        await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
-        yield srv
+    # The sender domain must exist in DNS for the delivery listener to accept it.
+    with DNSResponder({"localhost": {"A": ["127.0.0.1"]}}) as dns:
+        resolver = Resolver(dns.nameservers, port=dns.port, lifetime=3)
+        async with running_server(directory, localserve=False,
+                                  services={"dns_resolver": resolver}) as srv:
+            await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
+            await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
+            yield srv
 
 
 def ip_of(server: Server) -> str:

@@ -173,7 +173,9 @@ def test_server_healthy_after_fuzzing(server: ServerProcess) -> None:
     with smtplib.SMTP(server.ip, 1587, timeout=TIMEOUT, source_address=("127.0.0.77", 0)) as s:
         s.login("mox@localhost", "moxmoxmox")
         assert s.sendmail("mox@localhost", ["someone@example.org"], b"From: mox@localhost\r\n\r\nok\r\n") == {}
+    # The delivery port checks the sender's domain in DNS; the suite's responder
+    # knows no names, and localserve exempts its own domain.
     with smtplib.SMTP(server.ip, 1025, timeout=TIMEOUT, source_address=("127.0.0.78", 0)) as s:
-        assert s.sendmail("a@example.org", ["mox@localhost"], b"From: a@example.org\r\n\r\nok\r\n") == {}
+        assert s.sendmail("other@localhost", ["mox@localhost"], b"From: other@localhost\r\n\r\nok\r\n") == {}
     out = server.output()
     assert "Traceback" not in out and "unhandled error" not in out, out[-5000:]

@@ -12,11 +12,13 @@ Records: ``{"example.org": {"MX": ["10 mx1.example.org.", "0 ."], "A":
 ["127.0.0.5"], "AAAA": [...], "TXT": ['"v=spf1 -all"'], "CNAME":
 ["other.example."]}}``; names are case-insensitive, with or without trailing
 dot; values are zone-file rdata text. Unknown names get NXDOMAIN, known names
-without the type get NOERROR/NODATA.
+without the type get NOERROR/NODATA, both with an SOA (TTL ``ttl``) in the
+authority section as real servers send.
 
 Modes: ``"normal"``; ``"silent"`` (never answers: timeout tests);
 ``"servfail"`` (every query gets SERVFAIL). ``servfail_names`` makes only some
-names fail. ``truncate_udp=True`` sets TC on every UDP answer (forces TCP).
+names fail, ``servfail_rr`` only some (name, type) pairs (e.g. an SPF TXT
+lookup while the name's A records answer). ``truncate_udp=True`` sets TC on every UDP answer (forces TCP).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class DNSResponder:
         host: str = "127.0.0.1",
         mode: str = "normal",
         servfail_names: list[str] | None = None,
+        servfail_rr: list[tuple[str, str]] | None = None,
         truncate_udp: bool = False,
         ttl: int = 60,
     ) -> None:
@@ -66,6 +69,7 @@ class DNSResponder:
         self.truncate_udp = truncate_udp
         self.ttl = ttl
         self.servfail_names = {_norm(n) for n in servfail_names or []}
+        self.servfail_rr = {(_norm(n), t.upper()) for n, t in servfail_rr or []}
         self._records: dict[str, dict[str, list[str]]] = {}
         self.set_records(records or {})
         self.queries: list[tuple[str, str, str]] = []  # (name, type, "udp"/"tcp")
@@ -194,7 +198,7 @@ class DNSResponder:
             return None
         resp = dns.message.make_response(query)
         resp.flags |= dns.flags.AA
-        if self.mode == "servfail" or qname in self.servfail_names:
+        if self.mode == "servfail" or qname in self.servfail_names or (qname, qtype) in self.servfail_rr:
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
         if proto == "udp" and self.truncate_udp:
@@ -207,6 +211,7 @@ class DNSResponder:
             if types is None:
                 if name == qname:
                     resp.set_rcode(dns.rcode.NXDOMAIN)
+                self._negative(resp, name)
                 return resp.to_wire()
             if qtype != "CNAME" and "CNAME" in types:
                 target = _norm(types["CNAME"][0])
@@ -216,8 +221,17 @@ class DNSResponder:
             values = types.get(qtype)
             if values:
                 resp.answer.append(self._rrset(name, qtype, values))
+            else:
+                self._negative(resp, name)
             return resp.to_wire()
         return resp.to_wire()
+
+    def _negative(self, resp: dns.message.Message, name: str) -> None:
+        """An SOA in the authority section of NXDOMAIN/NODATA answers, as real servers send
+        (RFC 2308: resolvers may keep the negative answer for the SOA minimum)."""
+        zone = name.split(".", 1)[1] if name.count(".") > 1 else name
+        resp.authority.append(self._rrset(
+            zone, "SOA", [f"ns.{zone} hostmaster.{zone} 1 3600 600 86400 {self.ttl}"]))
 
     def _rrset(self, name: str, rdtype: str, values: list[str]) -> dns.rrset.RRset:
         return dns.rrset.from_text_list(

@@ -116,8 +116,8 @@ async def test_allow_list_admits_a_network_and_url_credentials_stay_private(
     assert req.header("Authorization") == "Basic " + base64.b64encode(b"hookuser:s3cret-pw").decode()
     assert "s3cret-pw" not in json.dumps(stored)
     assert "hookuser:xxxxx@loopback.test.example" in json.dumps(stored)
-    assert "s3cret-pw" not in caplog.text
-    assert "webhook 1 attempt 1 to http://hookuser:xxxxx@" in caplog.text
+    logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    assert "s3cret-pw" not in logged and "webhook delivered" in caplog.text
 
 
 async def test_refused_attempt_error_hides_url_credentials(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -125,7 +125,8 @@ async def test_refused_attempt_error_hides_url_credentials(tmp_path: Path, caplo
     async with outside_localserve(tmp_path, "http://u:topsecret@10.9.8.7:9/x") as h:
         await h.raise_event(event())
         result = await _first_result(h)
-    assert "topsecret" not in json.dumps(result) and "topsecret" not in caplog.text
+    logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    assert "topsecret" not in json.dumps(result) and "topsecret" not in logged
     assert result["error"].startswith('http transact: Post "http://u:xxxxx@10.9.8.7:9/x": webhook destination refused')
 
 

@@ -1,0 +1,240 @@
+"""What the ``moxtrio`` command offers, for ``help``, ``-h`` and ``plugins``.
+
+Local commands (``serve``, ``localserve``, ``config test``...) run in the
+``moxtrio`` process and are described by their argparse parsers. Control
+commands (``queue list``, ``ping``...) run in the server; their list comes
+from the same places the server takes them from (the core's commands and
+the plugins' ``moxtrio_ctl_commands`` hook, called without a server), so
+``moxtrio help`` works without a config and without a running server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.plugin_api import CtlCommand
+
+log = logging.getLogger("moxtrio.cli")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that accepts mox's single-dash long flags and ``-help``."""
+
+    def __init__(self, prog: str, description: str, help_action: str = "help") -> None:
+        super().__init__(
+            prog=prog,
+            description=description,
+            add_help=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.add_argument("-h", "-help", "--help", action=help_action, help="show this help and exit")
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A command the ``moxtrio`` process runs itself."""
+
+    words: tuple[str, ...]
+    summary: str
+    parser: Callable[[], Parser]
+
+
+def serve_parser() -> Parser:
+    return Parser(
+        "moxtrio serve",
+        "Run the server configured by -config (default config/mox.conf, or $MOXCONF).\n"
+        "Stops cleanly on SIGTERM or SIGINT, or with \"moxtrio stop\".",
+    )
+
+
+def localserve_parser() -> Parser:
+    p = Parser(
+        "moxtrio localserve",
+        "Run a local development server: all mail is accepted for delivery and delivered\n"
+        "to the mox@localhost account, ports are the standard ones + 1000.\n"
+        "The first run writes a config to -dir; later runs reuse it.",
+    )
+    p.add_argument(
+        "-dir",
+        default=None,
+        metavar="DIR",
+        help="directory for config and data (default $XDG_CONFIG_HOME/mox-localserve, "
+        "else ~/.config/mox-localserve)",
+    )
+    p.add_argument(
+        "-ip",
+        default="",
+        metavar="IP",
+        help="IP address to listen on, only when writing a new config (default 127.0.0.1 "
+        "and ::1); to change it later, remove -dir or edit its mox.conf",
+    )
+    p.add_argument(
+        "-initonly", action="store_true", help="write the config in -dir and exit without serving"
+    )
+    p.add_argument(
+        "-fast-retries",
+        dest="fast_retries",
+        action="store_true",
+        help="moxtrio extension: deliveries waiting for a retry are made due every second "
+        "instead of after minutes",
+    )
+    return p
+
+
+def config_test_parser() -> Parser:
+    p = Parser(
+        "moxtrio config test",
+        "Check mox.conf, domains.conf, plugins and their settings with the same checks\n"
+        "the server makes when it starts. Prints file:line: message for each problem.",
+    )
+    p.add_argument(
+        "-config", default=None, metavar="PATH", help="mox.conf to check (default: the global -config)"
+    )
+    return p
+
+
+def version_parser() -> Parser:
+    return Parser("moxtrio version", "Print moxtrio's version.")
+
+
+def help_parser() -> Parser:
+    p = Parser("moxtrio help", "Describe moxtrio's commands, or one command and its flags.")
+    p.add_argument("command", nargs="*", help="the command to describe (e.g. \"queue list\")")
+    return p
+
+
+def plugins_parser() -> Parser:
+    return Parser(
+        "moxtrio plugins",
+        "List the plugins -config loads (mox.conf Plugins, else all first-party plugins), their\n"
+        "versions and the hooks each one implements. Needs no running server.",
+    )
+
+
+LOCAL_COMMANDS: list[LocalCommand] = [
+    LocalCommand(("serve",), "run the server for -config", serve_parser),
+    LocalCommand(("localserve",), "run a local development server", localserve_parser),
+    LocalCommand(("config", "test"), "check mox.conf, domains.conf and plugins", config_test_parser),
+    LocalCommand(("plugins",), "list plugins, versions and hooks", plugins_parser),
+    LocalCommand(("version",), "print the version", version_parser),
+    LocalCommand(("help",), "describe commands: moxtrio help COMMAND", help_parser),
+]
+
+
+def global_parser() -> Parser:
+    # -h here shows the whole command list (moxtrio help), not just these flags.
+    p = Parser(
+        "moxtrio",
+        "moxtrio: a mail server with mox's config files, webapi and webhooks.",
+        help_action="store_true",
+    )
+    p.add_argument(
+        "-config",
+        default=None,
+        metavar="PATH",
+        help="mox.conf to use (default $MOXCONF, else config/mox.conf)",
+    )
+    p.add_argument(
+        "-loglevel",
+        default="",
+        metavar="LEVEL",
+        help="override mox.conf LogLevel: error, warn, info, debug, trace, traceauth, tracedata",
+    )
+    p.add_argument(
+        "-pedantic", action="store_true", help="accepted for compatibility with mox; no effect"
+    )
+    p.add_argument("-version", "--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def find_local(words: list[str]) -> tuple[LocalCommand | None, list[str]]:
+    """The local command at the start of ``words`` and the rest."""
+    for cmd in sorted(LOCAL_COMMANDS, key=lambda c: -len(c.words)):
+        if tuple(words[: len(cmd.words)]) == cmd.words:
+            return cmd, words[len(cmd.words) :]
+    return None, words
+
+
+def control_commands(plugins: list[str] | None) -> list[CtlCommand]:
+    """The server's control commands, as the server with these plugins offers them.
+
+    Plugins' command hooks are called without a server (their handlers only
+    run in the server). A plugin that cannot describe its commands this way
+    is skipped with a log line: help must not fail because of one plugin.
+    """
+    from core.builtin_commands import builtin_commands
+    from core.dispatch import HookDispatcher, HookFailed
+    from core.plugins import create_manager
+    from core.queue.ctl import queue_commands
+
+    commands = builtin_commands() + queue_commands(None)  # type: ignore[arg-type]
+    pm = create_manager(plugins)
+    try:
+        commands += HookDispatcher(pm).setup("moxtrio_ctl_commands", ctx=None)
+    except HookFailed as exc:
+        log.warning("plugin %s cannot list its commands without a server: %s", exc.plugin, exc.cause)
+    return commands
+
+
+def usage_text(control: list[CtlCommand]) -> str:
+    """``moxtrio help``: every command with one line about it."""
+    lines = [
+        "usage: moxtrio [-config PATH] [-loglevel LEVEL] COMMAND [ARGS...]",
+        "",
+        "commands run here:",
+    ]
+    for cmd in LOCAL_COMMANDS:
+        lines.append(f"  {' '.join(cmd.words):<32}{cmd.summary}")
+    lines += ["", "commands run by the server (through its control socket):"]
+    for c in sorted(control, key=lambda c: c.path):
+        if find_local(list(c.path))[0] is None:  # `version` runs here, not in the server
+            lines.append(f"  {' '.join(c.path):<32}{c.help}")
+    lines += [
+        "",
+        "global flags:",
+        *_flag_lines(global_parser()),
+        "",
+        'run "moxtrio help COMMAND" or "moxtrio COMMAND -h" for a command\'s flags.',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _flag_lines(p: argparse.ArgumentParser) -> list[str]:
+    out = []
+    for action in p._actions:
+        if not action.option_strings:
+            continue
+        flag = action.option_strings[0]
+        if action.metavar:
+            flag += f" {action.metavar}"
+        out.append(f"  {flag:<32}{action.help or ''}")
+    return out
+
+
+def command_help(words: list[str], control: list[CtlCommand]) -> str | None:
+    """Help for one command (local or control), or None when there is none."""
+    local, rest = find_local(words)
+    if local is not None and not rest:
+        return local.parser().format_help()
+    from core.ctl import find_command
+
+    cmd, _args = find_command(control, words)
+    if cmd is not None:
+        text = f"usage: moxtrio {' '.join(cmd.path)} {cmd.usage}".rstrip() + "\n\n"
+        text += (cmd.help or "") + "\n"
+        text += "Runs in the server (through its control socket): the server must be running.\n"
+        if cmd.flags:
+            text += "\nflags:\n" + "".join(f"  {f:<32}{h}\n" for f, h in cmd.flags)
+        return text
+    below = [c for c in control if list(c.path[: len(words)]) == words]
+    if below:
+        return "".join(f"  {' '.join(c.path):<32}{c.help}\n" for c in sorted(below, key=lambda c: c.path))
+    return None
+
+
+def wants_help(args: list[str]) -> bool:
+    return any(a in ("-h", "-help", "--help") for a in args)
+
