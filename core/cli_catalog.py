@@ -151,10 +151,18 @@ def global_parser() -> Parser:
 
 
 def find_local(words: list[str]) -> tuple[LocalCommand | None, list[str]]:
-    """The local command at the start of ``words`` and the rest."""
+    """The local command at the start of ``words`` and the rest.
+
+    Local commands take only flags after their words, so a further plain word
+    makes it a control command sharing the first word (``localserve
+    retry-now`` is the localserve plugin's command for the running server).
+    """
     for cmd in sorted(LOCAL_COMMANDS, key=lambda c: -len(c.words)):
         if tuple(words[: len(cmd.words)]) == cmd.words:
-            return cmd, words[len(cmd.words) :]
+            rest = words[len(cmd.words) :]
+            if cmd.words != ("help",) and rest and not rest[0].startswith("-"):
+                return None, words
+            return cmd, rest
     return None, words
 
 

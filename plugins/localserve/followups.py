@@ -53,7 +53,9 @@ def compose(item: FollowUp) -> tuple[str, bytes]:
             original_rcpt_to=item.recipient,
             reporting_mta=domain,
         )
-        return reporter, data
+        # The null sender, as for the bounce below: the delivery listener checks a
+        # sender's domain in DNS, and the simulated reporter's domain need not exist.
+        return "", data
     now = datetime.now(UTC)
     data = compose_dsn(
         hostname=domain,

@@ -43,12 +43,13 @@ def localserve_config_dir(tmp_path: Path, ip: str | None = None,
 @asynccontextmanager
 async def running_server(
     config_dir: Path, *, localserve: bool = True, extra_plugins: list[Any] | None = None,
-    services: dict[str, Any] | None = None,
+    services: dict[str, Any] | None = None, dns_records: dict[str, Any] | None = None,
 ) -> AsyncIterator[Server]:
     """Start a server for ``config_dir/mox.conf`` and stop it afterwards.
 
     ``services`` are put into the plugin context before start-up (e.g. a
-    fake clock or a DNS resolver for the queue).
+    fake clock or a DNS resolver for the queue). Without a resolver there, a
+    loopback responder serves ``dns_records`` (every other name is NXDOMAIN).
     """
     config = load_config(config_dir / "mox.conf")
     services = dict(services or {})
@@ -56,7 +57,7 @@ async def running_server(
     if "dns_resolver" not in services:
         # Never let a test reach the machine's real resolver (it is not on
         # loopback): a local responder with no records answers NXDOMAIN.
-        responder = DNSResponder().start()
+        responder = DNSResponder(dns_records).start()
         services["dns_resolver"] = Resolver(responder.nameservers, port=responder.port, lifetime=3)
     server = Server(config, localserve=localserve, extra_plugins=extra_plugins or [],
                     services=services)
