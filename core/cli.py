@@ -24,6 +24,7 @@ import trio
 
 from core import cli_catalog as catalog
 from core import ctl
+from core.filemodes import restrict_umask
 from core.version import VERSION
 
 log = logging.getLogger("moxtrio")
@@ -64,6 +65,8 @@ def _config_or_none(path: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Before anything is written (localserve writes its config first).
+    restrict_umask()
     gp = catalog.global_parser()
     # parse_known_args would also swallow flags meant for the subcommand
     # (`config test -config X`, `localserve -dir`): split at the command word.
@@ -359,7 +362,8 @@ def _cmd_ctl(config_path: str, argv: list[str]) -> int:
             return 2
         print(f"moxtrio: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(result.output)
+    # A failing command's text is its error: on stderr, as mox prints it.
+    (sys.stdout if result.exit_code == 0 else sys.stderr).write(result.output)
     return result.exit_code
 
 

@@ -18,6 +18,7 @@ from core.dsnmatch import apply_incoming, prepare_incoming
 from core.events import IncomingDelivered
 from core.message.parsed import format_json_time
 from core.plugin_api import PluginContext
+from core.queue.loopback import mark_delivered
 from core.store import accounts as store_accounts
 from core.store import messages as store_messages
 from core.store.models import MessageMeta, utcnow
@@ -59,6 +60,7 @@ class IncomingMessage:
     mail_from_validated: bool = False
     msg_from_validated: bool = False
     dkim_domains: list[str] = field(default_factory=list)
+    remote_port: int = 0
 
 
 async def store_incoming(
@@ -74,6 +76,14 @@ async def store_incoming(
     # Parse once, outside the writer thread: DSN / fromid matching and the
     # incoming webhook payload both need the message's structure.
     prepared = await prepare_incoming(ctx, path, message.msg_prefix, [r.rcpt_to for r in recipients])
+    # Mail from our own queue (localserve) marks its queue entries delivered
+    # in this same transaction: stored and marked, or neither.
+    loopback = getattr(ctx.services.get("queue"), "loopback", None)
+    queue_ids = (
+        loopback.entries_for(message.remote_ip, message.remote_port, [(r.localpart, r.domain) for r in recipients])
+        if loopback is not None
+        else []
+    )
     # Plugins that recognise reports about our mail (spam complaints) parse here.
     reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
                                msg_prefix=message.msg_prefix)
@@ -128,6 +138,7 @@ async def store_incoming(
                 continue
             if not apply_incoming(conn, ctx, prepared, event):
                 hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
+        mark_delivered(conn, queue_ids)
         return ids
 
     return await ctx.store.write(write)

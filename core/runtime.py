@@ -1,11 +1,13 @@
 """The server process: one trio nursery that owns every listener and worker.
 
 ``Server.run`` builds the server in a fixed order (config -> plugins ->
-store -> plugin setup -> listeners) and then waits for a shutdown request.
-Shutdown is graceful: HTTP listeners stop accepting and let in-flight
-requests finish, SMTP sessions get a short grace period, background workers
-are cancelled (anything they had not committed stays safely queued), and
-the store drains its pending writes before closing.
+store -> plugin setup -> listeners -> queue) and then waits for a shutdown
+request. Shutdown is graceful and in the reverse order: the queue starts no
+more deliveries and lets those in flight finish (or settles them), HTTP
+listeners stop accepting and let in-flight requests finish, SMTP sessions
+get a short grace period, background workers are cancelled (anything they
+had not committed stays safely queued), and the store drains its pending
+writes before closing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
+from core.filemodes import fix_modes, restrict_umask
 from core.hooklimits import load_time_limits
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
@@ -82,7 +85,9 @@ class Server:
         await trio.to_thread.run_sync(preflight, self.config, hooks)
         migrations = hooks.setup("moxtrio_migrations") + outbox.migrations(hooks)
         data_dir = Path(self.config.data_dir)
+        restrict_umask()
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
         store = await Store.open(data_dir, migrations)
         try:
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
@@ -122,9 +127,6 @@ class Server:
             ctl_path = ctl.socket_path(Path(self.config.data_dir))
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
-            await nursery.start(queue.run)
-            if outbox.wanted(ctx):
-                await nursery.start(outbox.run_outbox, ctx)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can
@@ -147,12 +149,18 @@ class Server:
                     for b in binds:
                         log.info("listening for http: %s (%s)", b, mounted)
                     self.listening.http += binds
+                # The queue starts after the listeners (in localserve it
+                # delivers to them) and stops before them.
+                await nursery.start(queue.run)
+                if outbox.wanted(ctx):
+                    await nursery.start(outbox.run_outbox, ctx)
                 for line in self.listening.smtp:
                     log.info("listening for smtp: %s", line)
                 log.info("control socket: %s", self.listening.ctl)
                 task_status.started(self)
                 await self._shutdown.wait()
                 log.info("shutting down")
+                await queue.stop()
                 self._http_shutdown.set()
                 smtp_shutdown.set()
                 # In-flight HTTP requests and SMTP transactions get a moment to

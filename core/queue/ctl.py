@@ -113,6 +113,20 @@ def _sender(e: Any) -> str:
     return e.sender_address if e.sender_localpart or e.sender_domain_str else "<>"
 
 
+def _original_sender(e: Any, separators: list[str]) -> str:
+    """The sender before a fromid was added to its localpart (``mox+ID@x`` -> ``mox@x``).
+
+    A retired message is listed by who sent it; the fromid address was only
+    its MAIL FROM, made for matching DSNs.
+    """
+    if e.from_id:
+        for sep in separators:
+            suffix = sep + e.from_id
+            if e.sender_localpart.endswith(suffix) and len(e.sender_localpart) > len(suffix):
+                return f"{e.sender_localpart[: -len(suffix)]}@{e.sender_domain_str}"
+    return _sender(e)
+
+
 async def cmd_list(q: QueueService, args: list[str]) -> str:
     values, rest = parse_flags(args, _LIST_SPEC)
     if rest:
@@ -229,8 +243,10 @@ async def cmd_retired_list(q: QueueService, args: list[str]) -> str:
         last = format_go_duration(now - e.last_attempt) if e.last_attempt else ""
         err = e.results[-1].error if e.results else ""
         result = "success" if e.success else "failure"
+        seps = q.ctx.config.catchall_separators(e.sender_domain_str) if e.from_id else []
         lines.append(
-            f"{e.id:5d} {format_rfc3339(e.queued)} {result} from:{_sender(e)} to:{e.recipient}"
+            f"{e.id:5d} {format_rfc3339(e.queued)} {result} from:{_original_sender(e, seps)}"
+            f" to:{e.recipient}"
             f" last {last} error {go_quote(err)}"
         )
     if not entries:

@@ -18,13 +18,14 @@ from core.events import DeliveryOutcome, EventName
 from core.queue.backoff import DELAYED_DSN_ATTEMPT, is_final
 from core.queue.dsn import DSNKind, PreparedDSN, store_dsn, wants_dsn
 from core.queue.events import enhanced_code, raise_outgoing_event
+from core.queue.loopback import DELIVERED_UNRECORDED, DELIVERING, in_progress
 from core.queue.retire import retire_entry
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
 
 log = logging.getLogger("moxtrio.queue")
 
-DELIVERING = "delivering..."
+__all__ = ["DELIVERING", "RecipientOutcome", "Applied", "apply_outcomes", "dsn_kind_for"]
 
 
 @dataclass
@@ -91,7 +92,7 @@ def dsn_kind_for(entry: QueueEntry, out: RecipientOutcome) -> DSNKind | None:
 
 def _complete_result(entry: QueueEntry, out: RecipientOutcome, now: datetime) -> None:
     last = entry.results[-1] if entry.results else None
-    if last is None or last.error != DELIVERING or last.success:
+    if last is None or last.error not in (DELIVERING, DELIVERED_UNRECORDED) or last.success:
         last = MsgResult(start=out.start or now)
         entry.results.append(last)
     last.duration_ns = out.duration_ns
@@ -124,6 +125,11 @@ def apply_outcomes(
             entry = queue_rows.get_queue_entry(conn, out.entry_id)
         except queue_rows.QueueEntryNotFound:
             continue  # dropped or failed by the admin while being delivered
+        if not out.ok and in_progress(entry) == DELIVERED_UNRECORDED:
+            # Our own listener stored it (the reply got lost): it was delivered.
+            out = RecipientOutcome(
+                entry_id=out.entry_id, ok=True, start=out.start, duration_ns=out.duration_ns
+            )
         _complete_result(entry, out, now)
         if out.dialed:
             ips = dict(entry.dialed_ips or {})

@@ -42,11 +42,13 @@ from core.queue.clock import Clock, SystemClock
 from core.queue.deliver import DeliverySettings, deliver_with_timing
 from core.queue.dsn import PreparedDSN, prepare_dsn, store_dsn, wants_dsn
 from core.queue.events import raise_outgoing_event
+from core.queue.loopback import LoopbackDeliveries
 from core.queue.prepare import claim_batch
+from core.queue.recover import interrupted_ids, settle_interrupted
 from core.queue.results import RecipientOutcome, apply_outcomes, dsn_kind_for
 from core.queue.retire import cleanup_retired, retire_entry
 from core.queue.scheduler import QueueSettings, Scheduler
-from core.store import queue_rows
+from core.store import WriteAborted, queue_rows
 from core.store.models import MsgResult, QueueEntry, RetiredEntry
 
 log = logging.getLogger("moxtrio.queue")
@@ -55,6 +57,13 @@ ADMIN_CANCELED = "delivery canceled by admin"
 CLEANUP_FIRST = 3.0
 CLEANUP_INTERVAL = 3600.0
 FINISH_TIMEOUT = 30.0
+#: Waits between attempts to record an outcome the store refused (disk full).
+RECORD_RETRY_FIRST = 0.5
+RECORD_RETRY_MAX = 30.0
+#: Pause after a delivery task failed outright (e.g. its claim could not be written).
+FAILED_CLAIM_PAUSE = 1.0
+#: Time in-flight deliveries get to finish when the server stops.
+STOP_GRACE = 5.0
 
 __all__ = ["QueueService", "QueueSettings", "DeliverySettings", "ADMIN_CANCELED"]
 
@@ -81,6 +90,11 @@ class QueueService:
         if subscribe is not None:
             subscribe(self.kick)
         self.delivered_batches = 0
+        #: The queue's connections to our own listener (localserve).
+        self.loopback = LoopbackDeliveries()
+        self._scheduler_scope: trio.CancelScope | None = None
+        self._deliveries: trio.Nursery | None = None
+        self._stopped = trio.Event()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -103,12 +117,59 @@ class QueueService:
         s.delivery.smtp_port = int(data.get("SMTPPort", s.delivery.smtp_port))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Scheduler and retired-history cleanup; ``started()`` once running."""
+        """Scheduler and retired-history cleanup; ``started()`` once running.
+
+        Attempts left unsettled by a crash are settled before the scheduler
+        starts. Runs until :meth:`stop` (or cancellation).
+        """
         await trio.to_thread.run_sync(self._load_settings)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._cleanup_loop)
-            task_status.started()
-            await self.scheduler.run(nursery, self._deliver_group)
+        await self._settle_interrupted(None, "start-up")
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._cleanup_loop)
+                async with trio.open_nursery() as deliveries:
+                    self._deliveries = deliveries
+                    with trio.CancelScope() as scope:
+                        self._scheduler_scope = scope
+                        task_status.started()
+                        await self.scheduler.run(deliveries, self._deliver_group)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._stopped.set()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Start no more deliveries; give those in flight ``grace`` seconds, then end them.
+
+        A delivery ended this way is settled as after a crash (see
+        :mod:`core.queue.recover`), so no entry stays "delivering...". Call
+        before the listeners stop: in localserve the queue delivers to them.
+        """
+        if self._scheduler_scope is None:
+            return
+        self._scheduler_scope.cancel()
+        if self._deliveries is not None:
+            self._deliveries.cancel_scope.deadline = trio.current_time() + grace
+        await self._stopped.wait()
+
+    async def _settle_interrupted(self, ids: builtins.list[int] | None, why: str) -> None:
+        """Settle attempts without a recorded outcome (all of them when ``ids`` is None)."""
+        now = self.clock.now()
+        loopback = self.ctx.localserve
+
+        def tx(conn: sqlite3.Connection) -> tuple[builtins.list[str], int, int]:
+            todo = interrupted_ids(conn) if ids is None else ids
+            applied, reset = settle_interrupted(conn, self.ctx, todo, now, loopback=loopback)
+            return applied.file_ids, len(applied.events), reset
+
+        files, delivered, reset = await self.store.write(tx)
+        await self.store.remove_unreferenced(files)
+        if delivered or reset:
+            log.info(
+                "interrupted deliveries settled at %s: %d recorded as delivered, %d to retry now",
+                why,
+                delivered,
+                reset,
+            )
 
     async def _cleanup_loop(self) -> None:
         await trio.sleep(CLEANUP_FIRST)
@@ -183,11 +244,24 @@ class QueueService:
                 self.delivered_batches += 1
             for o in outcomes:
                 o.start = o.start or now
-            with trio.CancelScope(shield=True) as cs:
-                cs.deadline = trio.current_time() + FINISH_TIMEOUT
-                await self._finish(claimed.started, outcomes)
+            await self._finish(claimed.started, outcomes)
         except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
             log.exception("queue delivery of %s failed", ids)
+            # The entries stay due (a failed claim changed nothing): a pause
+            # keeps a store that refuses writes (disk full) from a busy loop.
+            await trio.sleep(FAILED_CLAIM_PAUSE)
+        except BaseException:
+            # Shutdown ended the attempt (trio.Cancelled, possibly inside an
+            # exception group from a nursery in the delivery): settle it now
+            # rather than leaving "delivering..." for the next start.
+            if claimed_ids:
+                with trio.CancelScope(shield=True) as cs:
+                    cs.deadline = trio.current_time() + FINISH_TIMEOUT
+                    try:
+                        await self._settle_interrupted(claimed_ids, "shutdown")
+                    except Exception:  # noqa: BLE001 - settled again at next start
+                        log.exception("settling interrupted delivery of %s", claimed_ids)
+            raise
         finally:
             self.scheduler.release(list({*ids, *claimed_ids}), domain)
 
@@ -221,15 +295,41 @@ class QueueService:
     async def _finish(
         self, started: dict[int, QueueEntry], outcomes: list[RecipientOutcome]
     ) -> None:
-        """Record outcomes, DSNs and events in one transaction; remove files after."""
+        """Record outcomes, DSNs and events in one transaction; remove files after.
+
+        A store that refuses the write (disk full) is tried again, with
+        growing waits, for as long as the server runs: the entries stay in
+        flight meanwhile, so an attempt that happened is never repeated
+        because its outcome could not be written. Shielded from cancellation
+        for one write at a time; a shutdown while retrying leaves the entry
+        to be settled at the next start.
+        """
         now = self.clock.now()
         dsns = await self._prepare_dsns(started, outcomes, now)
+        wait = RECORD_RETRY_FIRST
         try:
-            applied = await self.store.write(
-                lambda c: apply_outcomes(c, self.ctx, outcomes, dsns, now)
-            )
+            while True:
+                try:
+                    with trio.CancelScope(shield=True) as cs:
+                        cs.deadline = trio.current_time() + FINISH_TIMEOUT
+                        applied = await self.store.write(
+                            lambda c: apply_outcomes(c, self.ctx, outcomes, dsns, now)
+                        )
+                    if not cs.cancelled_caught:
+                        break
+                    log.error("recording delivery outcomes of %s timed out, retrying", list(started))
+                except (sqlite3.Error, OSError, WriteAborted) as exc:
+                    log.error(
+                        "recording delivery outcomes of %s failed, retrying in %.1fs: %s",
+                        list(started),
+                        wait,
+                        exc,
+                    )
+                await trio.sleep(wait)
+                wait = min(wait * 2, RECORD_RETRY_MAX)
         except BaseException:
-            await self.store.remove_unreferenced([d.file_id for d in dsns.values()])
+            with trio.CancelScope(shield=True):
+                await self.store.remove_unreferenced([d.file_id for d in dsns.values()])
             raise
         unused = [d.file_id for d in dsns.values() if d.file_id not in applied.used_dsn_files]
         await self.store.remove_unreferenced([*applied.file_ids, *unused])

@@ -322,6 +322,7 @@ class CoreSessionHandler:
             mail_from_localpart=mf.localpart,
             mail_from_domain=mf.domain_text,
             remote_ip=info.remote_ip,
+            remote_port=info.remote_port,
             message_id=headers.get("Message-Id"),
             subject=headers.get("Subject"),
             msg_from=from_list[0][1] if len(from_list) == 1 else "",

@@ -56,7 +56,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -908,6 +908,16 @@ def _fail_result(result: DeliveryResult, text: str, *, permanent: bool = False) 
     return result
 
 
+def _tell_connected(stream: trio.SocketStream, on_connect: Callable[[str, int], None] | None) -> None:
+    if on_connect is None:
+        return
+    try:
+        local = stream.socket.getsockname()
+    except OSError:
+        return
+    on_connect(str(local[0]), int(local[1]))
+
+
 async def deliver(
     *,
     host: str,
@@ -930,6 +940,7 @@ async def deliver(
     read_timeout: float = 30.0,
     data_timeout: float | None = None,
     resolver: Resolver | None = None,
+    on_connect: Callable[[str, int], None] | None = None,
 ) -> DeliveryResult:
     """Deliver one message to ``recipients`` at ``host`` in one SMTP transaction.
 
@@ -951,6 +962,10 @@ async def deliver(
     greeting+EHLO+STARTTLS; ``data_timeout`` for the transaction from MAIL to
     the final reply (default 60 + 1 per MiB); ``read_timeout`` for each
     individual read/write.
+
+    ``on_connect(local_ip, local_port)`` is called for each connection made,
+    before any SMTP command (localserve links its deliveries to what its
+    own listener receives that way).
 
     Raises ValueError for unusable arguments (no recipients, CR/LF in
     addresses); all delivery problems are reported in the result.
@@ -1003,6 +1018,7 @@ async def deliver(
     if stream is None or ip is None:
         return _fail_result(result, dial_err)
     result.connected = True
+    _tell_connected(stream, on_connect)
 
     attempt = functools.partial(
         _attempt,
@@ -1024,6 +1040,7 @@ async def deliver(
         stream2, ip2, dial_err2 = await _dial([ip], port, dial_timeout, result.dialed_ips)
         if stream2 is None:
             return result  # keep the TLS error: it is the more useful one
+        _tell_connected(stream2, on_connect)
         fresh = DeliveryResult(
             host=host,
             port=port,

@@ -96,8 +96,9 @@ async def cmd_remove(ctx: PluginContext, req: CtlRequest) -> CtlResult:
         return CtlResult(f'parsing id: strconv.ParseInt: parsing "{raw}": invalid syntax\n', 1)
     try:
         await _service(ctx).remove(rule_id)
-    except HoldRuleNotFound as exc:
-        return CtlResult(f"remove hold rule: {exc}\n", 1)
+    except HoldRuleNotFound:
+        # mox's text: its database's error for a missing record.
+        return CtlResult("remove hold rule: absent\n", 1)
     return CtlResult("")
 
 

@@ -15,6 +15,7 @@ that failure would be lost and the recipient reported as delivered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -53,7 +54,34 @@ def plan_transactions(recipients: list[str]) -> list[list[int]]:
 
 
 async def _transaction(
-    batch: DeliveryBatch, recipients: list[str], target: Target, timeouts: Timeouts
+    ctx: PluginContext, batch: DeliveryBatch, idxs: list[int], target: Target, timeouts: Timeouts
+) -> DeliveryResult:
+    recipients = [batch.recipients[i] for i in idxs]
+    # The queue links this connection to its entries, so our listener can
+    # mark them delivered in the transaction that stores the message.
+    loopback = getattr(ctx.services.get("queue"), "loopback", None)
+    entries = [batch.entries[i] for i in idxs] if len(batch.entries) == len(batch.recipients) else []
+    addrs: list[tuple[str, int]] = []
+
+    def connected(ip: str, port: int) -> None:
+        if loopback is not None and entries:
+            loopback.register(ip, port, entries)
+            addrs.append((ip, port))
+
+    try:
+        return await _deliver(batch, recipients, target, timeouts, connected)
+    finally:
+        for ip, port in addrs:
+            if loopback is not None:
+                loopback.unregister(ip, port)
+
+
+async def _deliver(
+    batch: DeliveryBatch,
+    recipients: list[str],
+    target: Target,
+    timeouts: Timeouts,
+    connected: Callable[[str, int], None],
 ) -> DeliveryResult:
     return await deliver(
         host=target.host,
@@ -73,6 +101,7 @@ async def _transaction(
         session_timeout=timeouts.session_timeout,
         read_timeout=timeouts.read_timeout,
         data_timeout=timeouts.data_timeout,
+        on_connect=connected,
     )
 
 
@@ -135,9 +164,9 @@ async def deliver_batch(ctx: PluginContext, batch: DeliveryBatch) -> DeliveryRes
     groups = [[rest[j] for j in g] for g in plan_transactions([rcpts[i] for i in rest])] if rest else []
     groups += [[i] for i in sorted(delays)]
     if len(groups) == 1 and not synthetic and not delays:
-        result = await _transaction(batch, rcpts, target, timeouts)
+        result = await _transaction(ctx, batch, list(range(len(rcpts))), target, timeouts)
     else:
-        result = await _split(batch, groups, synthetic, delays, target, timeouts)
+        result = await _split(ctx, batch, groups, synthetic, delays, target, timeouts)
     await _follow_up(ctx, batch, scen, result)
     return result
 
@@ -149,8 +178,13 @@ def _attempt(batch: DeliveryBatch, i: int) -> int:
 
 
 async def _split(
-    batch: DeliveryBatch, groups: list[list[int]], synthetic: list[int], delays: dict[int, int],
-    target: Target, timeouts: Timeouts,
+    ctx: PluginContext,
+    batch: DeliveryBatch,
+    groups: list[list[int]],
+    synthetic: list[int],
+    delays: dict[int, int],
+    target: Target,
+    timeouts: Timeouts,
 ) -> DeliveryResult:
     parts: list[DeliveryResult | None] = [None] * len(groups)
 
@@ -158,9 +192,7 @@ async def _split(
         wait = max(delays.get(i, 0) for i in groups[k])
         if wait:
             await trio.sleep(wait)
-        parts[k] = await _transaction(
-            batch, [batch.recipients[i] for i in groups[k]], target, timeouts
-        )
+        parts[k] = await _transaction(ctx, batch, groups[k], target, timeouts)
 
     # Concurrently: a "timeout" recipient must not delay the others' results
     # by a whole read timeout.

@@ -101,8 +101,9 @@ def _address(raw: str) -> RecipientAddress | CtlResult:
 
 
 def _unknown_account(ctx: PluginContext, account: str) -> CtlResult | None:
+    """mox's error for add and lookup, with the name added; used by every command here."""
     if ctx.config.account(account) is None:
-        return CtlResult("looking up account: unknown account\n", 1)
+        return CtlResult(f"looking up account: unknown account {go_quote(account)}\n", 1)
     return None
 
 
@@ -111,7 +112,11 @@ async def cmd_list(ctx: PluginContext, req: CtlRequest) -> CtlResult:
     if isinstance(parsed, CtlResult):
         return parsed
     flags, _ = parsed
-    # Like mox, the account is not checked: an unknown one has no entries.
+    # mox lists nothing for an unknown account; a typo deserves an error.
+    if flags.get("account"):
+        bad = _unknown_account(ctx, flags["account"])
+        if bad is not None:
+            return bad
     entries = await _service(ctx).list(flags.get("account", ""))
     return CtlResult(format_list(entries))
 
@@ -139,6 +144,9 @@ async def cmd_remove(ctx: PluginContext, req: CtlRequest) -> CtlResult:
     if isinstance(parsed, CtlResult):
         return parsed
     _, (account, raw) = parsed
+    bad = _unknown_account(ctx, account)
+    if bad is not None:
+        return bad
     rcpt = _address(raw)
     if isinstance(rcpt, CtlResult):
         return rcpt

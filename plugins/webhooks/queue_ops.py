@@ -16,6 +16,7 @@ from typing import Any
 
 from core.store.models import from_db_time, to_db_time
 from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
+from plugins.webhooks.destination import redact_url
 from plugins.webhooks.records import (
     DELIVERING,
     Hook,
@@ -119,7 +120,7 @@ def start_attempts(
         hook.redelivery_of = refs.get(hook.id, 0)
         hook.next_attempt = now + hook_backoff(hook.attempts, rng)
         hook.attempts += 1
-        hook.results.append(HookResult(start=now, url=hook.url, error=DELIVERING))
+        hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=DELIVERING))
         save_hook(conn, hook)
     marks = ", ".join("?" for _ in taken)
     where = f" WHERE url NOT IN ({marks})" if taken else ""
@@ -170,7 +171,7 @@ def finish_attempt(
         return "superseded"
     last = hook.last_result()
     if last is None or last.error != DELIVERING:
-        last = HookResult(start=hook.next_attempt, url=hook.url)
+        last = HookResult(start=hook.next_attempt, url=redact_url(hook.url))
         hook.results.append(last)
     last.duration_ns = outcome.duration_ns
     last.success = outcome.success
@@ -184,6 +185,30 @@ def finish_attempt(
     return "queued"
 
 
+INTERRUPTED = "attempt interrupted: server stopped before its outcome was recorded"
+
+
+def release_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+    """At start-up: attempts a stop or crash cut short are due again at once.
+
+    Their outcome is unknown (the receiver may have it), so the attempt
+    counts and the retry carries the same webhook ID; receivers deduplicate
+    by ID. Without this, such a hook would wait out its backoff.
+    """
+    n = 0
+    rows = conn.execute("SELECT * FROM webhook_queue WHERE results LIKE ?", (f"%{DELIVERING}%",))
+    for row in rows.fetchall():
+        hook = Hook.from_row(row)
+        last = hook.last_result()
+        if last is None or last.error != DELIVERING:
+            continue
+        last.error = INTERRUPTED
+        hook.next_attempt = now
+        save_hook(conn, hook)
+        n += 1
+    return n
+
+
 def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime) -> int:
     """Admin cancel: remove from the queue, retire with a "canceled by admin" result."""
     n = 0
@@ -191,7 +216,7 @@ def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: dat
         hook = get_hook(conn, hook_id)
         if hook is None:
             continue
-        hook.results.append(HookResult(start=now, url=hook.url, error=CANCELED))
+        hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=CANCELED))
         _retire(conn, config, hook, success=False, last_activity=now)
         n += 1
     return n

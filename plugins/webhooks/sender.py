@@ -15,6 +15,15 @@ import httpx
 import trio
 
 from core.version import VERSION
+from plugins.webhooks.destination import (
+    CheckedBackend,
+    CheckedTransport,
+    DestinationPolicy,
+    DestinationRefused,
+    Lookup,
+    redact_url,
+    split_credentials,
+)
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook
 from plugins.webhooks.redelivery import HEADER as REDELIVERY_HEADER
@@ -28,15 +37,19 @@ USER_AGENT = f"mox/moxtrio-{VERSION} (webhook)"
 RESPONSE_LIMIT = 512
 
 
-def make_client(timeout: float, max_connections: int) -> httpx.AsyncClient:
-    """The shared client: bounded pool, idle connections dropped after 5 s (as mox)."""
+def make_client(
+    timeout: float, max_connections: int, policy: DestinationPolicy, lookup: Lookup
+) -> httpx.AsyncClient:
+    """The shared client: bounded pool, idle connections dropped after 5 s (as mox),
+    redirects not followed, connections only to addresses ``policy`` allows."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=5.0,
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(30.0, timeout)),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-        ),
+        transport=CheckedTransport(CheckedBackend(policy, lookup), limits),
         follow_redirects=False,
         trust_env=False,
     )
@@ -56,16 +69,22 @@ def describe(exc: BaseException) -> str:
     return ": ".join(parts)
 
 
-def request_headers(hook: Hook, attempt: int, secret: str, body: bytes) -> dict[str, str]:
-    """mox's headers (spec 02 §2) plus our optional signature."""
+def request_headers(
+    hook: Hook, attempt: int, secret: str, body: bytes, basic: str = ""
+) -> dict[str, str]:
+    """mox's headers (spec 02 §2) plus our optional signature.
+
+    ``basic``: Authorization from the URL's userinfo, used (as Go's client
+    does) only when the hook has no Authorization of its own.
+    """
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": USER_AGENT,
         "X-Mox-Webhook-ID": str(hook.id),
         "X-Mox-Webhook-Attempt": str(attempt),
     }
-    if hook.authorization:
-        headers["Authorization"] = hook.authorization
+    if hook.authorization or basic:
+        headers["Authorization"] = hook.authorization or basic
     if hook.redelivery_of:
         headers[REDELIVERY_HEADER] = str(hook.redelivery_of)
     if secret:
@@ -83,14 +102,17 @@ async def post_hook(
 ) -> AttemptOutcome:
     """POST the hook's payload once; any 2xx is success (spec README difference 2)."""
     body = hook.payload.encode("utf-8")
-    headers = request_headers(hook, hook.attempts, secret, body)
+    # httpx never sees the userinfo, so neither its log lines nor our errors hold it.
+    url, basic = split_credentials(hook.url)
+    shown = redact_url(hook.url)
+    headers = request_headers(hook, hook.attempts, secret, body, basic)
     t0 = time.monotonic()
     code = 0
     status = ""
     response = b""
     try:
         with trio.fail_after(time_limit):
-            async with client.stream("POST", hook.url, content=body, headers=headers) as resp:
+            async with client.stream("POST", url, content=body, headers=headers) as resp:
                 code = resp.status_code
                 status = f"{resp.status_code} {resp.reason_phrase}".strip()
                 async for chunk in resp.aiter_bytes():
@@ -98,14 +120,16 @@ async def post_hook(
                     if len(response) >= RESPONSE_LIMIT:
                         break
     except trio.TooSlowError:
-        err = f'http transact: Post "{hook.url}": no response within {time_limit:g}s'
+        err = f'http transact: Post "{shown}": no response within {time_limit:g}s'
         return _outcome(False, code, err, response, t0, start)
+    except DestinationRefused as exc:
+        return _outcome(False, 0, f'http transact: Post "{shown}": {exc}', b"", t0, start)
     except (httpx.HTTPError, OSError, ValueError) as exc:
         if code:
             # Status received, the body broke off: the status decides.
             pass
         else:
-            err = f'http transact: Post "{hook.url}": {describe(exc)}'
+            err = f'http transact: Post "{shown}": {describe(exc)}'
             return _outcome(False, 0, err, response, t0, start)
     if 200 <= code < 300:
         return _outcome(True, code, "", response, t0, start)

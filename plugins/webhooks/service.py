@@ -18,16 +18,17 @@ import builtins
 import logging
 import random
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import trio
 
+from core.dns import Resolver
 from core.events import IncomingDelivered, OutgoingEvent
 from core.message.parsed import incoming_fields, is_automated
-from core.plugin_api import PluginContext
+from core.plugin_api import PluginConfigError, PluginContext
 from core.queue.clock import Clock, SystemClock
 from core.store.models import to_db_time
 from plugins.webhooks import queue_ops
@@ -40,6 +41,12 @@ from plugins.webhooks.admin import (
     select_retired,
 )
 from plugins.webhooks.attempt_log import report_webhook
+from plugins.webhooks.destination import (
+    SETTING,
+    DestinationPolicy,
+    IPNetwork,
+    parse_networks,
+)
 from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
@@ -60,6 +67,8 @@ class WebhookSettings:
 
     max_concurrent: int = 10
     timeout: float = 60.0
+    #: Internal networks webhooks may reach outside localserve.
+    allowed_networks: list[IPNetwork] = field(default_factory=list)
 
 
 class HookNotFound(LookupError):
@@ -181,7 +190,12 @@ class WebhookService:
         """Delivery loop and retired cleanup; ``started()`` once running."""
         self._token = trio.lowlevel.current_trio_token()
         s = self.settings
-        async with make_client(s.timeout, s.max_concurrent) as client:
+        now = self.clock.now()
+        released = await self.store.write(lambda c: queue_ops.release_interrupted(c, now))
+        if released:
+            log.info("%d webhook attempts interrupted by the last stop are due again", released)
+        policy = DestinationPolicy(s.allowed_networks, allow_all=self.ctx.localserve)
+        async with make_client(s.timeout, s.max_concurrent, policy, self._lookup) as client:
             self.client = client
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._cleanup_loop)
@@ -216,6 +230,21 @@ class WebhookService:
         if free - len(claimed) <= 0 or next_due is None:
             return IDLE_MAX  # a finishing delivery or a new hook kicks us
         return min(IDLE_MAX, max(0.0, (next_due - self.clock.now()).total_seconds()))
+
+    async def _lookup(self, host: str) -> list[str]:
+        """Addresses of a webhook host, through the server's resolver (as mail delivery).
+
+        ``localhost`` names are loopback without asking DNS (RFC 6761), as
+        the system resolver answers them from /etc/hosts.
+        """
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            return ["127.0.0.1", "::1"]
+        resolver = self.ctx.services.get("dns_resolver")
+        if resolver is None:
+            resolver = Resolver()
+            self.ctx.services["dns_resolver"] = resolver
+        return list(await resolver.lookup_ips(host))
 
     def _secret(self, account: str) -> str:
         acc = self.ctx.config.account(account)
@@ -346,4 +375,9 @@ def _load_settings(ctx: PluginContext) -> WebhookSettings:
         return s
     s.max_concurrent = max(1, int(data.get("MaxConcurrent", s.max_concurrent)))
     s.timeout = float(data.get("Timeout", s.timeout))
+    try:
+        s.allowed_networks = parse_networks(data.get(SETTING))
+    except ValueError as exc:
+        # Refusing to start beats guessing what the administrator meant to allow.
+        raise PluginConfigError(f"plugins/webhooks.yaml: {exc}") from exc
     return s

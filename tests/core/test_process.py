@@ -83,7 +83,7 @@ def test_third_party_plugin_enabled_in_mox_conf_runs_its_hook(tmp_path: Path) ->
         assert r.stdout == "hello from hello world\n"
         unknown = run_cli("-config", str(conf), "nosuch", "command")
         assert unknown.returncode == 2
-        assert "unknown command: nosuch command" in unknown.stdout
+        assert "unknown command: nosuch command" in unknown.stderr
 
 
 def test_unknown_plugin_in_mox_conf_is_a_startup_error(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_setaccountpassword_through_the_control_socket(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         r = run_cli("-config", str(conf), "setaccountpassword", "nobody", stdin="x\n")
         assert r.returncode == 1
-        assert "unknown account 'nobody'" in r.stdout
+        assert "unknown account 'nobody'" in r.stderr
 
 
 def test_ctl_command_without_server_is_a_clear_error(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ async def test_bad_input(ctx: PluginContext) -> None:
     assert r.exit_code == 1
     assert r.output == 'parsing id: strconv.ParseInt: parsing "abc": invalid syntax\n'
     r = await run(ctx, "remove", "9")
-    assert (r.output, r.exit_code) == ("remove hold rule: hold rule 9 not found\n", 1)
+    assert (r.output, r.exit_code) == ("remove hold rule: absent\n", 1)
 
 
 async def test_add_holds_existing_entries_with_and_filter(

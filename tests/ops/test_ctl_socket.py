@@ -88,8 +88,9 @@ def test_unknown_command_lists_the_commands(tmp_path: Path) -> None:
     with localserve(tmp_path) as server:
         r = run_cli("-config", str(server.directory / "mox.conf"), "nosuch")
         assert r.returncode == 2
-        assert "unknown command: nosuch" in r.stdout
-        assert "  ping  - " in r.stdout and "  queue list" in r.stdout
+        # A failing command's text is an error: on stderr.
+        assert "unknown command: nosuch" in r.stderr
+        assert "  ping  - " in r.stderr and "  queue list" in r.stderr
 
 
 def test_socket_is_only_for_the_servers_user(tmp_path: Path) -> None:

@@ -20,6 +20,11 @@ async def test_success_delivers_and_retires(harness_factory: Any, sink_factory: 
         [e] = await h.add(["rcpt@example.org"], extra={"userid": "123"})
         assert e.id > 0 and e.base_id == 0
         await h.wait_for(lambda: h.recorder.events_for("rcpt@example.org") == ["delivered"])
+        # The recorder sees the event inside the transaction; wait for its commit.
+        async def committed() -> bool:
+            return await h.queued(e.id) is None
+
+        await h.wait_for(committed)
         msgs = sink.messages()
         assert len(msgs) == 1
         assert msgs[0].rcpt_tos == ["rcpt@example.org"]
@@ -44,8 +49,10 @@ async def test_success_delivers_and_retires(harness_factory: Any, sink_factory: 
             and ev.message_id == "<m1@mail.example>"
             and ev.subject == "test"
         )
-        # The message file is gone with the last row referencing it.
-        assert not h.ctx.store.files.path(e.file_id).exists()
+        # The message file goes with the last row referencing it (removed
+        # right after the commit that retired the entry).
+        path = h.ctx.store.files.path(e.file_id)
+        await h.wait_for(lambda: not path.exists(), timeout=5)
 
 
 async def test_multi_recipient_one_transaction_and_baseid(
@@ -62,6 +69,11 @@ async def test_multi_recipient_one_transaction_and_baseid(
         ids = [e.id for e in entries]
         assert [e.base_id for e in entries] == [ids[0]] * 4
         await h.wait_for(lambda: len(h.recorder.events) == 4)
+
+        async def committed() -> bool:  # the recorder sees events before the commit
+            return all([await h.queued(i) is None for i in ids])
+
+        await h.wait_for(committed)
         assert h.recorder.events_for("a@example.org") == ["delivered"]
         assert h.recorder.events_for("b@example.org") == ["delivered"]
         assert h.recorder.events_for("c@other.example") == ["delivered"]

@@ -39,6 +39,12 @@ async def test_4xx_then_success(harness_factory: Any, sink_factory: Any) -> None
         ev = h.recorder.events[-1]
         assert (ev.smtp_code, ev.smtp_enhanced_code) == (451, "4.3.0")
         assert "451 4.3.0 try later" in ev.error
+
+        async def recorded() -> bool:  # the recorder sees the event before the commit
+            got = await h.queued(e.id)
+            return got is not None and got.results[-1].error != "delivering..."
+
+        await h.wait_for(recorded)
         q = await h.queued(e.id)
         assert q.attempts == 1 and q.last_attempt == START
         assert timedelta(seconds=445) <= q.next_attempt - START <= timedelta(seconds=454)
@@ -55,6 +61,11 @@ async def test_4xx_then_success(harness_factory: Any, sink_factory: Any) -> None
             lambda: h.recorder.events_for("later@example.org") == ["delayed", "delivered"]
         )
         assert len(sink2.messages()) == 1
+
+        async def retired() -> bool:
+            return await h.queued(e.id) is None
+
+        await h.wait_for(retired)
         r = await h.retired(e.id)
         assert r.attempts == 2 and r.success
         assert [x.success for x in r.results] == [False, True]

@@ -107,8 +107,10 @@ async def test_list_all_accounts_by_id_or_one_account(ctx: PluginContext) -> Non
     assert mox_out.output == HEADER + "".join(
         line.format("mox", a, a) for a in ("a@example.org", "b@example.org")
     )
-    # An unknown account is not an error (mox doesn't check): just nothing.
-    assert (await run(cmd_list, ctx, "-account", "nobody")).output == HEADER + "(none)\n"
+    # An unknown account is an error naming it (mox lists nothing).
+    assert await run(cmd_list, ctx, "-account", "nobody") == CtlResult(
+        'looking up account: unknown account "nobody"\n', 1
+    )
 
 
 async def test_add_then_list_and_lookup(ctx: PluginContext) -> None:
@@ -134,7 +136,7 @@ async def test_add_then_list_and_lookup(ctx: PluginContext) -> None:
 
 async def test_add_errors(ctx: PluginContext) -> None:
     assert await run(cmd_add, ctx, "nobody", "a@example.com") == CtlResult(
-        "looking up account: unknown account\n", 1
+        'looking up account: unknown account "nobody"\n', 1
     )
     bad = await run(cmd_add, ctx, "mox", "user@[1.2.3.4]")
     assert bad.exit_code == 1 and bad.output.startswith("parsing address: ")
@@ -163,7 +165,7 @@ async def test_remove(ctx: PluginContext) -> None:
 
 async def test_lookup_unknown_account(ctx: PluginContext) -> None:
     assert await run(cmd_lookup, ctx, "-account", "nobody", "a@example.com") == CtlResult(
-        "looking up account: unknown account\n", 1
+        'looking up account: unknown account "nobody"\n', 1
     )
 
 

@@ -109,7 +109,7 @@ async def test_commands_over_the_control_socket(running: Running) -> None:
         'manual: yes\nbase address: johndoe@example.org\nreason: "added through mox cli"\n'
     )
     assert await running.ctl("queue", "suppress", "add", "nobody", "a@example.org") == CtlResult(
-        "looking up account: unknown account\n", 1
+        'looking up account: unknown account "nobody"\n', 1
     )
     assert await running.ctl(
         "queue", "suppress", "remove", "mox", "j.o.h.n.doe@example.org"

@@ -53,6 +53,8 @@ class Receiver:
     status: int = 200
     statuses: dict[str, int] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    #: Location header per path (redirects).
+    locations: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
@@ -95,6 +97,8 @@ async def receiver(**kw: Any) -> AsyncIterator[Receiver]:
             code = rec.statuses.get(self.path, rec.status)
             text = b"ok" if 200 <= code < 300 else b"failure " + b"x" * 600
             self.send_response(code)
+            if self.path in rec.locations:
+                self.send_header("Location", rec.locations[self.path])
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)
@@ -191,7 +195,8 @@ async def wait_rows(store: Store, sql: str, args: tuple[Any, ...] = (), n: int =
 
 @asynccontextmanager
 async def harness(
-    tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True
+    tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True,
+    localserve: bool = True, services: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
     """Config + store + dispatcher with the webhooks plugin + a running service."""
     conf = tmp_path / "conf"
@@ -205,8 +210,9 @@ async def harness(
     hooks = HookDispatcher(create_manager(["webhooks"]))
     store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
     clock = FakeClock(START)
-    ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=True)
+    ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
     ctx.services["clock"] = clock
+    ctx.services.update(services or {})
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
         svc = ctx.services["webhooks"]
