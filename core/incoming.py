@@ -127,7 +127,7 @@ async def store_incoming(
             ):
                 continue
             if not apply_incoming(conn, ctx, prepared, event):
-                hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
+                hooks.call_sync("moxtrio_incoming_delivered", conn=conn, ctx=ctx, delivered=event)
         return ids
 
     return await ctx.store.write(write)

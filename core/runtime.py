@@ -22,10 +22,12 @@ from core import ctl
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
 from core.dispatch import HookDispatcher, HookFailed
+from core.dns import Resolver
 from core.hooklimits import load_time_limits
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
+from core.queue.clock import Clock
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
@@ -56,11 +58,16 @@ class Server:
         *,
         localserve: bool = False,
         extra_plugins: Iterable[object] = (),
-        services: dict[str, Any] | None = None,
+        resolver: Resolver | None = None,
+        clock: Clock | None = None,
+        settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
-        # Services given by the embedder (tests: a fake clock, a DNS resolver).
-        self.initial_services = dict(services or {})
+        # Given by the embedder: a DNS resolver and a fake clock (tests), and
+        # plugin settings that win over the files (``localserve`` flags).
+        self.resolver = resolver
+        self.clock = clock
+        self.settings = dict(settings or {})
         self.localserve = localserve
         self.extra_plugins = list(extra_plugins)
         self.listening = Listening()
@@ -85,9 +92,13 @@ class Server:
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         store = await Store.open(data_dir, migrations)
         try:
-            ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
-            ctx.services.update(self.initial_services)
-            ctx.services["server"] = self
+            ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve,
+                                settings_overrides=self.settings)
+            if self.resolver is not None:
+                ctx.resolver = self.resolver
+            if self.clock is not None:
+                ctx.clock = self.clock
+            ctx.core.request_shutdown = self.request_shutdown
             self.ctx = ctx
             await self._prepare(ctx)
             await self._serve(ctx, task_status)
@@ -100,9 +111,9 @@ class Server:
         missing = await ctx.store.check_files()
         for row in missing:
             log.error("message file missing for stored row: %s", row)
+        await ctx.load_settings()
         check_smtp_settings(ctx)
-        queue = QueueService(ctx, clock=ctx.services.get("clock"))
-        ctx.services["queue"] = queue
+        ctx.queue = QueueService(ctx, clock=ctx.clock)
         try:
             ctx.hooks.setup("moxtrio_configure", ctx=ctx)
         except HookFailed as exc:
@@ -113,7 +124,7 @@ class Server:
 
     async def _serve(self, ctx: PluginContext, task_status: trio.TaskStatus[Server]) -> None:
         services: list[HTTPService] = ctx.hooks.setup("moxtrio_http_services", ctx=ctx)
-        queue = ctx.services["queue"]
+        queue = ctx.queue
         commands: list[CtlCommand] = (
             builtin_commands() + queue.ctl_commands() + ctx.hooks.setup("moxtrio_ctl_commands", ctx=ctx)
         )
@@ -129,7 +140,7 @@ class Server:
             # let them finish in-flight work before the workers are cancelled.
             async with trio.open_nursery() as front:
                 smtp_shutdown = trio.Event()
-                ctx.services["smtp_shutdown"] = smtp_shutdown
+                ctx.core.smtp_shutdown = smtp_shutdown
                 self.listening.smtp += await start_smtp_listeners(ctx, front, smtp_shutdown)
                 for binding in plan_bindings(self.config, services):
                     ssl_context = None

@@ -61,5 +61,5 @@ def raise_outgoing_event(
         extra=extra,
         recipient=entry.recipient,
     )
-    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, ctx=ctx, event=ev)
     return ev

@@ -96,7 +96,7 @@ class CoreSessionHandler:
 
     async def _hang(self) -> None:
         """Behave like a hung server (localserve's ``timeout`` recipients)."""
-        shutdown = self.ctx.services.get("smtp_shutdown")
+        shutdown = self.ctx.core.smtp_shutdown
         with trio.move_on_after(SIMULATED_HANG):
             if shutdown is not None:
                 await shutdown.wait()
@@ -441,7 +441,7 @@ class CoreSessionHandler:
             fromid_separator=separator,
         )
         try:
-            await self.ctx.services["queue"].add(req)
+            await self.ctx.queue.add(req)
         except FromIDNotUnique as exc:
             return Reply(554, "5.1.7", f"bad fromid in smtp mail from address: {exc}")
         except Exception as exc:  # noqa: BLE001 - reported to the client as temporary

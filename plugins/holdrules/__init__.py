@@ -36,7 +36,7 @@ def moxtrio_migrations() -> list[Migration]:
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
     """Offer the rule operations to other plugins (an admin API) as a service."""
-    ctx.services["holdrules"] = HoldRuleService(ctx)
+    ctx.provide(HoldRuleService, HoldRuleService(ctx))
 
 
 @hookimpl

@@ -22,7 +22,7 @@ import trio
 from core.events import DeliveryBatch
 from core.plugin_api import PluginContext
 from core.smtp.client import DeliveryResult, deliver
-from plugins.localserve.followups import FOLLOWUPS_KEY, FollowUp, FollowUps
+from plugins.localserve.followups import FollowUp, FollowUps
 from plugins.localserve.scenarios import Scenario, first_attempt_failure, scenario_of
 from plugins.localserve.settings import EHLO_NAME, Target, Timeouts, delivery_target, load_timeouts
 from plugins.localserve.simulate import fails_at_data
@@ -194,8 +194,8 @@ async def _follow_up(
         i for i, sc in enumerate(scen)
         if sc is not None and sc.kind in ("complaint", "latebounce") and result.recipients[i].ok
     ]
-    followups = ctx.services.get(FOLLOWUPS_KEY)
-    if not wanted or not isinstance(followups, FollowUps) or not batch.mail_from:
+    followups = ctx.service(FollowUps)
+    if not wanted or followups is None or not batch.mail_from:
         return
     headers = await trio.to_thread.run_sync(_header_section, batch)
     for i in wanted:

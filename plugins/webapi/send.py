@@ -2,7 +2,7 @@
 
 The checks run in mox's order so a client sees the same first error mox
 would give. Composition is the core's (``core.message.compose``), queueing
-goes through the one queue-add path (``ctx.services["queue"].add``), which
+goes through the one queue-add path (``ctx.queue.add``), which
 also records the recipients toward the account's daily limits (spec README
 difference 7: webapi sends count, unlike mox).
 
@@ -423,7 +423,7 @@ async def _submit(call: CallInfo, req: SendRequest, from_: _Addr, rcpts: list[_A
     prefix = received_header(
         hostname=call.hostname, received_id=_received_id(), rcpt=rcpt, date=now, tls=call.tls
     ) + dkim_headers
-    queue = ctx.services.get("queue")
+    queue = ctx.queue if ctx.has_queue else None
     if queue is None:
         raise server("adding messages to the delivery queue: queue not available")
     try:

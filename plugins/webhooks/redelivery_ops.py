@@ -31,7 +31,9 @@ def parse_when(s: str, now: datetime) -> datetime:
 
 
 def _service(ctx: PluginContext) -> Any:
-    svc = ctx.services.get("webhooks")
+    from plugins.webhooks.service import WebhookService
+
+    svc = ctx.service(WebhookService)
     if svc is None:
         raise RuntimeError("webhooks plugin not configured")
     return svc

@@ -8,7 +8,7 @@ queued (after the commit: the claim is itself a write, so it is ordered
 after the transaction that inserted the hook), rescheduled, or finished,
 and whenever an injected fake clock moves.
 
-The clock is ``ctx.services["clock"]`` when present (tests run the
+The clock is ``ctx.clock`` (tests run the
 32-hour schedule in milliseconds), else the system clock.
 """
 
@@ -28,7 +28,7 @@ import trio
 from core.events import IncomingDelivered, OutgoingEvent
 from core.message.parsed import incoming_fields, is_automated
 from core.plugin_api import PluginContext
-from core.queue.clock import Clock, SystemClock
+from core.queue.clock import Clock
 from core.store.models import to_db_time
 from plugins.webhooks import queue_ops
 from plugins.webhooks.admin import (
@@ -67,7 +67,7 @@ class HookNotFound(LookupError):
 
 
 class WebhookService:
-    """One per server; ``ctx.services["webhooks"]``."""
+    """One per server; ``ctx.service(WebhookService)``."""
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class WebhookService:
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
-        self.clock: Clock = clock or ctx.services.get("clock") or SystemClock()
+        self.clock: Clock = clock or ctx.clock
         self.settings = settings or _load_settings(ctx)
         self.rng = rng or random.Random()
         self._wake = trio.Event()

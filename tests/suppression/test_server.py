@@ -60,7 +60,7 @@ class Running:
         ctx = self.server.ctx
         assert ctx is not None
         file_id = await ctx.store.files.store(MESSAGE)
-        await ctx.services["queue"].add(
+        await ctx.queue.add(
             AddRequest(
                 account="mox",
                 mail_from=parse_address("mox@localhost"),

@@ -66,7 +66,7 @@ class WebapiServer:
 
     async def queued(self, queue_id: int) -> tuple[Any, bytes]:
         """A queue entry and the message as it would be sent (prefix + file)."""
-        queue = self.ctx.services["queue"]
+        queue = self.ctx.queue
         entry = await queue.get(queue_id)
         return entry, await queue.open_message(queue_id)
 

@@ -68,7 +68,7 @@ async def test_clients(srv: WebapiServer) -> None:
     assert res.MessageID.startswith("<") and res.Submissions[0].Address == "mox@localhost"  # type: ignore[attr-defined]
     assert sl.Suppressions == []  # type: ignore[attr-defined]
     assert (code, status) == ("messageNotFound", 401)
-    entry = await srv.ctx.services["queue"].get(res.Submissions[0].QueueMsgID)  # type: ignore[attr-defined]
+    entry = await srv.ctx.queue.get(res.Submissions[0].QueueMsgID)  # type: ignore[attr-defined]
     assert entry.subject == "from client"
     async with AsyncClient(srv.v0, *AUTH) as ac:
         mid = await srv.store_message(b"Subject: async\r\n\r\nbody\r\n")

@@ -196,10 +196,10 @@ async def harness(
     store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
     clock = FakeClock(START)
     ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=True)
-    ctx.services["clock"] = clock
+    ctx.clock = clock
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
-        svc = ctx.services["webhooks"]
+        svc = ctx.service(WebhookService)
         async with trio.open_nursery() as nursery:
             if start:
                 await nursery.start(svc.run)
