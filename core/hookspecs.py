@@ -359,33 +359,3 @@ def moxtrio_incoming_report(
     treated as ordinary mail.
     """
 
-
-# --------------------------------------------------------------------------
-# services a plugin offers to others (async-dispatched, first result wins)
-# --------------------------------------------------------------------------
-
-
-@_kind("verdict")
-@hookspec(firstresult=True)
-async def moxtrio_suppression_op(
-    ctx: PluginContext, account: str, op: str, args: dict[str, Any]
-) -> Any:
-    """Suppression list operations for the webapi and commands.
-
-    ``op`` is ``list``, ``add``, ``remove`` or ``present``. The suppression
-    plugin answers; ``None`` means no plugin offers suppression lists.
-    """
-
-
-@_kind("verdict")
-@hookspec(firstresult=True)
-async def moxtrio_webhook_redeliver(
-    ctx: PluginContext, account: str, args: dict[str, Any]
-) -> Any:
-    """Queue retired webhooks of ``account`` again as new webhooks (an extension).
-
-    ``args``: ``IDs``, ``From``/``To`` (RFC 3339 submission times),
-    ``OnlyFailed``. Returns ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``;
-    raises ValueError with a message for the caller. ``None``: no plugin
-    offers webhooks.
-    """

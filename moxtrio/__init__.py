@@ -28,9 +28,22 @@ from core.plugin_api import (
     CtlRequest,
     CtlResult,
     HTTPService,
+    Metrics,
     PluginConfigError,
     PluginContext,
     Rejection,
+)
+from core.queue.clock import Clock
+from core.services import (
+    ExportPage,
+    ExportQuery,
+    ImportRequest,
+    Redelivered,
+    RedeliverQuery,
+    ServiceError,
+    SuppressionEntry,
+    SuppressionProvider,
+    WebhookRedeliverer,
 )
 from core.smtp.client import DeliveryResult, RecipientResult
 from core.store.migrations import Migration
@@ -44,6 +57,8 @@ __all__ = [
     "Rejection",
     "PluginConfigError",
     "HookFailed",
+    "Clock",
+    "Metrics",
     "DEFAULT_TIME_LIMIT",
     "DELIVERY_TIME_LIMIT",
     # start-up: tables, commands, HTTP services
@@ -65,4 +80,14 @@ __all__ = [
     "OUTGOING_EVENTS",
     "EventName",
     "IncomingDelivered",
+    # services one plugin offers another: ctx.provide(P, impl) / ctx.service(P)
+    "ServiceError",
+    "SuppressionProvider",
+    "SuppressionEntry",
+    "ExportQuery",
+    "ExportPage",
+    "ImportRequest",
+    "WebhookRedeliverer",
+    "RedeliverQuery",
+    "Redelivered",
 ]

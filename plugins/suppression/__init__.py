@@ -24,11 +24,13 @@ import trio
 from core.events import DeliveryOutcome, IncomingDelivered
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
+from core.services import SuppressionProvider
 from core.store.migrations import Migration
 from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck
 from plugins.suppression.gauges import GAUGE
+from plugins.suppression.provider import SuppressionAPI
 from plugins.suppression.records import MIGRATIONS
 from plugins.suppression.service import SuppressionError, SuppressionService
 
@@ -46,7 +48,6 @@ __all__ = [
     "moxtrio_incoming_report",
     "moxtrio_migrations",
     "moxtrio_suppress_decision",
-    "moxtrio_suppression_op",
 ]
 
 
@@ -57,8 +58,11 @@ def moxtrio_migrations() -> list[Migration]:
 
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
-    """Offer the list operations to the commands and other plugins."""
-    ctx.provide(SuppressionService, SuppressionService(ctx))
+    """Offer the list operations to the commands and, as the core's
+    ``SuppressionProvider``, to other plugins (the webapi)."""
+    svc = SuppressionService(ctx)
+    ctx.provide(SuppressionService, svc)
+    ctx.provide(SuppressionProvider, SuppressionAPI(svc))  # type: ignore[type-abstract]
     expiry.configure(ctx)
     ctx.metrics.add_gauge(GAUGE)
 
@@ -100,15 +104,6 @@ def moxtrio_suppress_decision(
 ) -> bool | None:
     """Add the recipient after an immediate-block code or a third consecutive failure."""
     return decide(conn, entry, outcome, ctx)
-
-
-@hookimpl
-async def moxtrio_suppression_op(
-    ctx: PluginContext, account: str, op: str, args: dict[str, Any]
-) -> Any:
-    """The webapi's SuppressionList/Add/Remove/Present for the authenticated account."""
-    svc = ctx.service(SuppressionService) or SuppressionService(ctx)
-    return await svc.op(account, op, args)
 
 
 @hookimpl

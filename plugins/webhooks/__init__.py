@@ -19,6 +19,7 @@ from typing import Any
 from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
+from core.services import WebhookRedeliverer
 from core.store.migrations import Migration
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
@@ -35,7 +36,6 @@ __all__ = [
     "moxtrio_incoming_delivered",
     "moxtrio_migrations",
     "moxtrio_outgoing_event",
-    "moxtrio_webhook_redeliver",
 ]
 
 @hookimpl
@@ -46,6 +46,7 @@ def moxtrio_migrations() -> list[Migration]:
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
     ctx.provide(WebhookService, WebhookService(ctx))
+    ctx.provide(WebhookRedeliverer, redelivery_ops.WebhookRedeliveryAPI(ctx))  # type: ignore[type-abstract]
     ctx.metrics.add_gauge(GAUGE)
 
 
@@ -74,11 +75,3 @@ def moxtrio_incoming_delivered(
     svc = ctx.service(WebhookService)
     if svc is not None:
         svc.on_incoming(conn, delivered)
-
-
-@hookimpl
-async def moxtrio_webhook_redeliver(
-    ctx: PluginContext, account: str, args: dict[str, Any]
-) -> dict[str, Any]:
-    """The webapi's WebhookRedeliver (a moxtrio extension) for ``account``."""
-    return await redelivery_ops.api_redeliver(ctx, account, args)
