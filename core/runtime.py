@@ -21,6 +21,7 @@ import trio
 from core import ctl
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
+from core.config.reloader import run_reloader
 from core.dispatch import HookDispatcher, HookFailed
 from core.dns import Resolver
 from core.hooklimits import load_time_limits
@@ -134,6 +135,7 @@ class Server:
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
             await nursery.start(queue.run)
+            await nursery.start(run_reloader, self.config)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can
