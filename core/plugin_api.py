@@ -177,6 +177,7 @@ class PluginContext:
     _resolver: Resolver | None = field(default=None, repr=False)
     _services: dict[type, Any] = field(default_factory=dict, repr=False)
     _settings: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _settings_loaded: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         # In-transaction hooks called without an explicit ctx get this one.
@@ -235,7 +236,9 @@ class PluginContext:
         """
         settings = self._settings.get(name)
         if settings is None:
-            settings = read_settings_file(settings_path(self.config.dir, name))
+            # Contexts built outside a server (tools, tests) read on first use.
+            loaded = self._settings_loaded
+            settings = {} if loaded else read_settings_file(settings_path(self.config.dir, name))
             self._settings[name] = settings
         return {**settings, **self.settings_overrides.get(name, {})}
 
@@ -244,6 +247,7 @@ class PluginContext:
         import trio
 
         self._settings.update(await trio.to_thread.run_sync(read_all_settings, self.config.dir))
+        self._settings_loaded = True
 
 
 def read_all_settings(config_dir: str | Path) -> dict[str, dict[str, Any]]:

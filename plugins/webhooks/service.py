@@ -26,7 +26,7 @@ import httpx
 import trio
 
 from core.events import IncomingDelivered, OutgoingEvent
-from core.message.parsed import incoming_fields, is_automated
+from core.mlog import kv
 from core.plugin_api import PluginContext
 from core.queue.clock import Clock
 from core.store.models import to_db_time
@@ -148,16 +148,16 @@ class WebhookService:
         if wh is None or not wh.URL:
             return None
         fields = delivered.fields
-        automated = delivered.meta.get("Automated")
-        if fields is None or automated is None:
-            # The core did not prepare the parse (outside the writer thread):
-            # do it here rather than lose the webhook.
-            with open(delivered.message_path, "rb") as fh:
-                data = delivered.msg_prefix + fh.read()
-            if fields is None:
-                fields = incoming_fields(data)
-            if automated is None:
-                automated = is_automated(data, delivered.mail_from)
+        if fields is None:
+            # The core parses the message before the transaction when any
+            # account has an incoming webhook; None means the message could
+            # not be parsed (mox sends no webhook then) or the webhook was
+            # configured while the message was being delivered. Reading the
+            # file here would stall every writer of the store, so no webhook.
+            log.info("no parsed message for incoming webhook, none sent",
+                     extra=kv(account=delivered.account, msgid=delivered.message_id))
+            return None
+        automated = delivered.meta.get("Automated", delivered.mail_from == "")
         now = self.clock.now()
         payload = incoming_payload(fields, incoming_meta(delivered, bool(automated)))
         hook = Hook(
