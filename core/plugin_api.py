@@ -11,14 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core import metrics
 from core.loginlimit import LoginLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
+    import trio
+
     from core.config import Config
     from core.dispatch import HookDispatcher
     from core.dns import Resolver
+    from core.http_server import ConnectionCounter
+    from core.mailauth.lookup import ResolverLookup
     from core.queue.clock import Clock
     from core.queue.service import QueueService
+    from core.smtp.limits import ConnectionLimits
     from core.store import Store
 
 T = TypeVar("T")
@@ -114,19 +120,13 @@ class Metrics:
     registries are) so a plugin reaches it through its context.
     """
 
-    def record(self, m: Any) -> None:
-        from core import metrics
-
+    def record(self, m: metrics.Measurement) -> None:
         metrics.record(m)
 
-    def add_gauge(self, gauge: Any) -> None:
-        from core import metrics
-
+    def add_gauge(self, gauge: metrics.Gauge) -> None:
         metrics.add_gauge(gauge)
 
-    def add_sink(self, sink: Callable[[Any], None]) -> None:
-        from core import metrics
-
+    def add_sink(self, sink: metrics.Sink) -> None:
         metrics.add_sink(sink)
 
 
@@ -140,10 +140,10 @@ class CoreParts:
     answer cache, and the server's shutdown request.
     """
 
-    smtp_limits: Any = None
-    http_connections: Any = None
-    smtp_shutdown: Any = None
-    mailauth_lookup: Any = None
+    smtp_limits: ConnectionLimits | None = None
+    http_connections: ConnectionCounter | None = None
+    smtp_shutdown: trio.Event | None = None
+    mailauth_lookup: ResolverLookup | None = None
     request_shutdown: Callable[[], None] | None = None
 
 

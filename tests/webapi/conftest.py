@@ -85,9 +85,10 @@ Edit = Callable[[str], str]
 
 
 async def start(tmp_path: Path, *, edit_domains: Edit | None = None,
-                edit_mox: Edit | None = None) -> AsyncIterator[WebapiServer]:
+                edit_mox: Edit | None = None, extra_plugins: list[Any] | None = None,
+                ) -> AsyncIterator[WebapiServer]:
     directory, ip = localserve_config_dir(tmp_path, edit_domains=edit_domains, edit_mox=edit_mox)
-    async with running_server(directory) as server, httpx.AsyncClient(timeout=20) as http:
+    async with running_server(directory, extra_plugins=extra_plugins) as server, httpx.AsyncClient(timeout=20) as http:
         yield WebapiServer(server, ip, directory, http)
 
 
