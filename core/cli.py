@@ -319,6 +319,8 @@ smtps://mox%40localhost:moxmoxmox@{h}:1465   submission with TLS
  smtp://mox%40localhost:moxmoxmox@{h}:1587   submission without TLS
  http://{h}:1080/webapi/                     webapi (methods at /webapi/v0/<Method>)
  http://{h}:1081/metrics                     prometheus metrics
+ http://{h}:1080/admin/                      admin interface, password: moxadmin
+ http://{h}:1080/account/                    account interface, mox@localhost / moxmoxmox
 self-signed certificate: {directory / 'localhost.crt'}
 recipient localparts that simulate failures: ending in temperror, permerror,
 timeout or a code 400-600 (e.g. user550); starting with mailfrom or rcptto

@@ -18,6 +18,7 @@ from typing import Any
 import trio
 from quart_trio import QuartTrio
 
+from core.http_body import BoundedQuartTrio
 from core.http_server import ConnectionCounter, HTTPSettings, ServerConfig, http_settings, serve
 from core.plugin_api import HTTPService, PluginContext
 
@@ -73,7 +74,7 @@ def plan_bindings(config: Any, services: list[HTTPService]) -> list[HTTPBinding]
 
 def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     """A quart-trio app with each mounted service's blueprint."""
-    app = QuartTrio(f"moxtrio-{binding.listener}-{binding.port}")
+    app = BoundedQuartTrio(f"moxtrio-{binding.listener}-{binding.port}")
     # Uploads and bodies are bounded by each service itself (the webapi knows
     # mox's request limits); Quart's default of 16 MB would cut them short.
     app.config["MAX_CONTENT_LENGTH"] = None

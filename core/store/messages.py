@@ -385,3 +385,22 @@ def prune_outgoing(conn: sqlite3.Connection, now: datetime, batch: int = OUTGOIN
         (cutoff, cutoff, batch),
     )
     return cur.rowcount
+
+
+def newest_messages(
+    conn: sqlite3.Connection, account: str, *, search: str = "", after_id: int = 0, limit: int = 200
+) -> list[Message]:
+    """An account's messages newest first, for a mail viewer: those after ``after_id``,
+    and with ``search`` only those whose subject, From or recipient contains it."""
+    q = f"{_SELECT} WHERE m.account = ? AND m.expunged = 0 AND m.id > ?"
+    args: list[object] = [account, after_id]
+    if search:
+        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        q += (
+            " AND (m.subject LIKE ? ESCAPE '\\' OR m.msg_from LIKE ? ESCAPE '\\'"
+            " OR (m.rcpt_to_localpart || '@' || m.rcpt_to_domain) LIKE ? ESCAPE '\\')"
+        )
+        args += [like, like, like]
+    q += " ORDER BY m.id DESC LIMIT ?"
+    args.append(limit)
+    return [Message.from_row(r) for r in conn.execute(q, args)]

@@ -18,7 +18,10 @@ from tests.support.thirdparty import imported_modules, install_package
 pytestmark = pytest.mark.slow
 
 EXAMPLE = ROOT / "docs" / "examples" / "moxtrio_denydomain"
-FIRST_PARTY = ["extra", "holdrules", "localserve", "metrics", "suppression", "webapi", "webhooks"]
+FIRST_PARTY = [
+    "extra", "holdrules", "localserve", "metrics", "suppression", "webaccount", "webadmin", "webapi",
+    "webhooks",
+]
 
 
 TALLY = ROOT / "tests" / "thirdparty_plugins" / "moxtrio_tally"

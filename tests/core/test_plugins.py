@@ -10,7 +10,10 @@ from core.plugin_api import PluginLoadError
 from core.plugins import available_plugins, create_manager, first_party_names, plugin_names
 from tests.support.thirdparty import build_plugin_dist
 
-FIRST_PARTY = ["extra", "holdrules", "localserve", "metrics", "suppression", "webapi", "webhooks"]
+FIRST_PARTY = [
+    "extra", "holdrules", "localserve", "metrics", "suppression", "webaccount", "webadmin", "webapi",
+    "webhooks",
+]
 
 
 def test_all_first_party_plugins_load_when_mox_conf_names_none() -> None:

@@ -19,7 +19,11 @@ pytestmark = pytest.mark.slow
 def test_localserve_answers_on_1080_logs_listeners_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     with localserve(tmp_path) as server:
         out = server.output()
-        assert f"listening for http: http://{server.ip}:1080 (webapi /webapi/)" in out
+        assert (
+            f"listening for http: http://{server.ip}:1080"
+            " (webaccount /account/, webadmin /admin/, webapi /webapi/)"
+        ) in out
+        assert f" http://{server.ip}:1080/admin/                      admin interface, password: moxadmin" in out
         assert "moxmoxmox" in out
         r = httpx.get(f"http://{server.ip}:1080/webapi/", timeout=10, follow_redirects=True)
         assert r.status_code == 200

@@ -30,6 +30,7 @@ from core.queue.service import QueueService
 from core.store import Store
 from core.store.accounts import ensure_account
 from tests.support.dnsresponder import dns_responder_factory
+from tests.support.queuewait import deliveries_idle, wait_scheduler_round, wait_settled
 from tests.support.smtpsink import open_smtp_sink
 
 MOX_CONF = """DataDir: data
@@ -184,14 +185,19 @@ class Harness:
         self.dns.set_records(records)
 
     async def wait_for(self, pred: Callable[[], Any], timeout: float = 10.0) -> None:
-        with trio.fail_after(timeout):
-            while True:
-                r = pred()
-                if hasattr(r, "__await__"):
-                    r = await r
-                if r:
-                    return
-                await trio.sleep(0.02)
+        """Wait until ``pred()`` holds and the deliveries behind it have committed.
+
+        The recorder sees events inside the delivery transaction, before its
+        commit; the rows, DSNs and files a test checks next are only there
+        once the delivery finished.
+        """
+        await wait_settled(self.queue, pred, timeout)
+
+    async def nothing_started(self, timeout: float = 10.0) -> bool:
+        """Let the scheduler look at the queue as it is now; True if that
+        round started no delivery (for "not due yet" checks)."""
+        await wait_scheduler_round(self.queue, timeout)
+        return deliveries_idle(self.queue)
 
     async def retired(self, entry_id: int) -> Any:
         from core.store.queue_rows import get_retired

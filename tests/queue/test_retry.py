@@ -7,8 +7,6 @@ import ssl
 from datetime import timedelta
 from typing import Any
 
-import trio
-
 from core.message.dsn import parse_dsn
 from core.queue.backoff import backoff
 from tests.queue.conftest import START
@@ -50,7 +48,7 @@ async def test_4xx_then_success(harness_factory: Any, sink_factory: Any) -> None
         h.queue.settings.delivery.smtp_port = sink2.port
         # Not due yet: nothing happens after a moment.
         h.clock.advance(timedelta(seconds=400))
-        await trio.sleep(0.3)
+        assert await h.nothing_started()
         assert h.recorder.events_for("later@example.org") == ["delayed"]
         h.clock.set(q.next_attempt)
         await h.wait_for(

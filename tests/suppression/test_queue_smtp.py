@@ -40,6 +40,7 @@ from plugins.suppression.base import parse_recipient
 from plugins.suppression.records import list_suppressions
 from plugins.suppression.service import SuppressionService
 from tests.support.dnsresponder import dns_responder_factory
+from tests.support.queuewait import wait_settled
 from tests.support.smtpsink import open_smtp_sink
 from tests.suppression.conftest import write_config
 
@@ -85,12 +86,13 @@ class Harness:
         )
 
     async def wait_events(self, n: int, timeout: float = 15.0) -> None:
-        # Events are recorded in the store's writer thread: poll (bounded).
-        with trio.fail_after(timeout):
-            while True:
-                if len(self.events.events) >= n:
-                    return
-                await trio.sleep(0.02)
+        """Wait until ``n`` events were raised and their transactions committed.
+
+        Events are recorded in the store's writer thread before the commit,
+        so a suppression entry or DSN written with the event is only
+        readable once the delivery that raised it has finished.
+        """
+        await wait_settled(self.queue, lambda: len(self.events.events) >= n, timeout)
 
     async def listed(self, account: str = "") -> list[Any]:
         return await self.ctx.store.read(lambda c: list_suppressions(c, account))

@@ -26,6 +26,7 @@ from core.plugin_api import CtlResult
 from core.queue.add import AddRecipient, AddRequest
 from core.runtime import Server
 from tests.support.inproc import localserve_config_dir, running_server
+from tests.support.queuewait import wait_settled
 
 HEADER = "suppressions (account, address, manual, time added, base adddress, reason):\n"
 MESSAGE = (
@@ -71,12 +72,16 @@ class Running:
         )
 
     async def wait_events(self, n: int, timeout: float = 20.0) -> list[OutgoingEvent]:
-        # Events are recorded in the store's writer thread: poll (bounded).
-        with trio.fail_after(timeout):
-            while True:
-                if len(self.events.events) >= n:
-                    return self.events.events
-                await trio.sleep(0.05)
+        """Wait until ``n`` events were raised and their transactions committed.
+
+        Events are recorded in the store's writer thread before the commit;
+        the suppression entry, retired row and DSN written with an event are
+        only readable once the delivery that raised it has finished.
+        """
+        assert self.server.ctx is not None
+        queue = self.server.ctx.services["queue"]
+        await wait_settled(queue, lambda: len(self.events.events) >= n, timeout)
+        return self.events.events
 
 
 @pytest.fixture

@@ -169,14 +169,24 @@ class Harness:
 
     async def wait_rows(self, sql: str, args: tuple[Any, ...] = (), n: int = 1,
                         timeout: float = 10.0) -> list[Any]:
-        rows: list[Any] = []
-        with trio.move_on_after(timeout):
-            while True:
-                rows = await self.rows(sql, args)
-                if len(rows) >= n:
-                    return rows
-                await trio.sleep(0.01)
-        raise AssertionError(f"timeout waiting for {n} rows of {sql!r}: {rows}")
+        return await wait_rows(self.ctx.store, sql, args, n, timeout)
+
+
+async def wait_rows(store: Store, sql: str, args: tuple[Any, ...] = (), n: int = 1,
+                    timeout: float = 10.0) -> list[Any]:
+    """Poll (bounded) until ``sql`` returns at least ``n`` committed rows.
+
+    A webhook attempt is recorded after the receiver answered it, so a
+    test that saw the request waits here for the attempt's rows.
+    """
+    rows: list[Any] = []
+    with trio.move_on_after(timeout):
+        while True:
+            rows = await store.read(lambda c: [tuple(r) for r in c.execute(sql, args)])
+            if len(rows) >= n:
+                return rows
+            await trio.sleep(0.01)
+    raise AssertionError(f"timeout waiting for {n} rows of {sql!r}: {rows}")
 
 
 @asynccontextmanager

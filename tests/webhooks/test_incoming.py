@@ -13,7 +13,7 @@ import trio
 
 from core.runtime import Server
 from tests.support.inproc import localserve_config_dir, running_server
-from tests.webhooks.helpers import Receiver, account_edit, receiver
+from tests.webhooks.helpers import Receiver, account_edit, receiver, wait_rows
 
 
 @pytest.fixture
@@ -79,10 +79,12 @@ async def test_plain_message_payload(env: tuple[Server, Receiver]) -> None:
     assert [tuple(r) for r in rows] == [(meta["MsgID"], "<plain1@localhost>")]
     assert req.header("Authorization") == "Bearer xyz"
     assert b"\\u003cplain1@localhost\\u003e" in req.body
-    # Queue record: an incoming hook is not tied to a queue message.
-    hooks = await server.ctx.store.read(
-        lambda c: c.execute("SELECT queue_msg_id, is_incoming, outgoing_event, message_id FROM webhook_retired").fetchall())
-    assert [tuple(r) for r in hooks] == [(0, 1, "", "<plain1@localhost>")]
+    # Queue record: an incoming hook is not tied to a queue message. The
+    # attempt is recorded after the receiver answered: wait for its commit.
+    hooks = await wait_rows(
+        server.ctx.store,
+        "SELECT queue_msg_id, is_incoming, outgoing_event, message_id FROM webhook_retired")
+    assert hooks == [(0, 1, "", "<plain1@localhost>")]
 
 
 async def test_multipart_alternative_payload(env: tuple[Server, Receiver]) -> None:
