@@ -224,6 +224,13 @@ class PluginContext:
         """The object registered as ``kind``, or None when no plugin provides it."""
         return self._services.get(kind)
 
+    def require(self, kind: type[T]) -> T:
+        """The object registered as ``kind``; a plugin's own state it set up in configure."""
+        found: T | None = self._services.get(kind)
+        if found is None:
+            raise RuntimeError(f"nothing registered as {kind.__name__} in this server")
+        return found
+
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """Settings of plugin ``name`` from ``<config dir>/plugins/<name>.yaml``.
 
@@ -243,11 +250,29 @@ class PluginContext:
         return {**settings, **self.settings_overrides.get(name, {})}
 
     async def load_settings(self) -> None:
-        """Read every ``plugins/*.yaml`` in a worker thread (start-up)."""
+        """Read every ``plugins/*.yaml`` in a worker thread (start-up; errors stop it)."""
         import trio
 
         self._settings.update(await trio.to_thread.run_sync(read_all_settings, self.config.dir))
         self._settings_loaded = True
+
+    async def refresh_settings(self) -> None:
+        """Re-read the settings files in a worker thread (the running server, once a second).
+
+        Settings a plugin parsed at configure time stay as they were; those it
+        reads per use (the account mail viewer) follow the file. A broken
+        edit keeps the previous settings and is logged.
+        """
+        import logging
+
+        import trio
+
+        try:
+            settings = await trio.to_thread.run_sync(read_all_settings, self.config.dir)
+        except (PluginConfigError, OSError) as exc:
+            logging.getLogger("moxtrio.config").error("plugin settings: keeping previous version: %s", exc)
+            return
+        self._settings = settings
 
 
 def read_all_settings(config_dir: str | Path) -> dict[str, dict[str, Any]]:

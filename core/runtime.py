@@ -135,7 +135,7 @@ class Server:
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
             await nursery.start(queue.run)
-            await nursery.start(run_reloader, self.config)
+            await nursery.start(run_reloader, self.config, ctx.refresh_settings)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can

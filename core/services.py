@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.queue.clock import Clock
 
 
 class ServiceError(Exception):
@@ -138,3 +141,47 @@ class WebhookRedeliverer(Protocol):
     """
 
     async def redeliver(self, account: str, query: RedeliverQuery) -> list[Redelivered]: ...
+
+
+class WebhookAdmin(Protocol):
+    """The webhook queue's admin operations (the webhooks plugin provides them).
+
+    What mox's admin interface offers for webhooks. Filters and sorts carry
+    mox's field names (``IDs``, ``Account``, ``Event``...; ``Field``,
+    ``LastID``, ``Last``, ``Asc``); listed hooks have ``to_json()`` with
+    mox's JSON shape, plus ``account`` and ``queue_msg_id``. A bad filter
+    raises ``core.sqlfilter.FilterError``.
+    """
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def queue_size(self) -> int: ...
+
+    async def list(self, f: Any = None, sort: Any = None) -> Sequence[Any]: ...
+
+    async def retired_list(self, f: Any = None, sort: Any = None) -> Sequence[Any]: ...
+
+    async def next_attempt_set(self, f: Any, when: datetime) -> int: ...
+
+    async def next_attempt_add(self, f: Any, delta: timedelta) -> int: ...
+
+    async def cancel(self, f: Any) -> int: ...
+
+
+# -- hold rules --------------------------------------------------------------------
+
+
+class HoldRuleAdmin(Protocol):
+    """Queue hold rules (the holdrules plugin provides them).
+
+    Rules have ``to_json()`` with mox's HoldRule shape. ``add`` raises
+    ValueError for a domain that does not parse, ``remove`` LookupError for
+    an unknown rule.
+    """
+
+    async def list(self) -> Sequence[Any]: ...
+
+    async def add(self, account: str = "", sender_domain: str = "", recipient_domain: str = "") -> Any: ...
+
+    async def remove(self, rule_id: int) -> None: ...

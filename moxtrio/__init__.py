@@ -37,12 +37,14 @@ from core.queue.clock import Clock
 from core.services import (
     ExportPage,
     ExportQuery,
+    HoldRuleAdmin,
     ImportRequest,
     Redelivered,
     RedeliverQuery,
     ServiceError,
     SuppressionEntry,
     SuppressionProvider,
+    WebhookAdmin,
     WebhookRedeliverer,
 )
 from core.smtp.client import DeliveryResult, RecipientResult
@@ -90,4 +92,6 @@ __all__ = [
     "WebhookRedeliverer",
     "RedeliverQuery",
     "Redelivered",
+    "WebhookAdmin",
+    "HoldRuleAdmin",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
-from core.services import WebhookRedeliverer
+from core.services import WebhookAdmin, WebhookRedeliverer
 from core.store.migrations import Migration
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
@@ -45,7 +45,9 @@ def moxtrio_migrations() -> list[Migration]:
 
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
-    ctx.provide(WebhookService, WebhookService(ctx))
+    svc = WebhookService(ctx)
+    ctx.provide(WebhookService, svc)
+    ctx.provide(WebhookAdmin, svc)  # type: ignore[type-abstract]
     ctx.provide(WebhookRedeliverer, redelivery_ops.WebhookRedeliveryAPI(ctx))  # type: ignore[type-abstract]
     ctx.metrics.add_gauge(GAUGE)
 

@@ -45,3 +45,17 @@ async def test_broken_settings_file_stops_the_load_with_its_line(tmp_path: Path)
     (plugdir / "broken.yaml").write_text("a: 1\nb: [unclosed\n")
     with pytest.raises(PluginConfigError, match=r"broken\.yaml:\d+: invalid yaml"):
         await make_ctx(tmp_path).load_settings()
+
+
+async def test_refresh_rereads_and_keeps_the_old_version_on_a_broken_edit(tmp_path: Path) -> None:
+    plugdir = tmp_path / "plugins"
+    plugdir.mkdir()
+    (plugdir / "demo.yaml").write_text("answer: 1\n")
+    ctx = make_ctx(tmp_path)
+    await ctx.load_settings()
+    (plugdir / "demo.yaml").write_text("answer: 2\n")
+    await ctx.refresh_settings()
+    assert ctx.plugin_settings("demo") == {"answer": 2}
+    (plugdir / "demo.yaml").write_text("answer: [broken\n")
+    await ctx.refresh_settings()
+    assert ctx.plugin_settings("demo") == {"answer": 2}

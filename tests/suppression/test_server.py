@@ -79,7 +79,7 @@ class Running:
         only readable once the delivery that raised it has finished.
         """
         assert self.server.ctx is not None
-        queue = self.server.ctx.services["queue"]
+        queue = self.server.ctx.queue
         await wait_settled(queue, lambda: len(self.events.events) >= n, timeout)
         return self.events.events
 
