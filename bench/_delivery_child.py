@@ -27,7 +27,7 @@ def main() -> None:
     write_localserve_config(directory, ip)
     config = load_config(directory / "mox.conf")
     resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2, lifetime=4)
-    server = Server(config, localserve=True, services={"dns_resolver": resolver})
+    server = Server(config, localserve=True, resolver=resolver)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:

@@ -65,7 +65,7 @@ async def setup(
 
     await store.write(accounts)
     ctx = PluginContext(config=config, store=store, hooks=HookDispatcher(make_pm(*plugins)))
-    ctx.services["dns_resolver"] = Resolver(["127.0.0.1"], port=dns_port, timeout=2, lifetime=4)
+    ctx.resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2, lifetime=4)
     queue = QueueService(
         ctx, settings=QueueSettings(delivery=DeliverySettings(smtp_port=smtp_port))
     )

@@ -27,12 +27,13 @@ from core.address import parse_address  # noqa: E402
 from core.queue.add import AddRecipient, AddRequest  # noqa: E402
 from plugins.webhooks.queue_ops import queue_hook  # noqa: E402
 from plugins.webhooks.records import Hook  # noqa: E402
+from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server  # noqa: E402
 from tests.webhooks.helpers import account_edit, receiver  # noqa: E402
 
 
 async def throughput(ctx: Any, rec: Any, n: int, urls: int) -> float:
-    svc = ctx.services["webhooks"]
+    svc = ctx.service(WebhookService)
     store = ctx.store
     before = len(rec.requests)
     now = svc.clock.now()
@@ -56,7 +57,7 @@ async def throughput(ctx: Any, rec: Any, n: int, urls: int) -> float:
 
 async def latency(ctx: Any, rec: Any, rounds: int) -> list[float]:
     out = []
-    queue = ctx.services["queue"]
+    queue = ctx.queue
     for i in range(rounds):
         before = len(rec.for_path("/out"))
         data = f"From: mox@localhost\r\nTo: r{i}@example.org\r\nSubject: lat {i}\r\n\r\nx\r\n".encode()

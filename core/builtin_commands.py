@@ -15,7 +15,8 @@ async def _version(ctx: PluginContext, req: CtlRequest) -> CtlResult:
 
 
 async def _stop(ctx: PluginContext, req: CtlRequest) -> CtlResult:
-    ctx.services["server"].request_shutdown()
+    if ctx.core.request_shutdown is not None:
+        ctx.core.request_shutdown()
     return CtlResult("stopping\n")
 
 

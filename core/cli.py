@@ -193,7 +193,7 @@ def _cmd_serve(config_path: str, loglevel: str) -> int:
 
 def run_server(
     config: Any, *, localserve: bool, banner: Callable[[Any], str] | None = None,
-    services: dict[str, Any] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     """Run a server until SIGTERM/SIGINT; return the process exit status.
 
@@ -204,7 +204,7 @@ def run_server(
     from core.plugin_api import PluginConfigError, PluginLoadError
     from core.runtime import Server
 
-    server = Server(config, localserve=localserve, services=services)
+    server = Server(config, localserve=localserve, settings=settings)
 
     async def _run() -> None:
         async with trio.open_nursery() as nursery:
@@ -290,7 +290,7 @@ def _cmd_localserve(loglevel: str, a: argparse.Namespace) -> int:
     setup_logging(loglevel or config.static.LogLevel or "debug", config)
     status = run_server(
         config, localserve=True, banner=lambda server: localserve_banner(server, directory),
-        services={"localserve_fast_retries": True} if a.fast_retries else None,
+        settings={"localserve": {"fast_retries": True}} if a.fast_retries else None,
     )
     if status != 0 and created and not (directory / "moxtrio.db").exists():
         # A first start that failed (a port in use) leaves nothing behind,

@@ -134,6 +134,9 @@ class HookDispatcher:
             for name, rule in self.rules.items()
         }
         self._reported: dict[tuple[str, str, str, str], float] = {}
+        #: The server's context, handed to in-transaction hooks that take
+        #: ``ctx`` when the call site passes none (bound by PluginContext).
+        self.context: Any = None
 
     def time_limit_for(self, name: str) -> float:
         """Seconds one implementation of async-dispatched hook ``name`` may take."""
@@ -234,6 +237,8 @@ class HookDispatcher:
     # -- in-transaction hooks: called in the store's writer thread -----------
 
     def _call_sync_impl(self, name: str, impl: Any, kwargs: dict[str, Any]) -> Any:
+        if "ctx" in impl.argnames and "ctx" not in kwargs:
+            kwargs = {**kwargs, "ctx": self.context}
         args = [kwargs[a] for a in impl.argnames]
         conn = kwargs.get("conn")
         savepoint = f"hook_{abs(hash((name, impl.plugin_name)))}"

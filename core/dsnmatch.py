@@ -26,7 +26,6 @@ from core.events import DeliveryOutcome, EventName, IncomingDelivered, OutgoingE
 from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, parse_dsn
 from core.message.headers import message_id_of
 from core.message.parsed import incoming_fields, is_automated
-from core.queue.clock import SystemClock
 from core.queue.events import enhanced_code, publish_outgoing
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
@@ -178,7 +177,7 @@ def _match(
     if found is None:
         return False
     table, entry = found
-    clock = ctx.services.get("clock") or SystemClock()
+    clock = ctx.clock
     now = clock.now()
 
     result = MsgResult(start=now, error="incoming message")
@@ -206,6 +205,7 @@ def _match(
                     verdict = ctx.hooks.first_sync(
                         "moxtrio_suppress_decision",
                         conn=conn,
+                        ctx=ctx,
                         entry=entry,
                         outcome=DeliveryOutcome(
                             event="failed",

@@ -12,7 +12,9 @@ Three calling conventions exist, and each spec below names its own:
   or ``async def``; each call has a per-plugin time limit.
 * **in-transaction** hooks are called synchronously in the store's writer
   thread, inside the SQLite transaction that records the event, with that
-  transaction's ``conn``. They must be plain functions, must not block on the
+  transaction's ``conn`` and the server's ``ctx`` (a plugin finds its own
+  per-server objects there with ``ctx.service(...)``, never in module
+  globals). They must be plain functions, must not block on the
   network, and should only read/write rows. Their writes commit or roll back
   together with the core's rows (the durable outbox pattern): an event is
   never lost and never recorded twice.
@@ -244,7 +246,7 @@ def moxtrio_submission(ctx: PluginContext, submission: Submission) -> Rejection 
 
 @_kind("verdict")
 @hookspec
-def moxtrio_queue_adding(conn: sqlite3.Connection, entries: list[Any]) -> None:
+def moxtrio_queue_adding(conn: sqlite3.Connection, ctx: PluginContext, entries: list[Any]) -> None:
     """New queue entries are about to be inserted (in-transaction).
 
     ``entries`` are :class:`core.store.models.QueueEntry` objects of one
@@ -257,7 +259,7 @@ def moxtrio_queue_adding(conn: sqlite3.Connection, entries: list[Any]) -> None:
 @_kind("verdict")
 @hookspec(firstresult=True)
 def moxtrio_delivery_precheck(
-    conn: sqlite3.Connection, entry: Any
+    conn: sqlite3.Connection, ctx: PluginContext, entry: Any
 ) -> DeliveryOutcome | None:
     """A recipient's delivery attempt is due (in-transaction, per recipient).
 
@@ -271,7 +273,7 @@ def moxtrio_delivery_precheck(
 @_kind("verdict")
 @hookspec(firstresult=True)
 def moxtrio_suppress_decision(
-    conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome
+    conn: sqlite3.Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
 ) -> bool | None:
     """A recipient failed; decide whether it goes on the suppression list.
 
@@ -283,7 +285,7 @@ def moxtrio_suppress_decision(
 
 @_kind("observer")
 @hookspec
-def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> None:
+def moxtrio_outgoing_event(conn: sqlite3.Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
     """An outgoing delivery event happened (in-transaction observer).
 
     Events: delivered, suppressed, delayed, failed, relayed, expanded,
@@ -330,7 +332,9 @@ async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
 
 @_kind("observer")
 @hookspec
-def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDelivered) -> None:
+def moxtrio_incoming_delivered(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered
+) -> None:
     """A message was stored in an account's mailbox from SMTP delivery.
 
     Not called for DSNs or fromid mail matched to an outgoing message (those
@@ -369,33 +373,3 @@ def moxtrio_incoming_report(
     treated as ordinary mail.
     """
 
-
-# --------------------------------------------------------------------------
-# services a plugin offers to others (async-dispatched, first result wins)
-# --------------------------------------------------------------------------
-
-
-@_kind("verdict")
-@hookspec(firstresult=True)
-async def moxtrio_suppression_op(
-    ctx: PluginContext, account: str, op: str, args: dict[str, Any]
-) -> Any:
-    """Suppression list operations for the webapi and commands.
-
-    ``op`` is ``list``, ``add``, ``remove`` or ``present``. The suppression
-    plugin answers; ``None`` means no plugin offers suppression lists.
-    """
-
-
-@_kind("verdict")
-@hookspec(firstresult=True)
-async def moxtrio_webhook_redeliver(
-    ctx: PluginContext, account: str, args: dict[str, Any]
-) -> Any:
-    """Queue retired webhooks of ``account`` again as new webhooks (an extension).
-
-    ``args``: ``IDs``, ``From``/``To`` (RFC 3339 submission times),
-    ``OnlyFailed``. Returns ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``;
-    raises ValueError with a message for the caller. ``None``: no plugin
-    offers webhooks.
-    """

@@ -124,7 +124,9 @@ async def serve_binding(
 ) -> None:
     """Serve one binding until ``shutdown`` is set (in-flight requests finish)."""
     settings = http_settings(ctx)
-    counter = ctx.services.setdefault("http_connections", ConnectionCounter(settings.max_connections_per_ip))
+    if ctx.core.http_connections is None:
+        ctx.core.http_connections = ConnectionCounter(settings.max_connections_per_ip)
+    counter = ctx.core.http_connections
     app = build_app(ctx, binding)
     hc = hypercorn_config(binding, ssl_context, settings)
     hc.websocket_routes = any(rule.websocket for rule in app.url_map.iter_rules())

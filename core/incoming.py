@@ -78,7 +78,7 @@ async def store_incoming(
     prepared = await prepare_incoming(ctx, path, message.msg_prefix, [r.rcpt_to for r in recipients])
     # Mail from our own queue (localserve) marks its queue entries delivered
     # in this same transaction: stored and marked, or neither.
-    loopback = getattr(ctx.services.get("queue"), "loopback", None)
+    loopback = getattr(ctx.queue if ctx.has_queue else None, "loopback", None)
     queue_ids = (
         loopback.entries_for(message.remote_ip, message.remote_port, [(r.localpart, r.domain) for r in recipients])
         if loopback is not None
@@ -137,7 +137,7 @@ async def store_incoming(
             ):
                 continue
             if not apply_incoming(conn, ctx, prepared, event):
-                hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=event)
+                hooks.call_sync("moxtrio_incoming_delivered", conn=conn, ctx=ctx, delivered=event)
         mark_delivered(conn, queue_ids)
         return ids
 

@@ -23,12 +23,15 @@ import trio
 from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
+from core.config.reloader import run_reloader
 from core.dispatch import HookDispatcher, HookFailed
+from core.dns import Resolver
 from core.filemodes import fix_modes, restrict_umask
 from core.hooklimits import load_time_limits
 from core.http import plan_bindings, serve_binding
 from core.plugin_api import CtlCommand, HTTPService, PluginConfigError, PluginContext
 from core.plugins import create_manager, plugin_names
+from core.queue.clock import Clock
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
@@ -59,11 +62,16 @@ class Server:
         *,
         localserve: bool = False,
         extra_plugins: Iterable[object] = (),
-        services: dict[str, Any] | None = None,
+        resolver: Resolver | None = None,
+        clock: Clock | None = None,
+        settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
-        # Services given by the embedder (tests: a fake clock, a DNS resolver).
-        self.initial_services = dict(services or {})
+        # Given by the embedder: a DNS resolver and a fake clock (tests), and
+        # plugin settings that win over the files (``localserve`` flags).
+        self.resolver = resolver
+        self.clock = clock
+        self.settings = dict(settings or {})
         self.localserve = localserve
         self.extra_plugins = list(extra_plugins)
         self.listening = Listening()
@@ -90,9 +98,13 @@ class Server:
         await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
         store = await Store.open(data_dir, migrations)
         try:
-            ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve)
-            ctx.services.update(self.initial_services)
-            ctx.services["server"] = self
+            ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve,
+                                settings_overrides=self.settings)
+            if self.resolver is not None:
+                ctx.resolver = self.resolver
+            if self.clock is not None:
+                ctx.clock = self.clock
+            ctx.core.request_shutdown = self.request_shutdown
             self.ctx = ctx
             await self._prepare(ctx)
             await self._serve(ctx, task_status)
@@ -105,9 +117,9 @@ class Server:
         missing = await ctx.store.check_files()
         for row in missing:
             log.error("message file missing for stored row: %s", row)
+        await ctx.load_settings()
         check_smtp_settings(ctx)
-        queue = QueueService(ctx, clock=ctx.services.get("clock"))
-        ctx.services["queue"] = queue
+        ctx.queue = QueueService(ctx, clock=ctx.clock)
         try:
             ctx.hooks.setup("moxtrio_configure", ctx=ctx)
         except HookFailed as exc:
@@ -118,7 +130,7 @@ class Server:
 
     async def _serve(self, ctx: PluginContext, task_status: trio.TaskStatus[Server]) -> None:
         services: list[HTTPService] = ctx.hooks.setup("moxtrio_http_services", ctx=ctx)
-        queue = ctx.services["queue"]
+        queue = ctx.queue
         commands: list[CtlCommand] = (
             builtin_commands() + queue.ctl_commands() + ctx.hooks.setup("moxtrio_ctl_commands", ctx=ctx)
         )
@@ -127,13 +139,14 @@ class Server:
             ctl_path = ctl.socket_path(Path(self.config.data_dir))
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
             self.listening.ctl = str(ctl_path)
+            await nursery.start(run_reloader, self.config, ctx.refresh_settings)
             for task in tasks:
                 await nursery.start(task)
             # Listeners live in a nursery of their own so that shutdown can
             # let them finish in-flight work before the workers are cancelled.
             async with trio.open_nursery() as front:
                 smtp_shutdown = trio.Event()
-                ctx.services["smtp_shutdown"] = smtp_shutdown
+                ctx.core.smtp_shutdown = smtp_shutdown
                 self.listening.smtp += await start_smtp_listeners(ctx, front, smtp_shutdown)
                 for binding in plan_bindings(self.config, services):
                     ssl_context = None

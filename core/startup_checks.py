@@ -169,8 +169,9 @@ async def dry_run(config: Any, localserve: bool = False) -> None:
         store = await Store.open(Path(tmp), hooks.setup("moxtrio_migrations"))
         try:
             ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
+            await ctx.load_settings()
             check_smtp_settings(ctx)
-            ctx.services["queue"] = QueueService(ctx)
+            ctx.queue = QueueService(ctx)
             try:
                 ctx.hooks.setup("moxtrio_configure", ctx=ctx)
                 ctx.hooks.setup("moxtrio_http_services", ctx=ctx)

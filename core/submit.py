@@ -376,7 +376,7 @@ async def submit(ctx: PluginContext, req: SubmitRequest) -> SubmitResult:
         raise SubmitError(Failure.DKIM_FAILED, str(exc)) from None
 
     prefix = msg.received + signed + dkim_headers + msg.trailer
-    queue = ctx.services.get("queue")
+    queue = ctx.queue if ctx.has_queue else None
     if queue is None:
         raise SubmitError(Failure.QUEUE_UNAVAILABLE, "queue not available")
     source: bytes | Path

@@ -29,9 +29,24 @@ from core.plugin_api import (
     CtlRequest,
     CtlResult,
     HTTPService,
+    Metrics,
     PluginConfigError,
     PluginContext,
     Rejection,
+)
+from core.queue.clock import Clock
+from core.services import (
+    ExportPage,
+    ExportQuery,
+    HoldRuleAdmin,
+    ImportRequest,
+    Redelivered,
+    RedeliverQuery,
+    ServiceError,
+    SuppressionEntry,
+    SuppressionProvider,
+    WebhookAdmin,
+    WebhookRedeliverer,
 )
 from core.smtp.client import DeliveryResult, RecipientResult
 from core.store.migrations import Migration
@@ -45,6 +60,8 @@ __all__ = [
     "Rejection",
     "PluginConfigError",
     "HookFailed",
+    "Clock",
+    "Metrics",
     "DEFAULT_TIME_LIMIT",
     "DELIVERY_TIME_LIMIT",
     # start-up: tables, commands, HTTP services
@@ -67,4 +84,16 @@ __all__ = [
     "OUTGOING_EVENTS",
     "EventName",
     "IncomingDelivered",
+    # services one plugin offers another: ctx.provide(P, impl) / ctx.service(P)
+    "ServiceError",
+    "SuppressionProvider",
+    "SuppressionEntry",
+    "ExportQuery",
+    "ExportPage",
+    "ImportRequest",
+    "WebhookRedeliverer",
+    "RedeliverQuery",
+    "Redelivered",
+    "WebhookAdmin",
+    "HoldRuleAdmin",
 ]

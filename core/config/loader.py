@@ -1,12 +1,15 @@
 """Loading mox.conf + domains.conf, reloading domains.conf, address lookups.
 
 mox.conf is read once (changes need a restart). domains.conf is re-read
-when its modification time changes, checked at most once per second on
-access, as mox does; a broken edit keeps the previous version active and is
-logged, so an operator's typo never takes a running server down.
+when its modification time changes, checked once per second as mox does,
+by a worker thread of the running server (:mod:`core.config.reloader`); a
+broken edit keeps the previous version active and is logged, so an
+operator's typo never takes a running server down.
 
-The lookups (domain, destination, login) read precomputed dicts that are
-rebuilt on every reload, so SMTP RCPT TO and webapi auth stay cheap.
+domains.conf and the lookups built from it (domain, destination, login:
+precomputed dicts) form one immutable snapshot that a reload replaces in a
+single assignment. Readers (SMTP RCPT TO, webapi auth, on the trio thread)
+only read the current snapshot: no stat, no parse, no lock.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.address import Address, parse_address, parse_domain
@@ -38,11 +41,26 @@ def _stat_key(path: Path) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
-class Config:
-    """The running configuration: static part, reloading dynamic part, lookups.
+@dataclass(frozen=True)
+class DynamicSnapshot:
+    """One version of domains.conf with its lookups and the file's (mtime, size).
 
-    Safe to use from the trio thread and from worker threads (a lock guards
-    reloads). ``reload_interval`` is the minimum time between mtime checks.
+    Never changed after it is built: a reload builds a new one. The parsed
+    models are shared with every reader and must not be modified.
+    """
+
+    dynamic: Dynamic
+    lookups: Lookups
+    stat: tuple[int, int]
+
+
+class Config:
+    """The running configuration: static part, dynamic snapshot, lookups.
+
+    Safe to use from the trio thread and from worker threads: readers take
+    the current snapshot; :meth:`reload_dynamic` (blocking: stat and parse,
+    so it runs in a worker thread) swaps in a new one. ``reload_interval``
+    is how often the server's reloader checks the file.
     """
 
     reload_interval: float = 1.0
@@ -53,11 +71,8 @@ class Config:
         self.dir = mox_conf_path.parent
         self.domains_conf_path = self.dir / "domains.conf"
         self.static = static
-        self._dynamic = dynamic
-        self._lookups = lookups
-        self._dynamic_stat = dynamic_stat
-        self._last_check = time.monotonic()
-        self._lock = threading.Lock()
+        self._snapshot = DynamicSnapshot(dynamic, lookups, dynamic_stat)
+        self._lock = threading.Lock()  # one reload at a time; readers never take it
         self.last_reload_error: ConfigError | None = None
 
     # --- paths ---------------------------------------------------------
@@ -79,36 +94,33 @@ class Config:
     # --- dynamic reload ------------------------------------------------
 
     @property
+    def snapshot(self) -> DynamicSnapshot:
+        """The current domains.conf version; take it once to read dynamic and lookups alike."""
+        return self._snapshot
+
+    @property
     def dynamic(self) -> Dynamic:
-        """domains.conf, re-read if it changed (checked at most once per interval)."""
-        self._maybe_reload()
-        return self._dynamic
+        """domains.conf as of the last reload (never touches the disk)."""
+        return self._snapshot.dynamic
 
     @property
     def lookups(self) -> Lookups:
-        self._maybe_reload()
-        return self._lookups
-
-    def _maybe_reload(self) -> None:
-        now = time.monotonic()
-        if now - self._last_check < self.reload_interval:
-            return
-        self.reload_dynamic()
+        return self._snapshot.lookups
 
     def reload_dynamic(self, force: bool = False) -> bool:
-        """Re-read domains.conf if its mtime/size changed (or ``force``).
+        """Re-read domains.conf if its mtime/size changed (or ``force``). Blocking.
 
         Returns whether a new version was activated. On errors the old
         version stays and the error is logged and kept in ``last_reload_error``.
         """
         with self._lock:
-            self._last_check = time.monotonic()
+            current = self._snapshot
             try:
                 key = _stat_key(self.domains_conf_path)
             except OSError as e:
                 log.error("config: cannot stat %s, keeping current config: %s", self.domains_conf_path, e)
                 return False
-            if key == self._dynamic_stat and not force:
+            if key == current.stat and not force:
                 return False
             try:
                 dynamic = sconf.parse_file(Dynamic, self.domains_conf_path)
@@ -116,12 +128,13 @@ class Config:
             except ConfigError as e:
                 log.error("config: error in changed domains.conf, keeping previous version: %s", e)
                 self.last_reload_error = e
-                self._dynamic_stat = key  # don't re-parse the same broken file every second
+                # Don't re-parse the same broken file every second.
+                self._snapshot = DynamicSnapshot(current.dynamic, current.lookups, key)
                 return False
             except OSError as e:
                 log.error("config: cannot read %s, keeping previous version: %s", self.domains_conf_path, e)
                 return False
-            self._dynamic, self._lookups, self._dynamic_stat = dynamic, lookups, key
+            self._snapshot = DynamicSnapshot(dynamic, lookups, key)
             self.last_reload_error = None
             log.info("config: reloaded %s", self.domains_conf_path)
             return True

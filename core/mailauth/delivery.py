@@ -27,7 +27,6 @@ import trio
 
 from core.address import domain_to_ascii
 from core.dispatch import HookFailed
-from core.dns import Resolver
 from core.events import IncomingAuthenticated
 from core.mailauth import localserve, orgdomain
 from core.mailauth.analyze import Authentication, Inputs, authenticate
@@ -60,14 +59,11 @@ _IANA_CIPHERS = {
 def shared_lookup(ctx: Any) -> ResolverLookup:
     """The server's authentication lookups: its resolver service, with an answer cache.
 
-    Without a configured ``dns_resolver`` service the system's resolver is used.
+    Without a resolver given to the server the system's resolver is used.
     """
-    lookup = ctx.services.get("mailauth_lookup")
+    lookup = ctx.core.mailauth_lookup
     if lookup is None:
-        resolver = ctx.services.get("dns_resolver")
-        if resolver is None:
-            resolver = ctx.services["dns_resolver"] = Resolver()
-        lookup = ctx.services["mailauth_lookup"] = ResolverLookup(resolver)
+        lookup = ctx.core.mailauth_lookup = ResolverLookup(ctx.resolver)
     return lookup  # type: ignore[no-any-return]
 
 

@@ -130,11 +130,7 @@ def fail_transport(batch: list[QueueEntry], choice: TransportChoice) -> list[Rec
 
 
 def _resolver(ctx: Any) -> Resolver:
-    r = ctx.services.get("dns_resolver")
-    if r is None:
-        r = Resolver()
-        ctx.services["dns_resolver"] = r
-    return r  # type: ignore[no-any-return]
+    return ctx.resolver  # type: ignore[no-any-return]
 
 
 async def direct_delivery(

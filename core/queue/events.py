@@ -68,5 +68,5 @@ def raise_outgoing_event(
 
 def publish_outgoing(conn: sqlite3.Connection, ctx: Any, ev: OutgoingEvent) -> None:
     """Hand an outgoing event to the in-transaction observers and to the outbox."""
-    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=ev)
+    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, ctx=ctx, event=ev)
     record_outgoing(conn, ctx, ev)

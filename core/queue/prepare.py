@@ -106,7 +106,7 @@ def claim_batch(
         return claimed
     for e in batch:
         try:
-            verdict = ctx.hooks.first_sync("moxtrio_delivery_precheck", conn=conn, entry=e)
+            verdict = ctx.hooks.first_sync("moxtrio_delivery_precheck", conn=conn, ctx=ctx, entry=e)
         except HookFailed as exc:
             log.error("delivery precheck for queue message %d: %s", e.id, exc)
             claimed.settled.append(_temporary(e, f"checking recipient: {exc}", now))

@@ -152,6 +152,7 @@ def apply_outcomes(
                     verdict = ctx.hooks.first_sync(
                         "moxtrio_suppress_decision",
                         conn=conn,
+                        ctx=ctx,
                         entry=entry,
                         outcome=out.as_delivery_outcome(event),
                     )

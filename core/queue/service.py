@@ -3,7 +3,7 @@
 Wiring (core/runtime.py)::
 
     queue = QueueService(ctx)              # plain constructor, no I/O
-    ctx.services["queue"] = queue
+    ctx.queue = queue
     await nursery.start(queue.run)         # scheduler + retired cleanup
     commands += queue.ctl_commands()
 

@@ -102,7 +102,7 @@ class CoreSessionHandler:
 
     async def _hang(self) -> None:
         """Behave like a hung server (localserve's ``timeout`` recipients)."""
-        shutdown = self.ctx.services.get("smtp_shutdown")
+        shutdown = self.ctx.core.smtp_shutdown
         with trio.move_on_after(SIMULATED_HANG):
             if shutdown is not None:
                 await shutdown.wait()

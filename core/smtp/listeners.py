@@ -92,7 +92,7 @@ def connection_limits(ctx: PluginContext) -> ConnectionLimits:
 def check_settings(ctx: PluginContext) -> None:
     """Read smtp.yaml at start-up so a bad value stops the server with a clear
     message before any listener starts."""
-    ctx.services["smtp_limits"] = connection_limits(ctx)
+    ctx.core.smtp_limits = connection_limits(ctx)
     settings = ctx.plugin_settings("smtp")
     for key in ("IdleTimeout", "DataTimeout"):
         _seconds(settings, key, 1.0)
@@ -137,7 +137,7 @@ async def start_smtp_listeners(
     ctx: PluginContext, nursery: trio.Nursery, shutdown: trio.Event
 ) -> list[str]:
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
-    limits = ctx.services.get("smtp_limits") or connection_limits(ctx)
+    limits = ctx.core.smtp_limits or connection_limits(ctx)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
     decoy_key = await ctx.store.write(lambda conn: store_accounts.server_secret(conn, "scram-decoy-salt"))
     started: list[str] = []

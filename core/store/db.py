@@ -45,19 +45,6 @@ MAX_BATCH = 1000
 _SAVEPOINT = "moxtrio_write"
 
 
-def db_file_of(conn: sqlite3.Connection) -> str:
-    """The main database file of ``conn``.
-
-    In-transaction hooks get only a connection; plugins that keep per-server
-    state (settings, services) key it by this path, so several servers in
-    one process (tests) keep theirs apart.
-    """
-    for _, name, path in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return str(path)
-    return ""
-
-
 class StoreClosed(Exception):
     """The store was closed; no more writes are accepted."""
 

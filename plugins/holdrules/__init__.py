@@ -14,6 +14,7 @@ from typing import Any
 
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext
+from core.services import HoldRuleAdmin
 from core.store.migrations import Migration
 from plugins.holdrules.commands import ctl_commands
 from plugins.holdrules.rules import MIGRATIONS, any_rule_matches, list_rules
@@ -36,7 +37,9 @@ def moxtrio_migrations() -> list[Migration]:
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
     """Offer the rule operations to other plugins (an admin API) as a service."""
-    ctx.services["holdrules"] = HoldRuleService(ctx)
+    svc = HoldRuleService(ctx)
+    ctx.provide(HoldRuleService, svc)
+    ctx.provide(HoldRuleAdmin, svc)  # type: ignore[type-abstract]
 
 
 @hookimpl

@@ -48,8 +48,7 @@ def format_rules(rules: list[HoldRule]) -> str:
 
 
 def _service(ctx: PluginContext) -> HoldRuleService:
-    svc = ctx.services.get("holdrules")
-    return svc if isinstance(svc, HoldRuleService) else HoldRuleService(ctx)
+    return ctx.service(HoldRuleService) or HoldRuleService(ctx)
 
 
 async def cmd_list(ctx: PluginContext, req: CtlRequest) -> CtlResult:

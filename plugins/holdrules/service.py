@@ -1,6 +1,6 @@
 """Hold-rule operations for the control commands and the admin API.
 
-Registered as ``ctx.services["holdrules"]`` so other plugins (an admin API)
+Registered as ``ctx.service(HoldRuleService)`` so other plugins (an admin API)
 use the same code path without importing this package.
 
 Adding a rule also puts existing matching queue entries on hold (spec 04
@@ -50,7 +50,7 @@ class HoldRuleService:
         rule = make_rule(account, sender_domain, recipient_domain)
         stored = await self.ctx.store.write(lambda conn: insert_rule(conn, rule, utcnow()))
         log.info("hold rule added: %s", stored)
-        n = await self.ctx.services["queue"].hold_matching(lambda e: rule_matches(stored, e))
+        n = await self.ctx.queue.hold_matching(lambda e: rule_matches(stored, e))
         log.info("hold rule %d: %s existing messages put on hold", stored.id, n)
         return stored
 

@@ -17,7 +17,7 @@ from core.plugin_api import CtlCommand, PluginContext, Rejection
 from core.smtp.client import DeliveryResult
 from plugins.localserve import fastretry, settings
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
-from plugins.localserve.followups import DEFAULT_DELAY, DELAY_KEY, FOLLOWUPS_KEY, FollowUps
+from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
 from plugins.localserve.simulate import verdict
 
 __all__ = [
@@ -35,9 +35,9 @@ __all__ = [
 def moxtrio_configure(ctx: PluginContext) -> None:
     """Validate ``plugins/localserve.yaml`` at start (only matters in localserve)."""
     if ctx.localserve:
-        settings.configure(ctx)
-        delay = ctx.services.get(DELAY_KEY, DEFAULT_DELAY)
-        ctx.services[FOLLOWUPS_KEY] = FollowUps(ctx, float(delay))
+        parsed = settings.configure(ctx)
+        delay = DEFAULT_DELAY if parsed.followup_delay is None else parsed.followup_delay
+        ctx.provide(FollowUps, FollowUps(ctx, delay))
 
 
 @hookimpl
@@ -46,10 +46,11 @@ def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
     if not ctx.localserve:
         return []
     tasks: list[Any] = []
-    followups = ctx.services.get(FOLLOWUPS_KEY)
-    if isinstance(followups, FollowUps):
+    followups = ctx.service(FollowUps)
+    if followups is not None:
         tasks.append(followups.run)
-    if ctx.services.get(fastretry.FLAG_KEY):
+    parsed = ctx.service(settings.LocalserveSettings)
+    if parsed is not None and parsed.fast_retries:
         tasks.append(fastretry.make_task(ctx))
     return tasks
 

@@ -23,7 +23,7 @@ import trio
 from core.events import DeliveryBatch
 from core.plugin_api import PluginContext
 from core.smtp.client import DeliveryResult, deliver
-from plugins.localserve.followups import FOLLOWUPS_KEY, FollowUp, FollowUps
+from plugins.localserve.followups import FollowUp, FollowUps
 from plugins.localserve.scenarios import Scenario, first_attempt_failure, scenario_of
 from plugins.localserve.settings import EHLO_NAME, Target, Timeouts, delivery_target, load_timeouts
 from plugins.localserve.simulate import fails_at_data
@@ -59,7 +59,7 @@ async def _transaction(
     recipients = [batch.recipients[i] for i in idxs]
     # The queue links this connection to its entries, so our listener can
     # mark them delivered in the transaction that stores the message.
-    loopback = getattr(ctx.services.get("queue"), "loopback", None)
+    loopback = getattr(ctx.queue if ctx.has_queue else None, "loopback", None)
     entries = [batch.entries[i] for i in idxs] if len(batch.entries) == len(batch.recipients) else []
     addrs: list[tuple[str, int]] = []
 
@@ -226,8 +226,8 @@ async def _follow_up(
         i for i, sc in enumerate(scen)
         if sc is not None and sc.kind in ("complaint", "latebounce") and result.recipients[i].ok
     ]
-    followups = ctx.services.get(FOLLOWUPS_KEY)
-    if not wanted or not isinstance(followups, FollowUps) or not batch.mail_from:
+    followups = ctx.service(FollowUps)
+    if not wanted or followups is None or not batch.mail_from:
         return
     headers = await trio.to_thread.run_sync(_header_section, batch)
     for i in wanted:

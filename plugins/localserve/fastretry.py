@@ -18,15 +18,13 @@ from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 
 log = logging.getLogger("moxtrio.localserve.fastretry")
 
-FLAG_KEY = "localserve_fast_retries"
 INTERVAL = 1.0
 
 
 async def retry_now(ctx: PluginContext) -> int:
-    queue = ctx.services.get("queue")
-    if queue is None:
+    if not ctx.has_queue:
         return 0
-    return int(await queue.retry_now())
+    return int(await ctx.queue.retry_now())
 
 
 def make_task(ctx: PluginContext) -> object:

@@ -2,7 +2,7 @@
 
 Delivery hands each successful ``latebounce`` or ``complaint`` recipient to
 :class:`FollowUps`; its background task waits :data:`DEFAULT_DELAY` seconds
-(``ctx.services["localserve_followup_delay"]`` overrides it), composes a DSN or an
+(setting ``followup_delay`` overrides it), composes a DSN or an
 abuse report about the message and delivers it over SMTP to our own
 listener, addressed to the original envelope sender (the fromid address
 when the message had one). From there the incoming path treats it like a
@@ -26,8 +26,6 @@ from plugins.localserve.settings import EHLO_NAME, delivery_target, load_timeout
 log = logging.getLogger("moxtrio.localserve.followups")
 
 DEFAULT_DELAY = 1.0
-FOLLOWUPS_KEY = "localserve_followups"
-DELAY_KEY = "localserve_followup_delay"
 QUEUE_MAX = 1000
 BOUNCE_TEXT = "550 5.1.1 mailbox does not exist (simulated late bounce)"
 
@@ -80,7 +78,7 @@ def compose(item: FollowUp) -> tuple[str, bytes]:
 
 
 class FollowUps:
-    """The follow-up sender of one localserve server (``ctx.services["localserve_followups"]``)."""
+    """The follow-up sender of one localserve server (``ctx.service(FollowUps)``)."""
 
     def __init__(self, ctx: PluginContext, delay: float = DEFAULT_DELAY) -> None:
         self.ctx = ctx

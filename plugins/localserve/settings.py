@@ -7,9 +7,12 @@ config leaves it 0, as mox does), else ``localhost:1025``.
 Time limits default to mox's (dial 30 s, session set-up 60 s, each read
 30 s, the transaction 60 s + 1 s per MiB). They can be changed in
 ``<config dir>/plugins/localserve.yaml`` (keys ``dial_timeout``,
-``session_timeout``, ``read_timeout``, ``data_timeout``, seconds), and a
-test can put a :class:`Timeouts` (or a dict of those keys) in
-``ctx.services["localserve.timeouts"]``, which wins over the file.
+``session_timeout``, ``read_timeout``, ``data_timeout``, seconds). The same
+file holds ``fast_retries`` (``moxtrio localserve -fast-retries`` sets it)
+and ``followup_delay`` (seconds before a simulated complaint or late
+bounce). Settings the embedder gives the server
+(``ctx.settings_overrides["localserve"]``: the CLI flag, tests) win over
+the file.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any
 from core.plugin_api import PluginConfigError, PluginContext
 
 PLUGIN = "localserve"
-SERVICE_KEY = "localserve.timeouts"
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 1025
 EHLO_NAME = "localhost"
@@ -35,6 +37,15 @@ class Timeouts:
     session_timeout: float = 60.0
     read_timeout: float = 30.0
     data_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class LocalserveSettings:
+    """The plugin's parsed settings, kept per server in its context."""
+
+    timeouts: Timeouts
+    fast_retries: bool = False
+    followup_delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,10 +88,22 @@ def parse_timeouts(data: dict[str, Any], base: Timeouts | None = None) -> Timeou
     return replace(base, **changes)
 
 
-_FILE_KEY = "localserve.file_timeouts"
+_OTHER_KEYS = ("fast_retries", "followup_delay")
 
 
-def configure(ctx: PluginContext) -> None:
+def parse_settings(data: dict[str, Any]) -> LocalserveSettings:
+    """The whole settings mapping: time limits plus the fast-retry and follow-up keys."""
+    fast = data.get("fast_retries", False)
+    if not isinstance(fast, bool):
+        raise PluginConfigError(f"{PLUGIN}: fast_retries must be true or false, got {fast!r}")
+    delay = data.get("followup_delay")
+    if delay is not None:
+        delay = _seconds("followup_delay", delay, optional=False)
+    timeouts = parse_timeouts({k: v for k, v in data.items() if k not in _OTHER_KEYS})
+    return LocalserveSettings(timeouts, fast, delay)
+
+
+def configure(ctx: PluginContext) -> LocalserveSettings:
     """Read and validate the settings file once, at start-up (never on the trio hot path).
 
     The delivery hook's time limit (declared in the hook specification,
@@ -88,8 +111,9 @@ def configure(ctx: PluginContext) -> None:
     timeouts: a delivery cut off by the dispatcher would be reported as a
     plugin failure instead of the ``i/o timeout`` a client of mox sees.
     """
-    timeouts = parse_timeouts(ctx.plugin_settings(PLUGIN))
-    ctx.services[_FILE_KEY] = timeouts
+    parsed = parse_settings(ctx.plugin_settings(PLUGIN))
+    ctx.provide(LocalserveSettings, parsed)
+    timeouts = parsed.timeouts
     needed = delivery_time_limit(timeouts, ctx.config.static.Listeners)
     limit = ctx.hooks.time_limit_for("moxtrio_deliver")
     if needed > limit:
@@ -98,6 +122,7 @@ def configure(ctx: PluginContext) -> None:
             f"the moxtrio_deliver time limit of {limit:g}s; raise time_limits: "
             "moxtrio_deliver in plugins/hooks.yaml"
         )
+    return parsed
 
 
 #: mox's default maximum message size, for the transaction time bound.
@@ -120,13 +145,9 @@ def delivery_time_limit(timeouts: Timeouts, listeners: dict[str, Any]) -> float:
 
 
 def load_timeouts(ctx: PluginContext) -> Timeouts:
-    """Settings file (read at configure time), then the service override (tests)."""
-    timeouts = ctx.services.get(_FILE_KEY)
-    if not isinstance(timeouts, Timeouts):
-        timeouts = Timeouts()
-    override = ctx.services.get(SERVICE_KEY)
-    if isinstance(override, Timeouts):
-        return override
-    if isinstance(override, dict):
-        return parse_timeouts(override, timeouts)
-    return timeouts
+    """Settings (parsed at configure time), then the embedder's overrides given since."""
+    parsed = ctx.service(LocalserveSettings)
+    timeouts = parsed.timeouts if parsed is not None else Timeouts()
+    override = ctx.settings_overrides.get(PLUGIN) or {}
+    names = {f.name for f in fields(Timeouts)}
+    return parse_timeouts({k: v for k, v in override.items() if k in names}, timeouts)

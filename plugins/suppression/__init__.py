@@ -23,13 +23,14 @@ import trio
 
 from core.events import DeliveryOutcome, IncomingDelivered
 from core.hookspecs import hookimpl
-from core.metrics import add_gauge
 from core.plugin_api import CtlCommand, PluginContext
+from core.services import SuppressionProvider
 from core.store.migrations import Migration
 from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck
 from plugins.suppression.gauges import GAUGE
+from plugins.suppression.provider import SuppressionAPI
 from plugins.suppression.records import MIGRATIONS
 from plugins.suppression.service import SuppressionError, SuppressionService
 
@@ -47,7 +48,6 @@ __all__ = [
     "moxtrio_incoming_report",
     "moxtrio_migrations",
     "moxtrio_suppress_decision",
-    "moxtrio_suppression_op",
 ]
 
 
@@ -58,17 +58,20 @@ def moxtrio_migrations() -> list[Migration]:
 
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
-    """Offer the list operations to the commands and other plugins."""
-    ctx.services["suppression"] = SuppressionService(ctx)
+    """Offer the list operations to the commands and, as the core's
+    ``SuppressionProvider``, to other plugins (the webapi)."""
+    svc = SuppressionService(ctx)
+    ctx.provide(SuppressionService, svc)
+    ctx.provide(SuppressionProvider, SuppressionAPI(svc))  # type: ignore[type-abstract]
     expiry.configure(ctx)
-    add_gauge(GAUGE)
+    ctx.metrics.add_gauge(GAUGE)
 
 
 @hookimpl
 def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
     """Hourly removal of lapsed entries (they already stopped suppressing)."""
-    svc = ctx.services.get("suppression")
-    return [_cleanup_task(svc)] if isinstance(svc, SuppressionService) else []
+    svc = ctx.service(SuppressionService)
+    return [_cleanup_task(svc)] if svc is not None else []
 
 
 def _cleanup_task(svc: SuppressionService) -> Any:
@@ -97,21 +100,10 @@ def moxtrio_delivery_precheck(conn: sqlite3.Connection, entry: Any) -> DeliveryO
 
 @hookimpl
 def moxtrio_suppress_decision(
-    conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome
+    conn: sqlite3.Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
 ) -> bool | None:
     """Add the recipient after an immediate-block code or a third consecutive failure."""
-    return decide(conn, entry, outcome)
-
-
-@hookimpl
-async def moxtrio_suppression_op(
-    ctx: PluginContext, account: str, op: str, args: dict[str, Any]
-) -> Any:
-    """The webapi's SuppressionList/Add/Remove/Present for the authenticated account."""
-    svc = ctx.services.get("suppression")
-    if not isinstance(svc, SuppressionService):
-        svc = SuppressionService(ctx)
-    return await svc.op(account, op, args)
+    return decide(conn, entry, outcome, ctx)
 
 
 @hookimpl

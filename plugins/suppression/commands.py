@@ -77,8 +77,7 @@ def format_lookup(sup: Suppression | None) -> str:
 
 
 def _service(ctx: PluginContext) -> SuppressionService:
-    svc = ctx.services.get("suppression")
-    return svc if isinstance(svc, SuppressionService) else SuppressionService(ctx)
+    return ctx.service(SuppressionService) or SuppressionService(ctx)
 
 
 def _parse(

@@ -34,7 +34,7 @@ from core.dsnmatch import fromid_of
 from core.events import IncomingDelivered, OutgoingEvent
 from core.message.arf import PARSE_MAX, FeedbackReport, is_feedback_report, parse_feedback_report
 from core.message.headers import message_id_of
-from core.queue.clock import SystemClock
+from core.queue.events import publish_outgoing
 from core.store.outgoing import Outgoing, outgoing_by_fromid, outgoing_by_message_id
 from plugins.suppression.base import recipient_of_entry
 from plugins.suppression.records import Suppression, find_suppression, insert_suppression
@@ -115,8 +115,7 @@ def on_report(
     entry, certain = found
     if entry.id in complaint.handled:
         return True  # the same report delivered to several local recipients
-    clock = ctx.services.get("clock") or SystemClock()
-    now = clock.now()
+    now = ctx.clock.now()
     suppressing = False
     error = _reason(complaint.report)
     if certain:
@@ -144,7 +143,8 @@ def on_report(
         recipient=entry.recipient,
         incoming_message_id=complaint.message_id,
     )
-    ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, event=event)
+    # Like the core's own events: to the in-transaction observers and the outbox.
+    publish_outgoing(conn, ctx, event)
     log.info("spam complaint about message %d to %s (suppressing: %s)", entry.id, entry.recipient,
              suppressing)
     return True

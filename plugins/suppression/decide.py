@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from core.events import DeliveryOutcome
 from core.goflags import go_quote
+from core.plugin_api import PluginContext
 from core.store.models import RetiredEntry, utcnow
 from core.store.queue_rows import recent_outcomes
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
@@ -98,6 +99,7 @@ def suppress_after_failure(
     secode: str,
     source: Source,
     now: datetime | None = None,
+    ctx: PluginContext | None = None,
 ) -> Suppression | None:
     """Spec 05 §3 for one failed delivery; returns the new entry, if any.
 
@@ -125,7 +127,7 @@ def suppress_after_failure(
             manual=False,
             reason=reason,
             category="bounce",
-            until=automatic_until(conn, account, now),
+            until=automatic_until(ctx, account, now),
         ),
     )
 
@@ -142,7 +144,9 @@ def source_of(entry: Any, outcome: DeliveryOutcome) -> Source:
     return "DSN" if isinstance(entry, RetiredEntry) else "queue"
 
 
-def decide(conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome) -> bool:
+def decide(
+    conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome, ctx: PluginContext | None = None
+) -> bool:
     """The ``moxtrio_suppress_decision`` verdict: True when this failure added an entry."""
     if outcome.smtp_code == 0:
         return False
@@ -155,6 +159,7 @@ def decide(conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome) -> bo
         code=outcome.smtp_code,
         secode=short_secode(outcome.smtp_enhanced_code),
         source=source_of(entry, outcome),
+        ctx=ctx,
     )
     return sup is not None
 

@@ -17,14 +17,12 @@ Manual and imported entries lapse only when given their own ``Until``.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.plugin_api import PluginConfigError, PluginContext
 from core.queue.timefmt import TimeExprError, parse_go_duration
-from core.store.db import db_file_of
 
 PLUGIN = "suppression"
 
@@ -67,17 +65,13 @@ def parse_settings(data: dict[str, Any]) -> ExpirySettings:
     return ExpirySettings(_duration("AutomaticExpiry", data.get("AutomaticExpiry")), accounts)
 
 
-#: Settings per database file: in-transaction hooks get only a connection,
-#: and tests run several servers in one process.
-_settings: dict[str, ExpirySettings] = {}
-
-
 def configure(ctx: PluginContext) -> None:
-    _settings[str(ctx.store.db_path)] = parse_settings(ctx.plugin_settings(PLUGIN))
+    """Parse the settings once and keep them in the server's context."""
+    ctx.provide(ExpirySettings, parse_settings(ctx.plugin_settings(PLUGIN)))
 
 
-def automatic_until(conn: sqlite3.Connection, account: str, now: datetime) -> datetime | None:
+def automatic_until(ctx: PluginContext | None, account: str, now: datetime) -> datetime | None:
     """When an automatic entry added now for ``account`` lapses (None = never)."""
-    s = _settings.get(db_file_of(conn))
+    s = ctx.service(ExpirySettings) if ctx is not None else None
     d = s.for_account(account) if s is not None else None
     return None if d is None else now + d

@@ -11,7 +11,8 @@ from __future__ import annotations
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
 from core.store.migrations import Migration
-from core.webui.auth import WebAuth, session_migration, verify_account_login
+from core.webui.auth import session_migration, verify_account_login
+from plugins.webaccount.auth_state import AccountWebAuth
 
 KEYS = ("AccountHTTP", "AccountHTTPS")
 #: mox: account sessions end 24 hours after last use; at most 100 per account.
@@ -29,7 +30,7 @@ def moxtrio_configure(ctx: PluginContext) -> None:
     async def verify(username: str, password: str) -> tuple[bool, bool, str]:
         return await verify_account_login(ctx, username, password)
 
-    ctx.services["webaccount_auth"] = WebAuth(
+    ctx.provide(AccountWebAuth, AccountWebAuth(
         ctx,
         kind="webaccount",
         table="webaccount_sessions",
@@ -38,7 +39,7 @@ def moxtrio_configure(ctx: PluginContext) -> None:
         per_account=True,
         verify=verify,
         expired_text="session expired (after 24 hours inactivity)",
-    )
+    ))
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:
@@ -46,7 +47,7 @@ def _blueprint(ctx: PluginContext, path: str) -> object:
     from plugins.webaccount.api import FUNCTIONS
     from plugins.webaccount.pages import setup_pages
 
-    iface = Interface("webaccount", KEYS, ctx.services["webaccount_auth"], FUNCTIONS)
+    iface = Interface("webaccount", KEYS, ctx.require(AccountWebAuth), FUNCTIONS)
     return make_blueprint(ctx, iface, path, setup_pages(ctx, path))
 
 

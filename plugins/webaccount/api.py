@@ -3,8 +3,8 @@
 Every function acts on the logged-in account only (the session names it);
 no parameter selects another account. Settings changes go to domains.conf
 through :func:`core.config.save.save_account` (atomic, reloaded without a
-restart). Suppression lists are reached through the
-``moxtrio_suppression_op`` hook, as the webapi does.
+restart). Suppression lists are reached through the core's
+``SuppressionProvider``, as the webapi does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import dataclasses
 import datetime
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import trio
@@ -21,11 +22,15 @@ import trio
 from core.config import sconf
 from core.config.models import Account, IncomingWebhook, OutgoingWebhook
 from core.config.save import SaveError, save_account
-from core.dispatch import HookFailed
+from core.gofmt import format_json_time
 from core.message.address import AddressError, parse_address
+from core.services import ServiceError, SuppressionEntry, SuppressionProvider
 from core.sherpa import Function, SherpaError, user_error
 from core.version import VERSION
 from core.webui.iface import Call
+from plugins.webaccount.auth_state import AccountWebAuth
+
+T = TypeVar("T")
 
 #: mox reads at most this much of a webhook test call's response.
 RESPONSE_MAX = 512
@@ -47,7 +52,7 @@ def go_json(value: Any) -> Any:
 
 
 def _auth(call: Call) -> Any:
-    return call.ctx.services["webaccount_auth"]
+    return call.ctx.require(AccountWebAuth)
 
 
 async def login_prep(call: Call) -> str:
@@ -66,21 +71,28 @@ async def logout(call: Call) -> None:
 # -- account and suppressions ------------------------------------------------------------
 
 
-async def _suppression(call: Call, op: str, args: dict[str, Any]) -> Any:
-    ctx = call.ctx
-    try:
-        result = await ctx.hooks.first("moxtrio_suppression_op", ctx=ctx, account=call.account, op=op, args=args)
-    except HookFailed as exc:
-        cause = exc.cause
-        raise user_error(f"{op} suppression: {cause}") from None
-    if result is None:
+async def _suppression(call: Call, op: str, run: Callable[[SuppressionProvider], Awaitable[T]]) -> T:
+    provider = call.ctx.service(SuppressionProvider)  # type: ignore[type-abstract]
+    if provider is None:
         raise SherpaError("server:error", "suppression lists are not available: no plugin offers them")
-    return result
+    try:
+        return await run(provider)
+    except ServiceError as exc:
+        raise user_error(f"{op} suppression: {exc}") from None
+
+
+def _entry_json(e: SuppressionEntry) -> dict[str, Any]:
+    """mox's Suppression JSON (field order as mox)."""
+    return {
+        "ID": e.id, "Created": format_json_time(e.created), "Account": e.account,
+        "BaseAddress": e.base_address, "OriginalAddress": e.original_address,
+        "Manual": e.manual, "Reason": e.reason,
+    }
 
 
 async def _suppressions(call: Call) -> list[dict[str, Any]]:
-    result = await _suppression(call, "list", {})
-    return list(result.get("Suppressions") or [])
+    entries = await _suppression(call, "list", lambda p: p.list_suppressions(call.account))
+    return [_entry_json(e) for e in entries]
 
 
 def _check_address(address: str) -> None:
@@ -113,8 +125,7 @@ async def suppression_list(call: Call) -> list[dict[str, Any]]:
 async def suppression_add(call: Call, address: str, manual: bool, reason: str) -> dict[str, Any]:
     _check_address(address)
     await _suppression(
-        call, "add", {"address": address, "EmailAddress": address, "manual": manual, "Manual": manual,
-                      "reason": reason, "Reason": reason},
+        call, "add", lambda p: p.add_suppression(call.account, address, manual=manual, reason=reason)
     )
     entries = [s for s in await _suppressions(call) if str(s.get("OriginalAddress", "")).lower() == address.lower()]
     if not entries:
@@ -124,7 +135,7 @@ async def suppression_add(call: Call, address: str, manual: bool, reason: str) -
 
 async def suppression_remove(call: Call, address: str) -> None:
     _check_address(address)
-    await _suppression(call, "remove", {"address": address, "EmailAddress": address})
+    await _suppression(call, "remove", lambda p: p.remove_suppression(call.account, address))
 
 
 # -- settings in domains.conf ----------------------------------------------------------------

@@ -38,6 +38,7 @@ from core.message.structure import (
 from core.plugin_api import PluginContext
 from core.queue.admin import QueueFilter, RetiredFilter
 from core.queue.jsonfmt import result_json
+from core.services import WebhookAdmin
 from core.store.messages import (
     InvalidMessageID,
     MessageNotFound,
@@ -251,9 +252,9 @@ async def _sent_info(ctx: PluginContext, account: str, message_id: str) -> dict[
     """Queue entries (queued or retired) of this account with this Message-ID, and their webhooks."""
     if not message_id:
         return None
-    queue = ctx.services.get("queue")
-    if queue is None:
+    if not ctx.has_queue:
         return None
+    queue = ctx.queue
     queued = [e for e in await queue.list(QueueFilter(Account=account)) if e.message_id == message_id]
     retired = [e for e in await queue.retired_list(RetiredFilter(Account=account)) if e.message_id == message_id]
     if not queued and not retired:
@@ -268,7 +269,7 @@ async def _sent_info(ctx: PluginContext, account: str, message_id: str) -> dict[
     ]
     ids = {d["ID"] for d in deliveries}
     hooks: list[dict[str, Any]] = []
-    svc = ctx.services.get("webhooks")
+    svc = ctx.service(WebhookAdmin)  # type: ignore[type-abstract]
     if svc is not None:
         for h in [*await svc.list(), *await svc.retired_list()]:
             if h.account == account and h.queue_msg_id in ids:

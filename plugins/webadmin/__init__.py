@@ -17,7 +17,8 @@ from core.config.adminpasswd import UnsupportedHashError, verify_password
 from core.hookspecs import hookimpl
 from core.plugin_api import HTTPService, PluginContext
 from core.store.migrations import Migration
-from core.webui.auth import Verifier, WebAuth, session_migration
+from core.webui.auth import Verifier, session_migration
+from plugins.webadmin.auth_state import AdminWebAuth
 
 log = logging.getLogger("moxtrio.webadmin")
 
@@ -60,7 +61,7 @@ def moxtrio_configure(ctx: PluginContext) -> None:
             "admin interface password: from %s",
             ctx.config.resolve_path(ctx.config.static.AdminPasswordFile or "adminpasswd"),
         )
-    ctx.services["webadmin_auth"] = WebAuth(
+    ctx.provide(AdminWebAuth, AdminWebAuth(
         ctx,
         kind="webadmin",
         table="webadmin_sessions",
@@ -69,7 +70,7 @@ def moxtrio_configure(ctx: PluginContext) -> None:
         per_account=False,
         verify=_make_verifier(ctx),
         expired_text="session expired (after 12 hours inactivity)",
-    )
+    ))
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:
@@ -77,7 +78,7 @@ def _blueprint(ctx: PluginContext, path: str) -> object:
     from plugins.webadmin.api import FUNCTIONS
     from plugins.webadmin.pages import setup_pages
 
-    iface = Interface("webadmin", KEYS, ctx.services["webadmin_auth"], FUNCTIONS)
+    iface = Interface("webadmin", KEYS, ctx.require(AdminWebAuth), FUNCTIONS)
     return make_blueprint(ctx, iface, path, setup_pages(ctx, path))
 
 

@@ -2,10 +2,10 @@
 
 Names, parameter order and JSON shapes are mox's, so scripts written
 against mox's ``/admin/api/`` work. The operations are the ones the
-``queue ...`` commands use: the core queue (``ctx.services["queue"]``), and
-the hold-rule and webhook services the holdrules and webhooks plugins
-register (``ctx.services["holdrules"]``, ``ctx.services["webhooks"]``);
-without such a plugin its functions answer a server error saying so.
+``queue ...`` commands use: the core queue (``ctx.queue``), and the core's
+``HoldRuleAdmin`` and ``WebhookAdmin`` services that the holdrules and
+webhooks plugins provide (``ctx.service(...)``); without such a plugin its
+functions answer a server error saying so.
 """
 
 from __future__ import annotations
@@ -16,17 +16,28 @@ from typing import Any
 from core import sherpa
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json
+from core.services import HoldRuleAdmin, WebhookAdmin
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
 from core.webui.iface import Call
+from plugins.webadmin.auth_state import AdminWebAuth
 from plugins.webadmin.shapes import HoldRuleIn, HookFilter, HookRetiredFilter, msg_json
 
 
 def _service(call: Call, name: str) -> Any:
-    svc = call.ctx.services.get(name)
+    svc: Any
+    if name == "queue":
+        svc = call.ctx.queue if call.ctx.has_queue else None
+    else:
+        kind = {"holdrules": HoldRuleAdmin, "webhooks": WebhookAdmin}[name]
+        svc = call.ctx.service(kind)  # type: ignore[type-abstract]
     if svc is None:
         raise SherpaError(sherpa.SERVER_ERROR, f"{name}: no plugin offers this service")
     return svc
+
+
+def _auth(call: Call) -> Any:
+    return call.ctx.require(AdminWebAuth)
 
 
 async def _run(what: str, aw: Any) -> Any:
@@ -38,16 +49,16 @@ async def _run(what: str, aw: Any) -> Any:
 
 
 async def login_prep(call: Call) -> str:
-    return call.ctx.services["webadmin_auth"].login_prep(call.req)  # type: ignore[no-any-return]
+    return _auth(call).login_prep(call.req)  # type: ignore[no-any-return]
 
 
 async def login(call: Call, login_token: str, password: str) -> str:
-    return await call.ctx.services["webadmin_auth"].login(call.req, login_token, "", password)  # type: ignore[no-any-return]
+    return await _auth(call).login(call.req, login_token, "", password)  # type: ignore[no-any-return]
 
 
 async def logout(call: Call) -> None:
     assert call.session is not None
-    await call.ctx.services["webadmin_auth"].logout(call.req, call.session)
+    await _auth(call).logout(call.req, call.session)
 
 
 # -- queue ------------------------------------------------------------------------------

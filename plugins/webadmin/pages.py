@@ -17,6 +17,7 @@ from quart import Blueprint, Response, request
 
 from core.plugin_api import PluginContext
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
+from core.services import HoldRuleAdmin
 from core.sherpa import SherpaError
 from core.sqlfilter import Sort
 from core.webui.auth import Session, WebRequest
@@ -112,7 +113,7 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
             s = QueueSort(Field=sort.Field, Asc=sort.Asc, LastID=sort.LastID, Last=sort.Last)
             c = call(session)
             msgs = await api.queue_list(c, f, s)
-            holdrules = await api.hold_rule_list(c) if "holdrules" in ctx.services else []
+            holdrules = await api.hold_rule_list(c) if ctx.service(HoldRuleAdmin) is not None else []  # type: ignore[type-abstract]
             return pages.render("queue.html", session, active="queue", title="Queue", msgs=msgs,
                                 size=await api.queue_size(c), args=a, sort=s, holdrules=holdrules,
                                 links=_links(msgs, s, s.Field or "NextAttempt", n))

@@ -23,7 +23,6 @@ from typing import Any
 import trio
 from quart import Response, request
 
-from core.dispatch import HookFailed
 from core.plugin_api import PluginContext
 from plugins.webapi.auth import HTTPAuthError, Login
 from plugins.webapi.errors import WebapiError, protocol
@@ -87,16 +86,6 @@ class ExtCall:
 
 
 ExtHandler = Callable[[ExtCall], Awaitable[Response]]
-
-
-def hook_error(exc: HookFailed) -> WebapiError:
-    """A plugin's refusal as an answer: ValueError -> ``user``, anything else ``server``."""
-    cause = exc.cause
-    if isinstance(cause, WebapiError):
-        return cause
-    if isinstance(cause, ValueError):
-        return WebapiError("user", str(cause))
-    return WebapiError("server", f"temporary error in a plugin: {cause}")
 
 
 def json_result(value: Any) -> Response:

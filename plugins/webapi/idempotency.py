@@ -203,11 +203,11 @@ def result_for(req: SendRequest, message_id: str, entries: list[QueueEntry]) -> 
 
 
 def _state(ctx: Any) -> _State:
-    st = ctx.services.get("webapi_idempotency")
-    if not isinstance(st, _State):
+    st = ctx.service(_State)
+    if st is None:
         st = _State()
-        ctx.services["webapi_idempotency"] = st
-    return st
+        ctx.provide(_State, st)
+    return st  # type: ignore[no-any-return]
 
 
 async def _locked(st: _State, account: str, key: str) -> tuple[trio.Lock, tuple[str, str]]:

@@ -120,7 +120,12 @@ class WebapiService:
     def __init__(self, ctx: PluginContext, path: str) -> None:
         self.ctx = ctx
         self.path = path
-        self.auth: Authenticator = ctx.services.setdefault("webapi_auth", Authenticator(ctx))
+        # One authenticator per server, shared by every mounted path.
+        auth = ctx.service(Authenticator)
+        if auth is None:
+            auth = Authenticator(ctx)
+            ctx.provide(Authenticator, auth)
+        self.auth: Authenticator = auth
         self._listeners: dict[tuple[str, int, bool], ListenerInfo] = {}
 
     def listener(self, host: str, port: int, tls: bool) -> ListenerInfo:

@@ -1,8 +1,8 @@
 """The webapi extension methods ``SuppressionExport`` and ``SuppressionImport``.
 
 Both act on the authenticated account's list, through the
-``moxtrio_suppression_op`` hook (ops ``export`` and ``import``), so the
-suppression plugin owns the formats.
+core's ``SuppressionProvider`` (``export_suppressions`` and
+``import_suppressions``), so the suppression plugin owns the formats.
 
 * ``SuppressionExport``: request (JSON body or ``request`` form field, all
   optional) ``Format`` (``csv``/``json``), ``Category``, ``Contains``. The
@@ -20,47 +20,44 @@ suppression plugin owns the formats.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import replace
 
 from quart import Response, request
 
-from core.dispatch import HookFailed
+from core.services import ExportPage, ExportQuery, ImportRequest
 from plugins.webapi.errors import WebapiError
-from plugins.webapi.extensions import ExtCall, hook_error, json_result
+from plugins.webapi.extensions import ExtCall, json_result
+from plugins.webapi.suppression import provider, provider_call
 
 #: Largest import body (10^5 addresses are about 3 MB of CSV).
 IMPORT_MAX = 64 << 20
 PAGE = 2000
 
 
-async def _op(call: ExtCall, op: str, args: dict[str, Any]) -> dict[str, Any]:
-    try:
-        result = await call.ctx.hooks.first(
-            "moxtrio_suppression_op", ctx=call.ctx, account=call.login.account, op=op, args=args
-        )
-    except HookFailed as exc:
-        cause = exc.cause
-        code = getattr(cause, "code", None)
-        if isinstance(code, str) and isinstance(cause, Exception):
-            raise WebapiError(code, str(cause)) from None
-        raise hook_error(exc) from None
-    if not isinstance(result, dict):
-        raise WebapiError("server", "suppression lists not available")
-    return result
+async def _export(call: ExtCall, query: ExportQuery) -> ExportPage:
+    p = provider(call.ctx)
+    return await provider_call(lambda: p.export_suppressions(call.login.account, query))
 
 
 async def suppression_export(call: ExtCall) -> Response:
     req = await call.json_request()
     fmt = str(req.get("Format") or "csv")
-    args = {k: req.get(k) for k in ("Format", "Category", "Contains", "After", "Limit")}
-    first = await _op(call, "export", {**args, "Limit": req.get("Limit") or PAGE})
+    try:
+        limit = int(req.get("Limit") or PAGE)
+    except (TypeError, ValueError):
+        raise WebapiError("user", "Limit must be a number") from None
+    query = ExportQuery(
+        format=fmt, category=str(req.get("Category") or ""), contains=str(req.get("Contains") or ""),
+        after=str(req.get("After") or ""), limit=limit,
+    )
+    first = await _export(call, query)
     ctype = "text/csv; charset=utf-8" if fmt == "csv" else "application/json; charset=utf-8"
     if req.get("Limit"):
-        body = first["Text"] if fmt == "csv" else "[" + first["Text"].lstrip(",\n") + "]\n"
+        body = first.text if fmt == "csv" else "[" + first.text.lstrip(",\n") + "]\n"
         resp = Response(body, status=200)
         resp.headers["Content-Type"] = ctype
-        if first["Next"]:
-            resp.headers["X-Mox-Suppression-Next"] = first["Next"]
+        if first.next:
+            resp.headers["X-Mox-Suppression-Next"] = first.next
         return resp
 
     async def stream() -> AsyncIterator[bytes]:
@@ -70,10 +67,10 @@ async def suppression_export(call: ExtCall) -> Response:
         if fmt == "json":
             yield b"["
         while True:
-            yield page["Text"].encode("utf-8")
-            if not page["Next"]:
+            yield page.text.encode("utf-8")
+            if not page.next:
                 break
-            page = await _op(call, "export", {**args, "After": page["Next"], "Limit": PAGE})
+            page = await _export(call, replace(query, after=page.next, limit=PAGE))
         if fmt == "json":
             yield b"]\n"
 
@@ -92,8 +89,10 @@ async def suppression_import(call: ExtCall) -> Response:
         data = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WebapiError("user", f"list is not UTF-8: {exc}") from None
-    args = {
-        "Data": data, "Format": fmt, "Category": call.query("category"),
-        "Reason": call.query("reason"), "Until": call.query("until"),
-    }
-    return json_result(await _op(call, "import", args))
+    req = ImportRequest(
+        data=data, format=fmt, category=call.query("category") or "",
+        reason=call.query("reason") or "", until=call.query("until") or "",
+    )
+    p = provider(call.ctx)
+    n = await provider_call(lambda: p.import_suppressions(call.login.account, req))
+    return json_result({"Imported": n})

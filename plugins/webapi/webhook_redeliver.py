@@ -1,14 +1,33 @@
 """The webapi extension method ``WebhookRedeliver``: retired webhooks of the
-caller's account sent again, through the ``moxtrio_webhook_redeliver`` hook
-(the webhooks plugin answers)."""
+caller's account sent again, through the core's ``WebhookRedeliverer`` (the
+webhooks plugin provides it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Response
 
-from core.dispatch import HookFailed
+from core.services import RedeliverQuery, WebhookRedeliverer
 from plugins.webapi.errors import WebapiError
-from plugins.webapi.extensions import ExtCall, hook_error, json_result
+from plugins.webapi.extensions import ExtCall, json_result
+from plugins.webapi.suppression import provider_call
+
+
+def _query(args: dict[str, Any]) -> RedeliverQuery:
+    ids = args.get("IDs") or []
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise WebapiError("user", "IDs must be a list of integers")
+    only_failed = args.get("OnlyFailed", False)
+    if not isinstance(only_failed, bool):
+        raise WebapiError("user", "OnlyFailed must be a boolean")
+    times = []
+    for name in ("From", "To"):
+        v = args.get(name) or ""
+        if not isinstance(v, str):
+            raise WebapiError("user", f"{name} must be a string")
+        times.append(v)
+    return RedeliverQuery(ids=list(ids), since=times[0], until=times[1], only_failed=only_failed)
 
 
 async def webhook_redeliver(call: ExtCall) -> Response:
@@ -17,13 +36,11 @@ async def webhook_redeliver(call: ExtCall) -> Response:
     Request: ``IDs`` (list), or ``From``/``To`` (RFC 3339 submission times),
     and ``OnlyFailed``. Result: ``{"Redelivered": [{"OriginalID", "ID", "Error"}]}``.
     """
-    args = await call.json_request()
-    try:
-        result = await call.ctx.hooks.first(
-            "moxtrio_webhook_redeliver", ctx=call.ctx, account=call.login.account, args=args
-        )
-    except HookFailed as exc:
-        raise hook_error(exc) from None
-    if result is None:
+    query = _query(await call.json_request())
+    redeliverer = call.ctx.service(WebhookRedeliverer)  # type: ignore[type-abstract]
+    if redeliverer is None:
         raise WebapiError("server", "webhooks not available")
-    return json_result(result)
+    done = await provider_call(lambda: redeliverer.redeliver(call.login.account, query))
+    return json_result({
+        "Redelivered": [{"OriginalID": r.original_id, "ID": r.id, "Error": r.error} for r in done]
+    })

@@ -6,9 +6,9 @@ sent twice) and delivered afterwards by :class:`WebhookService`'s trio tasks
 with retries, superseding and retired history. This module only wires
 hooks; see ``README.md`` for the signing extension.
 
-In-transaction hooks get only a ``conn``; the service that owns the
-configuration and the clock is found by the database file of that
-connection, so several servers in one process (tests) keep theirs apart.
+In-transaction hooks get the server's ``ctx`` beside the ``conn``; the
+service that owns the configuration and the clock is the one registered
+in that context, so several servers in one process (tests) keep theirs apart.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from core.events import IncomingDelivered, OutgoingEvent
 from core.hookspecs import hookimpl
-from core.metrics import add_gauge
 from core.plugin_api import CtlCommand, PluginContext
+from core.services import WebhookAdmin, WebhookRedeliverer
 from core.store.migrations import Migration
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
@@ -36,23 +36,7 @@ __all__ = [
     "moxtrio_incoming_delivered",
     "moxtrio_migrations",
     "moxtrio_outgoing_event",
-    "moxtrio_webhook_redeliver",
 ]
-
-_services: dict[str, WebhookService] = {}
-
-
-def _db_file(conn: sqlite3.Connection) -> str:
-    for _, name, path in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return str(path)
-    return ""
-
-
-def service_for(conn: sqlite3.Connection) -> WebhookService | None:
-    """The service of the server whose database ``conn`` is open on."""
-    return _services.get(_db_file(conn))
-
 
 @hookimpl
 def moxtrio_migrations() -> list[Migration]:
@@ -62,15 +46,16 @@ def moxtrio_migrations() -> list[Migration]:
 @hookimpl
 def moxtrio_configure(ctx: PluginContext) -> None:
     svc = WebhookService(ctx)
-    ctx.services["webhooks"] = svc
-    add_gauge(GAUGE)
-    _services[str(ctx.store.db_path)] = svc
+    ctx.provide(WebhookService, svc)
+    ctx.provide(WebhookAdmin, svc)  # type: ignore[type-abstract]
+    ctx.provide(WebhookRedeliverer, redelivery_ops.WebhookRedeliveryAPI(ctx))  # type: ignore[type-abstract]
+    ctx.metrics.add_gauge(GAUGE)
 
 
 @hookimpl
 def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
-    svc = ctx.services.get("webhooks")
-    return [svc.run] if isinstance(svc, WebhookService) else []
+    svc = ctx.service(WebhookService)
+    return [svc.run] if svc is not None else []
 
 
 @hookimpl
@@ -79,22 +64,16 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
 
 
 @hookimpl
-def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> None:
-    svc = service_for(conn)
+def moxtrio_outgoing_event(conn: sqlite3.Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
+    svc = ctx.service(WebhookService)
     if svc is not None:
         svc.on_outgoing_event(conn, event)
 
 
 @hookimpl
-def moxtrio_incoming_delivered(conn: sqlite3.Connection, delivered: IncomingDelivered) -> None:
-    svc = service_for(conn)
+def moxtrio_incoming_delivered(
+    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered
+) -> None:
+    svc = ctx.service(WebhookService)
     if svc is not None:
         svc.on_incoming(conn, delivered)
-
-
-@hookimpl
-async def moxtrio_webhook_redeliver(
-    ctx: PluginContext, account: str, args: dict[str, Any]
-) -> dict[str, Any]:
-    """The webapi's WebhookRedeliver (a moxtrio extension) for ``account``."""
-    return await redelivery_ops.api_redeliver(ctx, account, args)

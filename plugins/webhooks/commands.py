@@ -83,8 +83,8 @@ def _sort_field(values: dict[str, str], default_flag: str, default_field: str) -
 
 
 def _service(ctx: PluginContext) -> WebhookService:
-    svc = ctx.services.get("webhooks")
-    if not isinstance(svc, WebhookService):
+    svc = ctx.service(WebhookService)
+    if svc is None:
         raise RuntimeError("webhooks plugin not configured")
     return svc
 

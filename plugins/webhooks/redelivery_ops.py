@@ -1,5 +1,5 @@
 """Front ends of webhook redelivery: ``queue webhook redeliver`` and the webapi's
-``WebhookRedeliver`` (through the ``moxtrio_webhook_redeliver`` hook).
+``WebhookRedeliver`` (through the core's ``WebhookRedeliverer``).
 
 Both parse a selection into :class:`plugins.webhooks.redelivery.Selection`
 and report, per original webhook, the new ID or why it was skipped.
@@ -13,6 +13,7 @@ from typing import Any
 from core.goflags import BOOL, STR, UsageError, parse_flags
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import TimeExprError, parse_go_duration, parse_rfc3339
+from core.services import Redelivered, RedeliverQuery, ServiceError
 from plugins.webhooks.redelivery import RedeliveryError, Selection, redeliver_now
 
 USAGE = (
@@ -31,7 +32,9 @@ def parse_when(s: str, now: datetime) -> datetime:
 
 
 def _service(ctx: PluginContext) -> Any:
-    svc = ctx.services.get("webhooks")
+    from plugins.webhooks.service import WebhookService
+
+    svc = ctx.service(WebhookService)
     if svc is None:
         raise RuntimeError("webhooks plugin not configured")
     return svc
@@ -87,40 +90,29 @@ def ctl_commands() -> list[CtlCommand]:
     ]
 
 
-async def api_redeliver(ctx: PluginContext, account: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The webapi's WebhookRedeliver for ``account`` (never another account's webhooks).
+class WebhookRedeliveryAPI:
+    """The core's ``WebhookRedeliverer``: the webapi's WebhookRedeliver for one account.
 
-    ``args``: ``IDs`` (list of ints), ``From``/``To`` (RFC 3339), ``OnlyFailed``.
-    Raises ValueError with a message for the client.
+    Never touches another account's webhooks; a bad selection (no IDs and
+    no time range, an unparsable time) raises ``ServiceError("user", ...)``.
     """
-    if not account:
-        raise ValueError("redelivery without account")
-    svc = _service(ctx)
-    ids = args.get("IDs") or []
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise ValueError("IDs must be a list of integers")
-    only_failed = args.get("OnlyFailed", False)
-    if not isinstance(only_failed, bool):
-        raise ValueError("OnlyFailed must be a boolean")
-    sel = Selection(ids=list(ids), account=account, only_failed=only_failed)
-    try:
-        for name in ("From", "To"):
-            v = args.get(name) or ""
-            if not isinstance(v, str):
-                raise ValueError(f"{name} must be a string")
-            if v:
-                t = parse_rfc3339(v)
-                if name == "From":
-                    sel.submitted_from = t
-                else:
-                    sel.submitted_to = t
-        if not sel.ids and sel.submitted_from is None and sel.submitted_to is None:
-            raise RedeliveryError("select webhooks by IDs or by a From/To time range")
-        done = await redeliver_now(svc, sel)
-    except (TimeExprError, RedeliveryError) as exc:
-        raise ValueError(str(exc)) from exc
-    return {
-        "Redelivered": [
-            {"OriginalID": r.original_id, "ID": r.new_id, "Error": r.error} for r in done
-        ]
-    }
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    async def redeliver(self, account: str, query: RedeliverQuery) -> list[Redelivered]:
+        if not account:
+            raise ServiceError("user", "redelivery without account")
+        svc = _service(self.ctx)
+        sel = Selection(ids=list(query.ids), account=account, only_failed=query.only_failed)
+        try:
+            if query.since:
+                sel.submitted_from = parse_rfc3339(query.since)
+            if query.until:
+                sel.submitted_to = parse_rfc3339(query.until)
+            if not sel.ids and sel.submitted_from is None and sel.submitted_to is None:
+                raise RedeliveryError("select webhooks by IDs or by a From/To time range")
+            done = await redeliver_now(svc, sel)
+        except (TimeExprError, RedeliveryError) as exc:
+            raise ServiceError("user", str(exc)) from exc
+        return [Redelivered(r.original_id, r.new_id, r.error) for r in done]

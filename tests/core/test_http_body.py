@@ -15,7 +15,7 @@ import trio
 
 from core.http import HTTPBinding, serve_binding
 from core.http_body import BODY_BUFFER_MAX
-from core.plugin_api import HTTPService
+from core.plugin_api import CoreParts, HTTPService
 from tests.support.procs import unique_loopback_ip
 
 SIZE = 24 * 1024 * 1024
@@ -67,7 +67,7 @@ async def test_streamed_body_is_read_with_backpressure_and_whole_body_still_work
     async with trio.open_nursery() as nursery:
         # The HTTP layer takes only its settings (http.yaml: none here, so the
         # defaults) and its connection counter from the server's context.
-        ctx: Any = SimpleNamespace(services={}, plugin_settings=lambda name: {})
+        ctx: Any = SimpleNamespace(core=CoreParts(), plugin_settings=lambda name: {})
         [address] = await nursery.start(serve_binding, ctx, binding, shutdown)
         base = address if address.startswith("http") else f"http://{address}"
         with trio.fail_after(120):

@@ -66,7 +66,7 @@ class Env:
 
     async def queued(self, n: int) -> list[bytes]:
         """The first ``n`` queued messages as they would be sent (bounded wait)."""
-        queue = self.ctx.services["queue"]
+        queue = self.ctx.queue
         store = self.ctx.store
         with trio.fail_after(10):
             while True:
@@ -149,7 +149,7 @@ async def test_webapi_send_is_signed(env: Env) -> None:
     assert ed["i"] == rsa["i"] == "mox+news@localhost"
     assert first.split(b"DKIM-Signature", 1)[1] == second.split(b"DKIM-Signature", 1)[1]
     # The queue's Size counts the signatures in the prefix.
-    entry = await env.ctx.services["queue"].get(
+    entry = await env.ctx.queue.get(
         (await env.ctx.store.read(lambda c: c.execute("select min(id) from queue").fetchone()))[0]
     )
     assert entry.size == len(first)

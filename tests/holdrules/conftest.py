@@ -41,6 +41,6 @@ async def store(tmp_path: Path, dispatcher: HookDispatcher) -> AsyncIterator[Sto
 def ctx(config: Config, store: Store, dispatcher: HookDispatcher) -> PluginContext:
     c = PluginContext(config=config, store=store, hooks=dispatcher, localserve=True)
     # The real queue service (not running: hold_matching needs only the store).
-    c.services["queue"] = QueueService(c)
+    c.queue = QueueService(c)
     dispatcher.setup("moxtrio_configure", ctx=c)
     return c

@@ -181,7 +181,7 @@ async def test_remove_leaves_entries_held(
 
 
 async def test_service_is_offered_and_lists_rules(ctx: PluginContext) -> None:
-    svc = ctx.services["holdrules"]
+    svc = ctx.service(HoldRuleService)
     assert isinstance(svc, HoldRuleService)
     rule = await svc.add(account="mox", recipient_domain="bücher.example")
     assert rule.id == 1

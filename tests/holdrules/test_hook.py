@@ -8,6 +8,7 @@ from core.dispatch import HookDispatcher
 from core.plugin_api import PluginContext
 from core.store import Store
 from core.store.queue_rows import get_queue_entry
+from plugins.holdrules.service import HoldRuleService
 
 from .helpers import add_through_hook, entry, held
 
@@ -22,7 +23,7 @@ async def test_no_rules_nothing_held(
 async def test_new_entries_held_by_and_rule(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    svc = ctx.services["holdrules"]
+    svc = ctx.service(HoldRuleService)
     await svc.add(sender_domain="localhost", recipient_domain="example.org")
     # One message with recipients at three domains: only the one matching
     # both conditions is held.
@@ -42,7 +43,7 @@ async def test_spec_worked_example_uses_and_for_new_messages(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
     # mox holds someone@other.example here (OR); moxtrio does not (README difference 1).
-    await ctx.services["holdrules"].add(
+    await ctx.service(HoldRuleService).add(
         sender_domain="localhost", recipient_domain="nomatch.example"
     )
     ids = await add_through_hook(store, dispatcher, [entry(rcpt="someone@other.example")])
@@ -54,7 +55,7 @@ async def test_spec_worked_example_uses_and_for_new_messages(
 async def test_empty_rule_holds_every_new_entry(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    await ctx.services["holdrules"].add()
+    await ctx.service(HoldRuleService).add()
     ids = await add_through_hook(
         store, dispatcher, [entry(), entry(sender="z@zz.example", rcpt="q@q.example", account="zz")]
     )
@@ -64,7 +65,7 @@ async def test_empty_rule_holds_every_new_entry(
 async def test_account_rule_and_several_rules_or(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    svc = ctx.services["holdrules"]
+    svc = ctx.service(HoldRuleService)
     await svc.add(account="alice")
     await svc.add(recipient_domain="b.example")
     ids = await add_through_hook(
@@ -82,7 +83,7 @@ async def test_account_rule_and_several_rules_or(
 async def test_unicode_rule_holds_idn_entry(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    await ctx.services["holdrules"].add(recipient_domain="xn--bcher-kva.example")
+    await ctx.service(HoldRuleService).add(recipient_domain="xn--bcher-kva.example")
     ids = await add_through_hook(
         store, dispatcher, [entry(rcpt="leser@bücher.example"), entry(rcpt="x@bucher.example")]
     )
@@ -92,7 +93,7 @@ async def test_unicode_rule_holds_idn_entry(
 async def test_removed_rule_no_longer_holds_new_entries(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    svc = ctx.services["holdrules"]
+    svc = ctx.service(HoldRuleService)
     rule = await svc.add(account="mox")
     await svc.remove(rule.id)
     ids = await add_through_hook(store, dispatcher, [entry()])
@@ -103,7 +104,7 @@ async def test_hook_runs_in_the_adding_transaction(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
     """If the add fails after the hook, neither the entry nor its hold exists."""
-    await ctx.services["holdrules"].add()
+    await ctx.service(HoldRuleService).add()
     e = entry()
 
     def write(conn: sqlite3.Connection) -> None:

@@ -157,7 +157,7 @@ async def test_read_timeout_is_overridable_and_temporary(
     async with open_smtp_sink(tmp_path / "sink", stall_data=True) as sink:
         use_sink(config, sink)
         ctx = make_ctx()
-        ctx.services["localserve.timeouts"] = {"read_timeout": 0.5}
+        ctx.settings_overrides["localserve"] = {"read_timeout": 0.5}
         start = trio.current_time()
         result = await deliver(dispatcher, ctx, batch(tmp_path, ["usertimeout@slow.example"]))
         elapsed = trio.current_time() - start
@@ -180,9 +180,9 @@ async def test_timeouts_from_settings_file(
     (plugdir / "localserve.yaml").write_text("read_timeout: 2\ndial_timeout: 1.5\n")
     ctx = make_ctx()
     assert load_timeouts(ctx) == Timeouts(1.5, 60.0, 2.0, None)
-    ctx.services["localserve.timeouts"] = {"data_timeout": 7}
+    ctx.settings_overrides["localserve"] = {"data_timeout": 7}
     assert load_timeouts(ctx) == Timeouts(1.5, 60.0, 2.0, 7.0)
-    ctx.services["localserve.timeouts"] = Timeouts(read_timeout=0.1)
+    ctx.settings_overrides["localserve"] = {"read_timeout": 0.1}
     assert load_timeouts(ctx).read_timeout == 0.1
     for bad in ("read_timeout: -1\n", "read_timeout: soon\n", "bogus: 1\n"):
         (plugdir / "localserve.yaml").write_text(bad)

@@ -31,18 +31,18 @@ async def wait_events(env: Env, qid: int, want: list[str], timeout: float = 20.0
     assert events_of(env, qid) == want
 
 
-async def start_env(tmp_path: Path, services: dict[str, Any]) -> AsyncIterator[Env]:
+async def start_env(tmp_path: Path, settings: dict[str, Any]) -> AsyncIterator[Env]:
     async with receiver() as rec:
         edit = account_edit(out_url=rec.url("/out"), events=EVENTS)
         directory, _ = localserve_config_dir(tmp_path, edit_domains=edit)
-        async with running_server(directory, services=services) as server:
+        async with running_server(directory, settings={"localserve": settings}) as server:
             yield Env(server, rec)
 
 
 @pytest.fixture
 async def fast(tmp_path: Path) -> AsyncIterator[Env]:
-    async for env in start_env(tmp_path, {"localserve_fast_retries": True,
-                                          "localserve_followup_delay": 0.2}):
+    async for env in start_env(tmp_path, {"fast_retries": True,
+                                          "followup_delay": 0.2}):
         yield env
 
 

@@ -128,7 +128,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         async with receiver() as rec:
             directory, ip = localserve_config_dir(tmp_path, edit_domains=account_edit(in_url=rec.url("/in")))
             resolver = Resolver(dns.nameservers, port=dns.port, timeout=1, lifetime=3)
-            async with running_server(directory, services={"dns_resolver": resolver}) as server:
+            async with running_server(directory, resolver=resolver) as server:
                 yield Env(server, rec, dns, ip)
 
 
@@ -289,7 +289,7 @@ async def test_verdict_hook(tmp_path: Path) -> None:
     with DNSResponder(zone()) as dns:
         directory, ip = localserve_config_dir(tmp_path)
         resolver = Resolver(dns.nameservers, port=dns.port, timeout=1, lifetime=3)
-        async with running_server(directory, services={"dns_resolver": resolver},
+        async with running_server(directory, resolver=resolver,
                                   extra_plugins=[plugin]) as server:
             env = Env(server, Receiver(), dns, ip)
             forged = dkimpy_sign(message("boss@victim.example", "v1"), SENDER_KEY, domain="sender.example")

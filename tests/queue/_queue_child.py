@@ -48,7 +48,7 @@ async def main(conf: str, dns_port: int, smtp_port: int, mode: str, n: int, offs
 
     await store.write(accounts)
     ctx = PluginContext(config=config, store=store, hooks=HookDispatcher(make_pm()))
-    ctx.services["dns_resolver"] = Resolver(["127.0.0.1"], port=dns_port, timeout=2, lifetime=4)
+    ctx.resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2, lifetime=4)
     settings = QueueSettings(delivery=DeliverySettings(smtp_port=smtp_port))
     queue = QueueService(ctx, clock=OffsetClock(timedelta(seconds=offset)), settings=settings)
     try:

@@ -273,7 +273,7 @@ async def harness_factory(
         hooks = HookDispatcher(make_pm(recorder, *plugins))
         ctx = PluginContext(config=config, store=store, hooks=hooks)
         dns = dns_responder({})
-        ctx.services["dns_resolver"] = Resolver(
+        ctx.resolver = Resolver(
             dns.nameservers, port=dns.port, timeout=2, lifetime=4
         )
         clock = FakeClock(START)
@@ -287,7 +287,7 @@ async def harness_factory(
             )
         )
         queue = QueueService(ctx, clock=clock, settings=settings)
-        ctx.services["queue"] = queue
+        ctx.queue = queue
         if start:
             await nursery.start(run_queue, queue)
         return Harness(ctx, queue, clock, recorder, nursery, dns, tmp_path)

@@ -22,8 +22,8 @@ from tests.support.procs import run_cli
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     directory, _ = localserve_config_dir(tmp_path)
     # Short simulated read timeout for the "timeout" recipients.
-    services = {"localserve.timeouts": {"read_timeout": 0.5}}
-    async with running_server(directory, services=services) as srv:
+    settings = {"localserve": {"read_timeout": 0.5}}
+    async with running_server(directory, settings=settings) as srv:
         yield srv
 
 
@@ -38,7 +38,7 @@ async def send(server: Server, rcpt: str) -> None:
     ctx = server.ctx
     assert ctx is not None
     file_id = await ctx.store.files.store(message(rcpt))
-    await ctx.services["queue"].add(
+    await ctx.queue.add(
         AddRequest(account="mox", mail_from=parse_address("mox@localhost"),
                    recipients=[AddRecipient(address=parse_address(rcpt))], file_id=file_id,
                    subject=f"for {rcpt}", message_id=f"<{rcpt}@test>")

@@ -41,7 +41,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                            "mx.example.org": {"A": [sink.host]}}) as dns:
             resolver = Resolver(dns.nameservers, port=dns.port, lifetime=3)
             # Not localserve: the queue delivers through MX like a real MTA.
-            async with running_server(directory, localserve=False, services={"dns_resolver": resolver}) as srv:
+            async with running_server(directory, localserve=False, resolver=resolver) as srv:
                 await set_password(srv.ctx, "mox", "moxmoxmox")  # type: ignore[arg-type]
                 yield Env(srv, sink, ip)
 

@@ -55,7 +55,7 @@ async def _deliver_unrecordable(server: Server) -> None:
 async def test_outcome_recorded_late_is_not_delivered_twice(tmp_path: Path) -> None:
     directory, _ = localserve_config_dir(tmp_path)
     clock = FakeClock()
-    async with running_server(directory, services={"clock": clock}) as server:
+    async with running_server(directory, clock=clock) as server:
         await _deliver_unrecordable(server)
         # The recording keeps failing; past the backoff a redelivery would be due.
         await trio.sleep(1.0)
@@ -72,7 +72,7 @@ async def test_outcome_recorded_late_is_not_delivered_twice(tmp_path: Path) -> N
 async def test_outcome_left_unrecorded_at_stop_is_settled_at_start(tmp_path: Path) -> None:
     directory, _ = localserve_config_dir(tmp_path)
     clock = FakeClock()
-    async with running_server(directory, services={"clock": clock}) as server:
+    async with running_server(directory, clock=clock) as server:
         await _deliver_unrecordable(server)
         await trio.sleep(0.5)
     db = sqlite3.connect(directory / "moxtrio.db")
@@ -83,7 +83,7 @@ async def test_outcome_left_unrecorded_at_stop_is_settled_at_start(tmp_path: Pat
         db.commit()
     finally:
         db.close()
-    async with running_server(directory, services={"clock": clock}) as server:
+    async with running_server(directory, clock=clock) as server:
         await wait_rows(server, EMPTY)
         clock.advance(timedelta(hours=2))
         await trio.sleep(0.5)

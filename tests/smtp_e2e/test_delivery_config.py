@@ -46,7 +46,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     with DNSResponder({"localhost": {"A": ["127.0.0.1"]}}) as dns:
         resolver = Resolver(dns.nameservers, port=dns.port, lifetime=3)
         async with running_server(directory, localserve=False,
-                                  services={"dns_resolver": resolver}) as srv:
+                                  resolver=resolver) as srv:
             await set_password(srv.ctx, "ann", "test1234")  # type: ignore[arg-type]
             await set_password(srv.ctx, "locked", "test1234")  # type: ignore[arg-type]
             yield srv

@@ -14,6 +14,7 @@ import pytest
 
 from core.accounts import set_password
 from core.runtime import Server
+from plugins.webapi.auth import Authenticator
 from tests.smtp_e2e.conftest import in_thread, ip_of
 from tests.support.inproc import localserve_config_dir, running_server
 
@@ -75,4 +76,4 @@ async def test_smtp_guesses_use_up_the_webapi_budget(server: Server) -> None:
     for i in range(10):
         assert await in_thread(lambda i=i: smtp_guess(i)) == 535  # type: ignore[misc]
     assert await webapi(server, "mox@localhost", "moxmoxmox") == 429
-    assert server.ctx.services["webapi_auth"].limiter is server.ctx.login_limiter
+    assert server.ctx.service(Authenticator).limiter is server.ctx.login_limiter

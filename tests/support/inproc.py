@@ -1,7 +1,7 @@
 """Run a whole moxtrio server inside the test's trio loop.
 
 Faster than a child process and lets a test reach the server's objects
-(``server.ctx.store``, ``server.ctx.services``) while still speaking real
+(``server.ctx.store``, ``server.ctx.queue``) while still speaking real
 protocols to it over loopback. Each server gets a 127.x.y.z of its own, so
 mox's fixed localserve ports never collide between tests or with a running
 localserve.
@@ -43,24 +43,24 @@ def localserve_config_dir(tmp_path: Path, ip: str | None = None,
 @asynccontextmanager
 async def running_server(
     config_dir: Path, *, localserve: bool = True, extra_plugins: list[Any] | None = None,
-    services: dict[str, Any] | None = None, dns_records: dict[str, Any] | None = None,
+    resolver: Resolver | None = None, dns_records: dict[str, Any] | None = None,
+    clock: Any = None, settings: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Server]:
     """Start a server for ``config_dir/mox.conf`` and stop it afterwards.
 
-    ``services`` are put into the plugin context before start-up (e.g. a
-    fake clock or a DNS resolver for the queue). Without a resolver there, a
-    loopback responder serves ``dns_records`` (every other name is NXDOMAIN).
+    ``resolver``, ``clock`` and plugin ``settings`` go to the server before
+    start-up. Without a resolver, a loopback responder serves
+    ``dns_records`` (every other name is NXDOMAIN).
     """
     config = load_config(config_dir / "mox.conf")
-    services = dict(services or {})
     responder = None
-    if "dns_resolver" not in services:
+    if resolver is None:
         # Never let a test reach the machine's real resolver (it is not on
         # loopback): a local responder with no records answers NXDOMAIN.
         responder = DNSResponder(dns_records).start()
-        services["dns_resolver"] = Resolver(responder.nameservers, port=responder.port, lifetime=3)
+        resolver = Resolver(responder.nameservers, port=responder.port, lifetime=3)
     server = Server(config, localserve=localserve, extra_plugins=extra_plugins or [],
-                    services=services)
+                    resolver=resolver, clock=clock, settings=settings)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)

@@ -15,6 +15,7 @@ from plugins.suppression.commands import (
     format_go_time_seconds,
 )
 from plugins.suppression.records import Suppression, insert_suppression
+from plugins.suppression.service import SuppressionService
 
 HEADER = "suppressions (account, address, manual, time added, base adddress, reason):\n"
 
@@ -115,7 +116,7 @@ async def test_list_all_accounts_by_id_or_one_account(ctx: PluginContext) -> Non
 
 async def test_add_then_list_and_lookup(ctx: PluginContext) -> None:
     assert await run(cmd_add, ctx, "mox", "John.Doe+news@Example.COM") == CtlResult("", 0)
-    [sup] = await ctx.services["suppression"].list("mox")
+    [sup] = await ctx.service(SuppressionService).list("mox")
     assert (sup.manual, sup.reason) == (True, "added through mox cli")
     when = format_go_time_seconds(sup.created)
     out = await run(cmd_list, ctx)
@@ -158,7 +159,7 @@ async def test_remove(ctx: PluginContext) -> None:
         "removing suppression: absent\n", 1
     )
     # other's entry is untouched.
-    assert [s.account for s in await ctx.services["suppression"].list()] == ["other"]
+    assert [s.account for s in await ctx.service(SuppressionService).list()] == ["other"]
     bad = await run(cmd_remove, ctx, "mox", "nope")
     assert bad.exit_code == 1 and bad.output.startswith("parsing address: ")
 
@@ -187,7 +188,7 @@ async def test_usage_errors(ctx: PluginContext) -> None:
     r = await run(cmd_lookup, ctx, "-account")
     assert r.exit_code == 2 and r.output.startswith("flag needs an argument: -account\n")
     # Nothing was changed by any of them.
-    assert await ctx.services["suppression"].list() == []
+    assert await ctx.service(SuppressionService).list() == []
 
 
 async def test_rows_are_plain_sqlite(ctx: PluginContext) -> None:

@@ -75,7 +75,7 @@ async def send(env: Env, msgid: str, rcpts: list[str]) -> list[int]:
     data = (f"From: mox@localhost\r\nTo: {', '.join(rcpts)}\r\nSubject: weekly\r\n"
             f"Message-Id: <{msgid}@localhost>\r\n\r\nbody\r\n").encode()
     file_id = await env.ctx.store.files.store(data)
-    entries = await env.ctx.services["queue"].add(AddRequest(
+    entries = await env.ctx.queue.add(AddRequest(
         account="mox", mail_from=parse_address("mox@localhost"),
         recipients=[AddRecipient(address=parse_address(r)) for r in rcpts], file_id=file_id,
         subject="weekly", message_id=f"<{msgid}@localhost>", extra={"campaign": "w49"}))

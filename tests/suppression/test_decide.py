@@ -228,4 +228,4 @@ async def test_addition_rolls_back_with_the_transaction(
 async def test_service_registered(ctx: PluginContext) -> None:
     from plugins.suppression import SuppressionService
 
-    assert isinstance(ctx.services["suppression"], SuppressionService)
+    assert isinstance(ctx.service(SuppressionService), SuppressionService)

@@ -1,8 +1,9 @@
-"""The webapi's operations through ``moxtrio_suppression_op`` (spec 01 §5.2-5.5).
+"""The webapi's operations through the core's ``SuppressionProvider`` (spec 01 §5.2-5.5).
 
-Called the way the webapi calls them: ``ctx.hooks.first`` with the
-authenticated account. A typed error reaches the caller as the cause of the
-dispatcher's HookFailed, carrying the webapi error code.
+Called the way the webapi calls them: the provider found in the server's
+context, with the authenticated account. ``op`` shapes the answers as the
+webapi's JSON bodies; a typed error reaches the caller as a
+SuppressionError (a ServiceError) carrying the webapi error code.
 """
 
 from __future__ import annotations
@@ -13,23 +14,34 @@ from typing import Any
 
 import pytest
 
-from core.dispatch import HookFailed
 from core.plugin_api import PluginContext
+from core.services import SuppressionProvider
 from core.store.models import utcnow
 from plugins.suppression import SuppressionError
 
 
 async def op(ctx: PluginContext, account: str, name: str, **args: Any) -> Any:
-    return await ctx.hooks.first(
-        "moxtrio_suppression_op", ctx=ctx, account=account, op=name, args=args
-    )
+    p = ctx.service(SuppressionProvider)  # type: ignore[type-abstract]
+    assert p is not None
+    address = args.get("EmailAddress", "")
+    if name == "list":
+        return {"Suppressions": [s.to_json() for s in await p.list_suppressions(account)]}  # type: ignore[attr-defined]
+    if name == "add":
+        await p.add_suppression(
+            account, address, manual=args.get("Manual", False), reason=args.get("Reason", "")
+        )
+        return {}
+    if name == "remove":
+        await p.remove_suppression(account, address)
+        return {}
+    assert name == "present"
+    return {"Present": await p.is_suppressed(account, address)}
 
 
 async def op_error(ctx: PluginContext, account: str, name: str, **args: Any) -> SuppressionError:
-    with pytest.raises(HookFailed) as info:
+    with pytest.raises(SuppressionError) as info:
         await op(ctx, account, name, **args)
-    assert isinstance(info.value.cause, SuppressionError)
-    return info.value.cause
+    return info.value
 
 
 async def test_empty_list(ctx: PluginContext) -> None:

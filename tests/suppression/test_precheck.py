@@ -16,11 +16,12 @@ from core.plugin_api import PluginContext
 from core.store import Store
 from core.store.queue_rows import get_queue_entry, insert_queue_entry
 from plugins.suppression.base import parse_recipient
+from plugins.suppression.service import SuppressionService
 from tests.suppression.helpers import T0, entry, queue_entry
 
 
 async def add(ctx: PluginContext, account: str, address: str) -> None:
-    await ctx.services["suppression"].add(
+    await ctx.service(SuppressionService).add(
         account, parse_recipient(address), manual=True, reason="test"
     )
 

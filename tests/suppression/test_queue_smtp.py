@@ -38,6 +38,7 @@ from core.store.messages import list_messages
 from core.store.queue_rows import get_retired
 from plugins.suppression.base import parse_recipient
 from plugins.suppression.records import list_suppressions
+from plugins.suppression.service import SuppressionService
 from tests.support.dnsresponder import dns_responder_factory
 from tests.support.queuewait import wait_settled
 from tests.support.smtpsink import open_smtp_sink
@@ -142,7 +143,7 @@ async def harness(
                 "mx.example.org": {"A": ["127.0.0.1"]},
             }
         )
-        ctx.services["dns_resolver"] = Resolver(
+        ctx.resolver = Resolver(
             dns.nameservers, port=dns.port, timeout=2, lifetime=4
         )
         settings = QueueSettings(
@@ -152,7 +153,7 @@ async def harness(
             ),
         )
         queue = QueueService(ctx, clock=FakeClock(START), settings=settings)
-        ctx.services["queue"] = queue
+        ctx.queue = queue
         await nursery.start(run, queue)
         return Harness(ctx, queue, events, dns)
 
@@ -243,7 +244,7 @@ async def test_554_third_consecutive_failure(harness: Any, tmp_path: Path) -> No
 async def test_listed_recipient_never_joins_a_batch(harness: Any, tmp_path: Path) -> None:
     async with open_smtp_sink(tmp_path / "sink") as sink:
         h = await harness(sink.port)
-        await h.ctx.services["suppression"].add(
+        await h.ctx.service(SuppressionService).add(
             "mox", parse_recipient("b@example.org"), manual=True, reason="test"
         )
         entries = await h.send(["a@example.org", "b@example.org", "c@example.org"])
@@ -261,7 +262,7 @@ async def test_listed_recipient_never_joins_a_batch(harness: Any, tmp_path: Path
 async def test_other_accounts_list_does_not_stop_delivery(harness: Any, tmp_path: Path) -> None:
     async with open_smtp_sink(tmp_path / "sink") as sink:
         h = await harness(sink.port)
-        await h.ctx.services["suppression"].add(
+        await h.ctx.service(SuppressionService).add(
             "other", parse_recipient("a@example.org"), manual=True, reason=""
         )
         await h.send(["a@example.org"], account="mox")

@@ -61,7 +61,7 @@ class Running:
         ctx = self.server.ctx
         assert ctx is not None
         file_id = await ctx.store.files.store(MESSAGE)
-        await ctx.services["queue"].add(
+        await ctx.queue.add(
             AddRequest(
                 account="mox",
                 mail_from=parse_address("mox@localhost"),
@@ -79,7 +79,7 @@ class Running:
         only readable once the delivery that raised it has finished.
         """
         assert self.server.ctx is not None
-        queue = self.server.ctx.services["queue"]
+        queue = self.server.ctx.queue
         await wait_settled(queue, lambda: len(self.events.events) >= n, timeout)
         return self.events.events
 

@@ -68,7 +68,7 @@ async def retired_entry(server: Server, qid: int) -> object:
     with trio.fail_after(10):
         while True:
             try:
-                return await ctx.services["queue"].get_retired(qid)
+                return await ctx.queue.get_retired(qid)
             except QueueEntryNotFound:
                 await trio.sleep(0.05)
 

@@ -66,7 +66,7 @@ class WebapiServer:
 
     async def queued(self, queue_id: int) -> tuple[Any, bytes]:
         """A queue entry and the message as it would be sent (prefix + file)."""
-        queue = self.ctx.services["queue"]
+        queue = self.ctx.queue
         entry = await queue.get(queue_id)
         return entry, await queue.open_message(queue_id)
 
@@ -85,9 +85,10 @@ Edit = Callable[[str], str]
 
 
 async def start(tmp_path: Path, *, edit_domains: Edit | None = None,
-                edit_mox: Edit | None = None) -> AsyncIterator[WebapiServer]:
+                edit_mox: Edit | None = None, extra_plugins: list[Any] | None = None,
+                ) -> AsyncIterator[WebapiServer]:
     directory, ip = localserve_config_dir(tmp_path, edit_domains=edit_domains, edit_mox=edit_mox)
-    async with running_server(directory) as server, httpx.AsyncClient(timeout=20) as http:
+    async with running_server(directory, extra_plugins=extra_plugins) as server, httpx.AsyncClient(timeout=20) as http:
         yield WebapiServer(server, ip, directory, http)
 
 

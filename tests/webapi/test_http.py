@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from plugins.webapi.auth import Authenticator
 from plugins.webapi.types import METHODS
 from tests.webapi.conftest import AUTH, WebapiServer, add_account_settings, start
 
@@ -121,13 +122,13 @@ async def test_rate_limit_429(srv: WebapiServer) -> None:
     r = await srv.post("MessageGet", {"MsgID": 1}, auth=None)
     assert r.status_code == 401
     # The limiter is the server's one, which SMTP AUTH uses too.
-    assert srv.ctx.services["webapi_auth"].limiter is srv.ctx.login_limiter
+    assert srv.ctx.service(Authenticator).limiter is srv.ctx.login_limiter
 
 
 async def test_success_resets_limiter_and_caches_password(srv: WebapiServer) -> None:
     for _ in range(9):
         assert (await srv.post("SuppressionList", {}, auth=("mox@localhost", "bad"))).status_code == 401
-    auth = srv.ctx.services["webapi_auth"]
+    auth = srv.ctx.service(Authenticator)
     runs = auth.pbkdf2_runs
     for _ in range(5):
         assert (await srv.post("MessageGet", {"MsgID": 1})).status_code == 400

@@ -229,7 +229,7 @@ async def test_send_errors(srv: WebapiServer) -> None:
     for req, code, message in cases:
         got = await srv.error("Send", req)
         assert got[0] == code and message in got[1], (req, got)
-    n = await srv.ctx.services["queue"].count()
+    n = await srv.ctx.queue.count()
     assert n == 0
 
 
@@ -264,7 +264,7 @@ async def test_send_header_injection_refused(srv: WebapiServer) -> None:
         srv, {"To": to, "Text": "x", "AttachedFiles": [{"Name": "a\r\nX-Evil: 1", "Data": "aGk="}]}
     )
     assert b"\r\nX-Evil" not in data
-    assert await srv.ctx.services["queue"].count() == 1
+    assert await srv.ctx.queue.count() == 1
 
 
 async def test_send_uploads_every_form(srv: WebapiServer) -> None:

@@ -196,7 +196,7 @@ async def wait_rows(store: Store, sql: str, args: tuple[Any, ...] = (), n: int =
 @asynccontextmanager
 async def harness(
     tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True,
-    localserve: bool = True, services: dict[str, Any] | None = None,
+    localserve: bool = True, resolver: Any = None,
 ) -> AsyncIterator[Harness]:
     """Config + store + dispatcher with the webhooks plugin + a running service."""
     conf = tmp_path / "conf"
@@ -211,11 +211,12 @@ async def harness(
     store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
     clock = FakeClock(START)
     ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
-    ctx.services["clock"] = clock
-    ctx.services.update(services or {})
+    ctx.clock = clock
+    if resolver is not None:
+        ctx.resolver = resolver
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
-        svc = ctx.services["webhooks"]
+        svc = ctx.service(WebhookService)
         async with trio.open_nursery() as nursery:
             if start:
                 await nursery.start(svc.run)

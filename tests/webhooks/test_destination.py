@@ -60,7 +60,7 @@ async def outside_localserve(tmp_path: Path, url: str, settings: str = "") -> As
         resolver = Resolver(dns.nameservers, port=dns.port, lifetime=3)
         async with harness(
             tmp_path, account_edit(out_url=url), settings=settings, localserve=False,
-            services={"dns_resolver": resolver},
+            resolver=resolver,
         ) as h:
             yield h
 

@@ -15,6 +15,7 @@ import trio
 from core.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.events import IncomingDelivered
 from core.runtime import Server
+from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server
 from tests.webhooks.helpers import account_edit, receiver
 from tests.webhooks.test_e2e import Env
@@ -223,9 +224,9 @@ async def test_dsn_webhook_record_keeps_the_dsn_message_id(env: Env) -> None:
     data = dsn_message(f"mox+{fid}@localhost", [block("failed", "5.1.1", "550 5.1.1 no such user")])
     assert await incoming(env, f"mox+{fid}@localhost", data) is True
     payload = await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["DSN"])
-    original = (await env.ctx.services["queue"].get_retired(sent)).message_id
+    original = (await env.ctx.queue.get_retired(sent)).message_id
     assert payload["MessageID"] == original
-    svc = env.ctx.services["webhooks"]
+    svc = env.ctx.service(WebhookService)
     records = await svc.list() + await svc.retired_list()
     dsn_records = [r for r in records if r.queue_msg_id == sent and r.outgoing_event == "failed"]
     assert [r.message_id for r in dsn_records] == ["<reply1@example.org>"]

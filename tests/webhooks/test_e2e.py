@@ -66,7 +66,7 @@ class Env:
         data = (f"From: mox@localhost\r\nTo: {rcpt}\r\nSubject: for {rcpt}\r\n"
                 f"Message-Id: <{rcpt}@test>\r\n\r\nbody\r\n").encode()
         file_id = await self.ctx.store.files.store(data)
-        entries = await self.ctx.services["queue"].add(
+        entries = await self.ctx.queue.add(
             AddRequest(account="mox", mail_from=parse_address("mox@localhost"),
                        recipients=[AddRecipient(address=parse_address(rcpt))], file_id=file_id,
                        subject=f"for {rcpt}", message_id=f"<{rcpt}@test>", extra=extra,
@@ -112,13 +112,13 @@ async def test_queue_events_through_special_recipients(env: Env) -> None:
     temp = await env.send("usertemperror@example.org")
     delayed = await env.wait_out(lambda p: p["QueueMsgID"] == temp)
     assert (delayed["Event"], delayed["SMTPCode"], delayed["SMTPEnhancedCode"]) == ("delayed", 451, "4.0.0")
-    assert await env.ctx.services["queue"].drop(QueueFilter(IDs=[temp])) == 1
+    assert await env.ctx.queue.drop(QueueFilter(IDs=[temp])) == 1
     canceled = await env.wait_out(lambda p: p["QueueMsgID"] == temp and p["Event"] == "canceled")
     assert canceled["Error"] == "delivery canceled by admin"
 
     temp2 = await env.send("other-temperror@example.org")
     await env.wait_out(lambda p: p["QueueMsgID"] == temp2)
-    assert await env.ctx.services["queue"].fail(QueueFilter(IDs=[temp2])) == 1
+    assert await env.ctx.queue.fail(QueueFilter(IDs=[temp2])) == 1
     admin_failed = await env.wait_out(lambda p: p["QueueMsgID"] == temp2 and p["Event"] == "failed")
     assert (admin_failed["SMTPCode"], admin_failed["Error"]) == (0, "delivery canceled by admin")
 

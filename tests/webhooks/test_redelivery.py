@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from plugins.webhooks.records import RetiredHook, insert_retired
+from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server
 from tests.webapi.conftest import AUTH
 from tests.webhooks.helpers import account_edit, receiver
@@ -83,7 +84,7 @@ async def test_webapi_redeliver_own_account_only(env: Env) -> None:
     env.rec.statuses["/out"] = 500
     first, body = await failed_retired_hook(env, "two@example.org")
     env.rec.statuses["/out"] = 200
-    now = env.ctx.services["webhooks"].clock.now()
+    now = env.ctx.service(WebhookService).clock.now()
     other = RetiredHook(id=first + 1000, account="other", url="http://127.0.0.1:9/x", payload="{}",
                         submitted=now, last_activity=now, keep_until=now + timedelta(days=1))
     await env.ctx.store.write(lambda c: insert_retired(c, other))

@@ -86,13 +86,13 @@ class WebServer:
 Edit = Callable[[str], str]
 
 
-async def start(tmp_path: Path, *, edit_domains: Edit | None = None, services: dict[str, Any] | None = None,
+async def start(tmp_path: Path, *, edit_domains: Edit | None = None,
                 directory: Path | None = None, ip: str | None = None) -> AsyncIterator[WebServer]:
     if directory is None:
         directory, ip = localserve_config_dir(tmp_path, edit_domains=edit_domains)
     assert ip is not None
     clients: list[httpx.AsyncClient] = []
-    async with running_server(directory, services=services) as server:
+    async with running_server(directory) as server:
         try:
             yield WebServer(server, ip, directory, clients)
         finally:

@@ -153,7 +153,10 @@ async def test_viewer_off_outside_localserve_unless_enabled(tmp_path: Path) -> N
             assert "not enabled" in r.text
             (directory / "plugins").mkdir(exist_ok=True)
             (directory / "plugins" / "webaccount.yaml").write_text("MailViewerAccounts: [mox]\n")
-            r = await mox.http.get(mox.base + "mail")
+            # Settings files are re-read by the server's reloader, once a second.
+            with trio.move_on_after(10):
+                while 'id="mail-list"' not in (r := await mox.http.get(mox.base + "mail")).text:
+                    await trio.sleep(0.1)
             assert 'id="mail-list"' in r.text
         finally:
             for c in web.clients:

@@ -15,6 +15,8 @@ Settings, in ``<config dir>/plugins/denydomain.yaml``::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from moxtrio import (
     CtlCommand,
     CtlRequest,
@@ -27,19 +29,25 @@ from moxtrio import (
 
 NAME = "denydomain"
 
-_settings: dict[str, object] = {"domains": [], "message": "recipient domain not accepted"}
-_refused: list[str] = []
 
+@dataclass
+class DenyDomain:
+    """This plugin's state in one server, kept in its context (never in module globals:
+    one process may run several servers, tests do)."""
 
-def _denied(domain: str) -> bool:
-    domain = domain.lower().rstrip(".")
-    for entry in _settings["domains"]:  # type: ignore[attr-defined]
-        entry = str(entry).lower()
-        if entry.startswith(".") and (domain.endswith(entry) or domain == entry[1:]):
-            return True
-        if domain == entry:
-            return True
-    return False
+    domains: list[str]
+    message: str = "recipient domain not accepted"
+    refused: list[str] = field(default_factory=list)
+
+    def denied(self, domain: str) -> bool:
+        domain = domain.lower().rstrip(".")
+        for entry in self.domains:
+            entry = entry.lower()
+            if entry.startswith(".") and (domain.endswith(entry) or domain == entry[1:]):
+                return True
+            if domain == entry:
+                return True
+        return False
 
 
 @hookimpl
@@ -48,22 +56,24 @@ def moxtrio_configure(ctx: PluginContext) -> None:
     domains = settings.get("domains", [])
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise PluginConfigError("denydomain.yaml: domains must be a list of domain names")
-    _settings["domains"] = domains
-    _settings["message"] = str(settings.get("message", _settings["message"]))
+    state = DenyDomain(domains)
+    state.message = str(settings.get("message", state.message))
+    ctx.provide(DenyDomain, state)
 
 
 @hookimpl
-def moxtrio_smtp_rcpt_to(listener_kind: str, address: str) -> Rejection | None:
-    domain = address.rpartition("@")[2]
-    if _denied(domain):
-        _refused.append(address)
-        return Rejection(550, "5.7.1", str(_settings["message"]))
+def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -> Rejection | None:
+    state = ctx.service(DenyDomain)
+    if state is not None and state.denied(address.rpartition("@")[2]):
+        state.refused.append(address)
+        return Rejection(550, "5.7.1", state.message)
     return None
 
 
 async def _status(ctx: PluginContext, req: CtlRequest) -> CtlResult:
-    lines = [f"denied domains: {', '.join(map(str, _settings['domains'])) or 'none'}"]  # type: ignore[call-overload]
-    lines.append(f"refused recipients since start: {len(_refused)}")
+    state = ctx.service(DenyDomain) or DenyDomain([])
+    lines = [f"denied domains: {', '.join(state.domains) or 'none'}"]
+    lines.append(f"refused recipients since start: {len(state.refused)}")
     return CtlResult("\n".join(lines) + "\n")
 
 

@@ -21,6 +21,7 @@ Settings, in ``<config dir>/plugins/tally.yaml``::
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 
 from moxtrio import (
     CtlCommand,
@@ -37,8 +38,14 @@ from moxtrio import (
 
 NAME = "tally"
 
-_blocked: set[str] = set()
-_tag: list[str] = ["tallied"]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The plugin's settings in one server, kept in its context."""
+
+    blocked: frozenset[str] = frozenset()
+    tag: str = "tallied"
 
 
 @hookimpl
@@ -59,24 +66,22 @@ def moxtrio_configure(ctx: PluginContext) -> None:
     blocked = settings.get("blocked_senders", [])
     if not isinstance(blocked, list) or not all(isinstance(a, str) for a in blocked):
         raise PluginConfigError("tally.yaml: blocked_senders must be a list of addresses")
-    tag = settings.get("tag", _tag[0])
+    tag = settings.get("tag", Tally.tag)
     if not isinstance(tag, str) or not tag:
         raise PluginConfigError("tally.yaml: tag must be a non-empty string")
-    _blocked.clear()
-    _blocked.update(a.lower() for a in blocked)
-    _tag[0] = tag
+    ctx.provide(Tally, Tally(frozenset(a.lower() for a in blocked), tag))
 
 
 @hookimpl
-def moxtrio_smtp_mail_from(listener_kind: str, address: str) -> Rejection | None:
-    if address.lower() in _blocked:
+def moxtrio_smtp_mail_from(ctx: PluginContext, listener_kind: str, address: str) -> Rejection | None:
+    if address.lower() in (ctx.service(Tally) or Tally()).blocked:
         return Rejection(550, "5.7.1", "sender refused by tally")
     return None
 
 
 @hookimpl
-async def moxtrio_submission(submission: Submission) -> None:
-    submission.extra["tally"] = _tag[0]
+async def moxtrio_submission(ctx: PluginContext, submission: Submission) -> None:
+    submission.extra["tally"] = (ctx.service(Tally) or Tally()).tag
     return None
 
 
