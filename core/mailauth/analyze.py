@@ -14,7 +14,6 @@ Nothing here raises for DNS trouble: a failed or slow lookup is a
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import trio
 from core.mailauth import dkimverify, dmarc, spf
 from core.mailauth.authres import AuthMethod, AuthProp, AuthResults
 from core.mailauth.hosts import hosts
+from core.mailauth.ips import is_ip, parse_ip
 from core.mailauth.lookup import Lookup, TempError
 
 log = logging.getLogger("moxtrio.mailauth")
@@ -126,7 +126,7 @@ async def iprev(lookup: Lookup, ip: str) -> tuple[str, str]:
 
     The hosts file answers first, as for mox (see :mod:`core.mailauth.hosts`).
     """
-    addr = ipaddress.ip_address(ip)
+    addr = parse_ip(ip)
     by_ip, by_name = await hosts()
     try:
         names = by_ip.get(str(addr)) or await lookup.ptr(ip)
@@ -142,7 +142,7 @@ async def iprev(lookup: Lookup, ip: str) -> tuple[str, str]:
         except TempError:
             failed = True
             continue
-        if any(ipaddress.ip_address(x) == addr for x in ips):
+        if any(parse_ip(x) == addr for x in ips):
             return "pass", name
     return ("temperror" if failed else "fail"), ""
 
@@ -160,13 +160,9 @@ class _Collected:
 
 def _helo_domain(helo: str) -> str:
     """The EHLO name when it is a domain; "" for an address literal."""
-    if helo.startswith("["):
+    if helo.startswith("[") or is_ip(helo):
         return ""
-    try:
-        ipaddress.ip_address(helo)
-        return ""
-    except ValueError:
-        return helo.lower().rstrip(".")
+    return helo.lower().rstrip(".")
 
 
 async def authenticate(

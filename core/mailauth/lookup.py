@@ -11,13 +11,13 @@ suite's zones are served.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
 
 from core.dns import DNSError, Resolver
+from core.mailauth.ips import parse_ip
 
 #: Names longer than this cannot be asked (RFC 1035 §2.3.4); treated as nonexistent.
 MAX_NAME = 253
@@ -43,7 +43,7 @@ class Lookup(Protocol):
 
 def reverse_name(ip: str) -> str:
     """The in-addr.arpa / ip6.arpa name for ``ip``, without trailing dot."""
-    return ipaddress.ip_address(ip).reverse_pointer
+    return parse_ip(ip).reverse_pointer
 
 
 def _valid_name(name: str) -> bool:
