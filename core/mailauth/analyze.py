@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -23,7 +24,7 @@ from core.mailauth import dkimverify, dmarc, spf
 from core.mailauth.authres import AuthMethod, AuthProp, AuthResults
 from core.mailauth.hosts import hosts
 from core.mailauth.ips import is_ip, parse_ip
-from core.mailauth.lookup import Lookup, TempError
+from core.mailauth.lookup import Lookup, NotCached, ResolverLookup, TempError
 
 log = logging.getLogger("moxtrio.mailauth")
 
@@ -178,28 +179,44 @@ async def authenticate(
     helo = _helo_domain(inp.helo)
     helo_arg = helo or inp.helo
 
-    async def run_iprev() -> None:
-        out.iprev = await iprev(lookup, inp.remote_ip)
+    async def run_iprev(lk: Lookup) -> None:
+        out.iprev = await iprev(lk, inp.remote_ip)
 
-    async def run_spf() -> None:
+    async def run_spf(lk: Lookup) -> None:
         out.spf = await spf.verify(
-            spf_lookup or lookup, remote_ip=inp.remote_ip,
+            lk, remote_ip=inp.remote_ip,
             mail_from_localpart=inp.mail_from_localpart, mail_from_domain=inp.mail_from_domain,
             helo=helo_arg, receiver=inp.hostname,
         )
 
-    async def run_dmarc_lookup() -> None:
-        out.dmarc_policy = await dmarc.lookup_policy(lookup, inp.msg_from_domain)
+    async def run_dmarc_lookup(lk: Lookup) -> None:
+        out.dmarc_policy = await dmarc.lookup_policy(lk, inp.msg_from_domain)
+
+    # (check, its lookup, whether it may first run inline from cached answers)
+    checks: list[tuple[Callable[[Lookup], Awaitable[None]], Lookup, bool]] = [
+        (run_iprev, lookup, True), (run_spf, spf_lookup or lookup, spf_lookup is None)]
+    if inp.msg_from_domain:
+        checks.append((run_dmarc_lookup, lookup, True))
 
     # One deadline for all checks: when it passes, whatever has not finished
     # is a temperror, the rest keeps its result. DKIM runs in this task while
     # the DNS-bound checks run beside it.
     with trio.move_on_after(check_timeout):
+        if isinstance(lookup, ResolverLookup):
+            # Checks whose every answer is cached finish here, without a task
+            # each; the others (a NotCached part-way) run again below.
+            waiting = []
+            for check, lk, inline in checks:
+                try:
+                    if not inline:
+                        raise NotCached
+                    await check(lookup.cached_only)
+                except NotCached:
+                    waiting.append((check, lk, inline))
+            checks = waiting
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_iprev)
-            nursery.start_soon(run_spf)
-            if inp.msg_from_domain:
-                nursery.start_soon(run_dmarc_lookup)
+            for check, lk, _ in checks:
+                nursery.start_soon(check, lk)
             try:
                 out.dkim = await dkimverify.verify_file(
                     dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
