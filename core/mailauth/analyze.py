@@ -214,9 +214,8 @@ async def authenticate(
                 except NotCached:
                     waiting.append((check, lk, inline))
             checks = waiting
-        async with trio.open_nursery() as nursery:
-            for check, lk, _ in checks:
-                nursery.start_soon(check, lk)
+
+        async def run_dkim() -> None:
             try:
                 out.dkim = await dkimverify.verify_file(
                     dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
@@ -224,6 +223,14 @@ async def authenticate(
                 )
             except dkimverify.MalformedMessage as exc:
                 out.dkim_error = f"dkim: mail message header is malformed: {exc}"
+
+        if not checks:
+            await run_dkim()
+        else:
+            async with trio.open_nursery() as nursery:
+                for check, lk, _ in checks:
+                    nursery.start_soon(check, lk)
+                await run_dkim()
 
     iprev_status, iprev_name = out.iprev
     received = out.spf

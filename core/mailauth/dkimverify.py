@@ -21,6 +21,7 @@ import base64
 import binascii
 import functools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ INLINE_MAX_BYTES = 256 * 1024
 _CRYPTO_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
 _TAG = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=(.*)$", re.S)
 _WSP = re.compile(r"[ \t\r\n]+")
+_QP_ESCAPE = re.compile(r"=([0-9A-Fa-f]{2})")
 
 
 class _Perm(Exception):
@@ -136,8 +138,8 @@ def _b64(value: str) -> bytes:
 
 def _qp_decode(value: str) -> str:
     """dkim-quoted-printable (RFC 6376 §2.11) as used in ``i=``."""
-    raw = re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), _WSP.sub("", value))
-    return raw
+    raw = _WSP.sub("", value)
+    return _QP_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), raw) if "=" in raw else raw
 
 
 def parse_signature(raw: bytes) -> Signature:
@@ -430,7 +432,7 @@ async def _run(
     lookup: Lookup, headers: list[Header], body: Callable[[], Iterable[bytes]], *, offload: bool,
     policy: Callable[[Signature], str | None] | None, localserve: bool, now: int | None,
 ) -> list[Result]:
-    entries = _prepare(headers, now if now is not None else int(datetime.now(UTC).timestamp()),
+    entries = _prepare(headers, now if now is not None else int(time.time()),
                        policy, localserve)
     if not entries:
         return []
