@@ -59,6 +59,7 @@ _CRYPTO_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
 _TAG = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=(.*)$", re.S)
 _WSP = re.compile(r"[ \t\r\n]+")
 _QP_ESCAPE = re.compile(r"=([0-9A-Fa-f]{2})")
+_B_TAG = re.compile(rb"^([ \t\r\n]*b[ \t\r\n]*=)")
 
 
 class _Perm(Exception):
@@ -261,7 +262,7 @@ def _signature_field_for_hash(raw: bytes, relaxed: bool) -> bytes:
     name, _, value = raw.partition(b":")
     parts = value.split(b";")
     for i, part in enumerate(parts):
-        m = re.match(rb"^([ \t\r\n]*b[ \t\r\n]*=)", part)
+        m = _B_TAG.match(part)
         if m is not None:
             parts[i] = m.group(1)
     field_ = name + b":" + b";".join(parts)
