@@ -59,6 +59,8 @@ class IncomingMessage:
     mail_from_validated: bool = False
     msg_from_validated: bool = False
     dkim_domains: list[str] = field(default_factory=list)
+    #: The message file's whole content when already in memory (small messages), else None.
+    data: bytes | None = None
 
 
 async def store_incoming(
@@ -76,7 +78,7 @@ async def store_incoming(
     prepared = await prepare_incoming(ctx, path, message.msg_prefix, [r.rcpt_to for r in recipients])
     # Plugins that recognise reports about our mail (spam complaints) parse here.
     reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
-                               msg_prefix=message.msg_prefix)
+                               msg_prefix=message.msg_prefix, message_data=message.data)
 
     def write(conn: sqlite3.Connection) -> list[int]:
         ids = []
