@@ -11,6 +11,7 @@ again by :meth:`Address.__str__` when needed.
 from __future__ import annotations
 
 import encodings.idna
+import functools
 from dataclasses import dataclass
 
 # RFC 5322 atext, plus any non-ASCII character (RFC 6531, SMTPUTF8).
@@ -87,8 +88,12 @@ def parse_domain(s: str) -> str:
     return ".".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def domain_to_ascii(domain: str) -> str:
-    """IDNA (``xn--``) form of a normalised domain, for DNS and SMTP without SMTPUTF8."""
+    """IDNA (``xn--``) form of a normalised domain, for DNS and SMTP without SMTPUTF8.
+
+    Memoized: the same domains recur message after message (errors are not kept).
+    """
     return ".".join(
         label if label.isascii() else encodings.idna.ToASCII(label).decode("ascii")
         for label in parse_domain(domain).split(".")

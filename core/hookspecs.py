@@ -346,13 +346,15 @@ def moxtrio_incoming_delivered(
 @_kind("observer")
 @hookspec
 async def moxtrio_incoming_inspect(
-    ctx: PluginContext, message_path: str, msg_prefix: bytes
+    ctx: PluginContext, message_path: str, msg_prefix: bytes, message_data: bytes | None
 ) -> Any:
     """Look at a received message before it is stored (async-dispatched).
 
     Called once per message, outside the write transaction, so a plugin can
     read and parse the file (in a worker thread) without holding the
-    writer. Return an object describing what you found (e.g. a parsed
+    writer. ``message_data`` is the whole file's content when the SMTP
+    server already holds it (small messages; None otherwise), so most mail
+    needs no read at all. Return an object describing what you found (e.g. a parsed
     spam-complaint report) or ``None``; the non-None results are handed to
     ``moxtrio_incoming_report`` inside the transaction.
     """

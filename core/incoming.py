@@ -61,6 +61,8 @@ class IncomingMessage:
     msg_from_validated: bool = False
     dkim_domains: list[str] = field(default_factory=list)
     remote_port: int = 0
+    #: The message file's whole content when already in memory (small messages), else None.
+    data: bytes | None = None
 
 
 async def store_incoming(
@@ -86,7 +88,7 @@ async def store_incoming(
     )
     # Plugins that recognise reports about our mail (spam complaints) parse here.
     reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
-                               msg_prefix=message.msg_prefix)
+                               msg_prefix=message.msg_prefix, message_data=message.data)
 
     def write(conn: sqlite3.Connection) -> list[int]:
         ids = []

@@ -14,8 +14,8 @@ Nothing here raises for DNS trouble: a failed or slow lookup is a
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -23,7 +23,8 @@ import trio
 from core.mailauth import dkimverify, dmarc, spf
 from core.mailauth.authres import AuthMethod, AuthProp, AuthResults
 from core.mailauth.hosts import hosts
-from core.mailauth.lookup import Lookup, TempError
+from core.mailauth.ips import is_ip, parse_ip
+from core.mailauth.lookup import Lookup, NotCached, ResolverLookup, TempError
 
 log = logging.getLogger("moxtrio.mailauth")
 
@@ -126,7 +127,7 @@ async def iprev(lookup: Lookup, ip: str) -> tuple[str, str]:
 
     The hosts file answers first, as for mox (see :mod:`core.mailauth.hosts`).
     """
-    addr = ipaddress.ip_address(ip)
+    addr = parse_ip(ip)
     by_ip, by_name = await hosts()
     try:
         names = by_ip.get(str(addr)) or await lookup.ptr(ip)
@@ -142,7 +143,7 @@ async def iprev(lookup: Lookup, ip: str) -> tuple[str, str]:
         except TempError:
             failed = True
             continue
-        if any(ipaddress.ip_address(x) == addr for x in ips):
+        if any(parse_ip(x) == addr for x in ips):
             return "pass", name
     return ("temperror" if failed else "fail"), ""
 
@@ -160,13 +161,9 @@ class _Collected:
 
 def _helo_domain(helo: str) -> str:
     """The EHLO name when it is a domain; "" for an address literal."""
-    if helo.startswith("["):
+    if helo.startswith("[") or is_ip(helo):
         return ""
-    try:
-        ipaddress.ip_address(helo)
-        return ""
-    except ValueError:
-        return helo.lower().rstrip(".")
+    return helo.lower().rstrip(".")
 
 
 async def authenticate(
@@ -182,28 +179,43 @@ async def authenticate(
     helo = _helo_domain(inp.helo)
     helo_arg = helo or inp.helo
 
-    async def run_iprev() -> None:
-        out.iprev = await iprev(lookup, inp.remote_ip)
+    async def run_iprev(lk: Lookup) -> None:
+        out.iprev = await iprev(lk, inp.remote_ip)
 
-    async def run_spf() -> None:
+    async def run_spf(lk: Lookup) -> None:
         out.spf = await spf.verify(
-            spf_lookup or lookup, remote_ip=inp.remote_ip,
+            lk, remote_ip=inp.remote_ip,
             mail_from_localpart=inp.mail_from_localpart, mail_from_domain=inp.mail_from_domain,
             helo=helo_arg, receiver=inp.hostname,
         )
 
-    async def run_dmarc_lookup() -> None:
-        out.dmarc_policy = await dmarc.lookup_policy(lookup, inp.msg_from_domain)
+    async def run_dmarc_lookup(lk: Lookup) -> None:
+        out.dmarc_policy = await dmarc.lookup_policy(lk, inp.msg_from_domain)
+
+    # (check, its lookup, whether it may first run inline from cached answers)
+    checks: list[tuple[Callable[[Lookup], Awaitable[None]], Lookup, bool]] = [
+        (run_iprev, lookup, True), (run_spf, spf_lookup or lookup, spf_lookup is None)]
+    if inp.msg_from_domain:
+        checks.append((run_dmarc_lookup, lookup, True))
 
     # One deadline for all checks: when it passes, whatever has not finished
     # is a temperror, the rest keeps its result. DKIM runs in this task while
     # the DNS-bound checks run beside it.
     with trio.move_on_after(check_timeout):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_iprev)
-            nursery.start_soon(run_spf)
-            if inp.msg_from_domain:
-                nursery.start_soon(run_dmarc_lookup)
+        if isinstance(lookup, ResolverLookup):
+            # Checks whose every answer is cached finish here, without a task
+            # each; the others (a NotCached part-way) run again below.
+            waiting = []
+            for check, lk, inline in checks:
+                try:
+                    if not inline:
+                        raise NotCached
+                    await check(lookup.cached_only)
+                except NotCached:
+                    waiting.append((check, lk, inline))
+            checks = waiting
+
+        async def run_dkim() -> None:
             try:
                 out.dkim = await dkimverify.verify_file(
                     dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
@@ -211,6 +223,14 @@ async def authenticate(
                 )
             except dkimverify.MalformedMessage as exc:
                 out.dkim_error = f"dkim: mail message header is malformed: {exc}"
+
+        if not checks:
+            await run_dkim()
+        else:
+            async with trio.open_nursery() as nursery:
+                for check, lk, _ in checks:
+                    nursery.start_soon(check, lk)
+                await run_dkim()
 
     iprev_status, iprev_name = out.iprev
     received = out.spf

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 
 from core.mailauth.headerwriter import HeaderWriter
 
-_SPECIALS = set('()<>,;:\\"/[]?= ')
+# A value needs quotes when it has controls, space, DEL or a tspecial; "@"
+# only when the value is not address-like.
+_NEEDS_QUOTE = re.compile(r'[\x00- \x7f()<>,;:\\"/\[\]?=]')
+_NEEDS_QUOTE_NOT_ADDR = re.compile(r'[\x00- \x7f()<>,;:\\"/\[\]?=@]')
+_QUOTE_SPECIAL = re.compile(r'(["\\])')
 
 
 @dataclass
@@ -35,12 +39,9 @@ class AuthMethod:
 
 
 def _value(s: str, addr_like: bool) -> str:
-    quote = s == "" or any(
-        c <= " " or c == "\x7f" or (c == "@" and not addr_like) or c in _SPECIALS for c in s
-    )
-    if not quote:
+    if s and (_NEEDS_QUOTE if addr_like else _NEEDS_QUOTE_NOT_ADDR).search(s) is None:
         return s
-    return '"' + re.sub(r'(["\\])', r"\\\1", s) + '"'
+    return '"' + _QUOTE_SPECIAL.sub(r"\\\1", s) + '"'
 
 
 @dataclass

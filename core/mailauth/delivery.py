@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import tempfile
@@ -33,6 +32,7 @@ from core.mailauth.analyze import Authentication, Inputs, authenticate
 from core.mailauth.authres import claims_authserv_id
 from core.mailauth.canon import file_body, parse_header_section, read_header_section
 from core.mailauth.headerwriter import HeaderWriter
+from core.mailauth.ips import parse_ip
 from core.mailauth.lookup import ResolverLookup, TempError
 from core.plugin_api import Rejection
 
@@ -140,7 +140,7 @@ async def authenticate_incoming(
 
 
 def _address_literal(ip: str) -> str:
-    addr = ipaddress.ip_address(ip)
+    addr = parse_ip(ip)
     return f"[IPv6:{addr}]" if addr.version == 6 else f"[{addr}]"
 
 

@@ -15,6 +15,7 @@ alignment without needing a DMARC record.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -40,9 +41,17 @@ class Record:
     percentage: int = 100
 
 
+_VERSION = re.compile(r"^\s*v\s*=\s*DMARC1\s*(;|$)")
+
+
+@functools.lru_cache(maxsize=1024)
 def parse_record(txt: str) -> Record | None:
-    """A record, or None when ``txt`` is not a DMARC record; ``_Syntax`` when malformed."""
-    m = re.match(r"^\s*v\s*=\s*DMARC1\s*(;|$)", txt)
+    """A record, or None when ``txt`` is not a DMARC record; ``_Syntax`` when malformed.
+
+    Cached by text (a sender's record is parsed once); the returned record
+    is shared and must not be modified.
+    """
+    m = _VERSION.match(txt)
     if m is None:
         return None
     rec = Record()

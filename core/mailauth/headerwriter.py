@@ -21,16 +21,20 @@ class HeaderWriter:
         self.nonfirst = False
 
     def add(self, sep: str, *texts: str) -> None:
+        # Runs for every token of every delivered message's headers: state in locals.
+        parts, line_len, nonfirst, max_line = self.parts, self.line_len, self.nonfirst, self.max_line
+        lsep = len(sep)
         for text in texts:
-            if self.nonfirst and self.line_len > 1 and self.line_len + len(sep) + len(text) > self.max_line:
-                self.parts.append("\r\n\t")
-                self.line_len = 1
-            elif self.nonfirst and sep:
-                self.parts.append(sep)
-                self.line_len += len(sep)
-            self.parts.append(text)
-            self.line_len += len(text)
-            self.nonfirst = True
+            if nonfirst and line_len > 1 and line_len + lsep + len(text) > max_line:
+                parts.append("\r\n\t")
+                line_len = 1
+            elif nonfirst and sep:
+                parts.append(sep)
+                line_len += lsep
+            parts.append(text)
+            line_len += len(text)
+            nonfirst = True
+        self.line_len, self.nonfirst = line_len, nonfirst
 
     def add_wrap(self, text: str) -> None:
         """Add ``text`` breaking it anywhere (base64)."""

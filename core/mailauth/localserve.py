@@ -12,7 +12,6 @@ answers replace DNS entirely for those checks.
 from __future__ import annotations
 
 import base64
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from core.dkim import KEYS, DKIMError, PrivateKey
+from core.mailauth.ips import parse_ip
 from core.mailauth.lookup import Lookup, StaticLookup
 
 LOCALSERVE_SPF = "v=spf1 ip4:127.0.0.1/8 ip6:::1 ~all"
@@ -64,7 +64,7 @@ async def lookups(ctx: Any, msg_from_domain: str, remote_ip: str) -> tuple[Looku
         return None, None
     ascii_domain = msg_from_domain.lower().rstrip(".")
     spf_lookup: Lookup | None = None
-    if ipaddress.ip_address(remote_ip).is_loopback:
+    if parse_ip(remote_ip).is_loopback:
         spf_lookup = StaticLookup({ascii_domain: [LOCALSERVE_SPF]}, NoRecords())
     dkim_lookup: Lookup | None = None
     selectors = domain_conf.DKIM.Selectors

@@ -20,6 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from core.mailauth.headerwriter import HeaderWriter
+from core.mailauth.ips import is_ip, network, parse_ip
 from core.mailauth.lookup import Lookup, TempError
 
 NONE, NEUTRAL, PASS, FAIL, SOFTFAIL, TEMPERROR, PERMERROR = (
@@ -227,7 +228,7 @@ class Outcome:
 
 
 def _client_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    addr = ipaddress.ip_address(ip)
+    addr = parse_ip(ip)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
@@ -392,7 +393,7 @@ class _Evaluator:
                 continue
             plen = (cidr4 if cidr4 is not None else 32) if ip.version == 4 else (
                 cidr6 if cidr6 is not None else 128)
-            if ip in ipaddress.ip_network(f"{addr}/{plen}", strict=False):
+            if ip in network(f"{addr}/{plen}"):
                 return True
         return False
 
@@ -526,28 +527,25 @@ async def check_host(
 # -- what the SMTP server uses --------------------------------------------------------------
 
 
+#: A dot-atom's characters (atext, non-ASCII allowed as mox does, and dots).
+_DOT_ATOM_CHARS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+")
+#: Dropped from quoted strings: controls other than tab, and DEL.
+_UNQUOTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_QUOTE_SPECIAL = re.compile(r'(["\\])')
+
+
 def _received_value(s: str) -> str:
-    """A Received-SPF value as mox writes it: a dot-atom as is, else a quoted string."""
-    if s == "":
-        return '""'
-    atext = "!#$%&'*+-/=?^_`{|}~"
-    for i, c in enumerate(s):
-        if c.isascii() and (c.isalnum() or c in atext) or ord(c) > 0x7F:
-            continue
-        if c != "." or i == 0 or i + 1 == len(s):
-            return _quoted(s)
-    return s
+    """A Received-SPF value as mox writes it: a dot-atom as is, else a quoted string.
+
+    A dot-atom has no dot at either end (dots inside may repeat, as mox allows).
+    """
+    if s and s[0] != "." and s[-1] != "." and _DOT_ATOM_CHARS.fullmatch(s):
+        return s
+    return _quoted(s)
 
 
 def _quoted(s: str) -> str:
-    out = ['"']
-    for c in s:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif " " <= c < "\x7f" or c == "\t" or ord(c) > 0x7F:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
+    return '"' + _QUOTE_SPECIAL.sub(r"\\\1", _UNQUOTABLE.sub("", s)) + '"'
 
 
 @dataclass
@@ -585,11 +583,7 @@ class Received:
 
 
 def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s.strip("[]").removeprefix("IPv6:").removeprefix("ipv6:"))
-        return True
-    except ValueError:
-        return False
+    return is_ip(s.strip("[]").removeprefix("IPv6:").removeprefix("ipv6:"))
 
 
 async def verify(

@@ -293,9 +293,13 @@ class CoreSessionHandler:
             return _reply(authenticated)
         auth, extra_headers = authenticated
         size = message.size
+        # The whole file, when the header read got all of it (until the file is rewritten).
+        data = head if len(head) == message.size else None
         end = head.find(b"\r\n\r\n")
         if b"authentication-results" in (head if end < 0 else head[:end]).lower():
-            size = await auth_delivery.strip_forged_auth_results(message.path, self.hostname) or size
+            stripped = await auth_delivery.strip_forged_auth_results(message.path, self.hostname)
+            if stripped is not None:
+                size, data = stripped, None
 
         auth_headers = auth.auth_results() + auth.received_spf()
 
@@ -330,6 +334,7 @@ class CoreSessionHandler:
             mail_from_validated=auth.mail_from_validated,
             msg_from_validated=auth.msg_from_validated,
             dkim_domains=auth.dkim_domains,
+            data=data,
         )
         recipients = [
             IncomingRecipient(localpart=r.localpart, domain=r.domain_text, match=self._matches[str(r)],

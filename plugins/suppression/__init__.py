@@ -108,10 +108,10 @@ def moxtrio_suppress_decision(
 
 @hookimpl
 async def moxtrio_incoming_inspect(
-    ctx: PluginContext, message_path: str, msg_prefix: bytes
+    ctx: PluginContext, message_path: str, msg_prefix: bytes, message_data: bytes | None
 ) -> Any:
     """Recognise a spam complaint (RFC 5965 feedback report) before it is stored."""
-    return await complaints.inspect(message_path, msg_prefix)
+    return await complaints.inspect(message_path, msg_prefix, message_data)
 
 
 @hookimpl

@@ -63,8 +63,15 @@ def _read(message_path: str, msg_prefix: bytes) -> Complaint | None:
     return None if report is None else Complaint(report, message_id_of(data))
 
 
-async def inspect(message_path: str, msg_prefix: bytes) -> Complaint | None:
-    """A feedback report in the received message, or None (most mail: a header read)."""
+async def inspect(message_path: str, msg_prefix: bytes, data: bytes | None = None) -> Complaint | None:
+    """A feedback report in the received message, or None (most mail: a header read).
+
+    With the file's content already in memory (``data``), a message that is
+    not a report is recognised without a worker-thread round trip; reports
+    are still parsed in a worker thread.
+    """
+    if data is not None and not is_feedback_report(msg_prefix + data[:HEAD_BYTES]):
+        return None
     return await trio.to_thread.run_sync(_read, message_path, msg_prefix)
 
 

@@ -59,6 +59,22 @@ async def start(tmp_path: Path, events: list[str] | None) -> AsyncIterator[Env]:
             yield Env(server, rec)
 
 
+
+async def test_inspect_uses_the_message_in_memory(tmp_path: Path) -> None:
+    """With the message's bytes at hand, plain mail is passed without reading the file."""
+    from plugins.suppression import complaints
+
+    missing = str(tmp_path / "never-written.eml")
+    plain = b"Subject: hi\r\n\r\nbody\r\n"
+    assert await complaints.inspect(missing, b"Received: x\r\n", plain) is None
+    report = fixture("yahoo-abuse.eml", "m3")
+    path = tmp_path / "report.eml"
+    path.write_bytes(report)
+    for data in (report, None):
+        found = await complaints.inspect(str(path), b"Received: x\r\n", data)
+        assert found is not None and found.report.original_message_id == "<m3@localhost>"
+
+
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async for e in start(tmp_path, ["delivered", "complaint"]):
