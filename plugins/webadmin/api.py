@@ -6,6 +6,9 @@ against mox's ``/admin/api/`` work. The operations are the ones the
 the hold-rule and webhook services the holdrules and webhooks plugins
 register (``ctx.services["holdrules"]``, ``ctx.services["webhooks"]``);
 without such a plugin its functions answer a server error saying so.
+
+One addition beyond mox: ``QueueList``/``RetiredList`` attempts carry
+``MXHost`` and ``TLS`` after mox's fields.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ from typing import Any
 
 from core import sherpa
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
-from core.queue.jsonfmt import retired_json
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
 from core.webui.iface import Call
-from plugins.webadmin.shapes import HoldRuleIn, HookFilter, HookRetiredFilter, msg_json
+from plugins.webadmin.shapes import (
+    HoldRuleIn,
+    HookFilter,
+    HookRetiredFilter,
+    msg_json,
+    retired_msg_json,
+)
 
 
 def _service(call: Call, name: str) -> Any:
@@ -96,7 +104,7 @@ async def queue_transport_set(call: Call, f: QueueFilter, transport: str) -> int
 
 async def retired_list(call: Call, f: RetiredFilter, sort: RetiredSort) -> list[dict[str, Any]]:
     entries = await _run("listing retired messages", _service(call, "queue").retired_list(f, sort))
-    return [retired_json(e) for e in entries]
+    return [retired_msg_json(e) for e in entries]
 
 
 # -- hold rules ----------------------------------------------------------------------------
