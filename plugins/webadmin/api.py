@@ -7,8 +7,9 @@ the hold-rule and webhook services the holdrules and webhooks plugins
 register (``ctx.services["holdrules"]``, ``ctx.services["webhooks"]``);
 without such a plugin its functions answer a server error saying so.
 
-One addition beyond mox: ``QueueList``/``RetiredList`` attempts carry
-``MXHost`` and ``TLS`` after mox's fields.
+Two additions beyond mox: ``QueueList``/``RetiredList`` attempts carry
+``MXHost`` and ``TLS`` after mox's fields, and ``HookRetiredRedeliver``
+queues retired webhooks again (the webhooks service's ``redeliver``).
 """
 
 from __future__ import annotations
@@ -158,6 +159,21 @@ async def hook_retired_list(call: Call, f: HookRetiredFilter, sort: Sort) -> lis
     return [h.to_json() for h in hooks]
 
 
+async def hook_retired_redeliver(call: Call, ids: list[int]) -> list[int]:
+    """Queue retired webhooks again as new webhooks (a moxtrio extension, not in mox).
+
+    All of ``ids`` or none: a webhook that cannot be redelivered (unknown,
+    or its account has no webhook URL now) is the caller's error and
+    nothing is queued. Each new webhook's calls carry
+    ``X-Mox-Webhook-Redelivery-Of`` with the original's ID. Returns the new
+    IDs, in the order of ``ids``.
+    """
+    try:
+        return await _service(call, "webhooks").redeliver(ids)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise user_error(f"redelivering webhooks: {exc}") from None
+
+
 async def hook_cancel(call: Call, f: HookFilter) -> int:
     return await _run("cancel hooks in queue", _service(call, "webhooks").cancel(f))  # type: ignore[no-any-return]
 
@@ -185,4 +201,5 @@ FUNCTIONS: dict[str, Function] = {
     "HookNextAttemptAdd": Function(hook_next_attempt_add, (HookFilter, int)),
     "HookRetiredList": Function(hook_retired_list, (HookRetiredFilter, Sort)),
     "HookCancel": Function(hook_cancel, (HookFilter,)),
+    "HookRetiredRedeliver": Function(hook_retired_redeliver, (list[int],)),
 }
