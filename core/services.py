@@ -11,6 +11,7 @@ argument and result types, and the one error type, :class:`ServiceError`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,6 +168,14 @@ class WebhookAdmin(Protocol):
     async def next_attempt_add(self, f: Any, delta: timedelta) -> int: ...
 
     async def cancel(self, f: Any) -> int: ...
+
+    async def redeliver(self, ids: builtins.list[int]) -> builtins.list[int]:
+        """Queue retired webhooks ``ids`` again as new webhooks (a moxtrio extension).
+
+        All or none: raises ValueError naming the first that cannot be
+        redelivered. Returns the new webhooks' IDs in the order of ``ids``.
+        """
+        ...
 
 
 # -- hold rules --------------------------------------------------------------------

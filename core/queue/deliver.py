@@ -90,7 +90,8 @@ def outcomes_from_result(batch: list[QueueEntry], res: DeliveryResult) -> list[R
         if r is None:
             outs.append(
                 RecipientOutcome(
-                    entry_id=e.id, ok=False, error=res.error or "no result", dialed=dialed
+                    entry_id=e.id, ok=False, error=res.error or "no result", dialed=dialed,
+                    mx_host=res.host, tls=res.tls,
                 )
             )
             continue
@@ -106,6 +107,8 @@ def outcomes_from_result(batch: list[QueueEntry], res: DeliveryResult) -> list[R
                 reply_lines=r.reply_lines,
                 remote_host=res.host if r.code else "",
                 dialed=dialed,
+                mx_host=res.host,
+                tls=res.tls,
             )
         )
     return outs

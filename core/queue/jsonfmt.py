@@ -32,6 +32,18 @@ def result_json(r: MsgResult) -> dict[str, Any]:
     }
 
 
+def attempt_json(r: MsgResult) -> dict[str, Any]:
+    """mox's ``queue.MsgResult`` plus ``MXHost`` and ``TLS`` (our extension).
+
+    mox's own admin front-end checks API results with unknown struct keys
+    allowed (its sherpa client verifies results with ``allowUnknownKeys``),
+    so the two extra keys are ignored there, and scripts reading mox's
+    fields see them unchanged. The webapi, webhook payloads and the
+    ``queue`` commands keep mox's exact shape.
+    """
+    return {**result_json(r), "MXHost": r.mx_host, "TLS": r.tls}
+
+
 def retired_json(e: RetiredEntry) -> dict[str, Any]:
     """A retired entry as mox's ``MsgRetired``."""
     items = [

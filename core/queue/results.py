@@ -49,6 +49,10 @@ class RecipientOutcome:
     event: EventName | None = None
     start: datetime | None = None
     duration_ns: int = 0
+    #: The host this attempt dialed (MX host, or the localserve/transport target), "" if none.
+    mx_host: str = ""
+    #: Whether the SMTP session that gave this outcome ran over TLS.
+    tls: bool = False
 
     @classmethod
     def from_hook(cls, entry_id: int, out: DeliveryOutcome) -> RecipientOutcome:
@@ -100,6 +104,8 @@ def _complete_result(entry: QueueEntry, out: RecipientOutcome, now: datetime) ->
     last.code = out.code
     last.secode = out.secode
     last.error = "" if out.ok else out.error
+    last.mx_host = out.mx_host
+    last.tls = out.tls
 
 
 @dataclass

@@ -231,7 +231,14 @@ class Message(MessageMeta):
 
 @dataclass(kw_only=True)
 class MsgResult:
-    """One delivery attempt (or admin action) of a queue entry (spec 03 §1)."""
+    """One delivery attempt (or admin action) of a queue entry (spec 03 §1).
+
+    Beyond mox's fields: ``mx_host``, the host the attempt dialed ("" when
+    none was, e.g. an admin action or a DNS failure), and ``tls``, whether
+    the SMTP session ran over TLS. Both are stored as extra keys in the
+    results JSON (written only when set, so rows from before read as "no
+    host, no TLS"); mox's JSON shapes leave them out.
+    """
 
     start: datetime
     duration_ns: int = 0
@@ -239,9 +246,11 @@ class MsgResult:
     code: int = 0
     secode: str = ""
     error: str = ""
+    mx_host: str = ""
+    tls: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "start": to_db_time(self.start),
             "duration": self.duration_ns,
             "success": self.success,
@@ -249,6 +258,11 @@ class MsgResult:
             "secode": self.secode,
             "error": self.error,
         }
+        if self.mx_host:
+            d["mxhost"] = self.mx_host
+        if self.tls:
+            d["tls"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> MsgResult:
@@ -259,6 +273,8 @@ class MsgResult:
             code=d.get("code", 0),
             secode=d.get("secode", ""),
             error=d.get("error", ""),
+            mx_host=d.get("mxhost", ""),
+            tls=bool(d.get("tls", False)),
         )
 
 

@@ -37,7 +37,7 @@ from core.message.structure import (
 )
 from core.plugin_api import PluginContext
 from core.queue.admin import QueueFilter, RetiredFilter
-from core.queue.jsonfmt import result_json
+from core.queue.jsonfmt import attempt_json
 from core.services import WebhookAdmin
 from core.store.messages import (
     InvalidMessageID,
@@ -260,11 +260,11 @@ async def _sent_info(ctx: PluginContext, account: str, message_id: str) -> dict[
     if not queued and not retired:
         return None
     deliveries = [
-        {"ID": e.id, "To": e.recipient, "State": "queued", "Results": [result_json(r) for r in e.results]}
+        {"ID": e.id, "To": e.recipient, "State": "queued", "Results": [attempt_json(r) for r in e.results]}
         for e in queued
     ] + [
         {"ID": e.id, "To": e.recipient, "State": "delivered" if e.success else "failed",
-         "Results": [result_json(r) for r in e.results]}
+         "Results": [attempt_json(r) for r in e.results]}
         for e in retired
     ]
     ids = {d["ID"] for d in deliveries}

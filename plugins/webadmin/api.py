@@ -6,6 +6,10 @@ against mox's ``/admin/api/`` work. The operations are the ones the
 ``HoldRuleAdmin`` and ``WebhookAdmin`` services that the holdrules and
 webhooks plugins provide (``ctx.service(...)``); without such a plugin its
 functions answer a server error saying so.
+
+Two additions beyond mox: ``QueueList``/``RetiredList`` attempts carry
+``MXHost`` and ``TLS`` after mox's fields, and ``HookRetiredRedeliver``
+queues retired webhooks again (``WebhookAdmin.redeliver``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ from typing import Any
 
 from core import sherpa
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
-from core.queue.jsonfmt import retired_json
 from core.services import HoldRuleAdmin, WebhookAdmin
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
 from core.webui.iface import Call
 from plugins.webadmin.auth_state import AdminWebAuth
-from plugins.webadmin.shapes import HoldRuleIn, HookFilter, HookRetiredFilter, msg_json
+from plugins.webadmin.shapes import (
+    HoldRuleIn,
+    HookFilter,
+    HookRetiredFilter,
+    msg_json,
+    retired_msg_json,
+)
 
 
 def _service(call: Call, name: str) -> Any:
@@ -107,7 +116,7 @@ async def queue_transport_set(call: Call, f: QueueFilter, transport: str) -> int
 
 async def retired_list(call: Call, f: RetiredFilter, sort: RetiredSort) -> list[dict[str, Any]]:
     entries = await _run("listing retired messages", _service(call, "queue").retired_list(f, sort))
-    return [retired_json(e) for e in entries]
+    return [retired_msg_json(e) for e in entries]
 
 
 # -- hold rules ----------------------------------------------------------------------------
@@ -161,6 +170,21 @@ async def hook_retired_list(call: Call, f: HookRetiredFilter, sort: Sort) -> lis
     return [h.to_json() for h in hooks]
 
 
+async def hook_retired_redeliver(call: Call, ids: list[int]) -> list[int]:
+    """Queue retired webhooks again as new webhooks (a moxtrio extension, not in mox).
+
+    All of ``ids`` or none: a webhook that cannot be redelivered (unknown,
+    or its account has no webhook URL now) is the caller's error and
+    nothing is queued. Each new webhook's calls carry
+    ``X-Mox-Webhook-Redelivery-Of`` with the original's ID. Returns the new
+    IDs, in the order of ``ids``.
+    """
+    try:
+        return await _service(call, "webhooks").redeliver(ids)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise user_error(f"redelivering webhooks: {exc}") from None
+
+
 async def hook_cancel(call: Call, f: HookFilter) -> int:
     return await _run("cancel hooks in queue", _service(call, "webhooks").cancel(f))  # type: ignore[no-any-return]
 
@@ -188,4 +212,5 @@ FUNCTIONS: dict[str, Function] = {
     "HookNextAttemptAdd": Function(hook_next_attempt_add, (HookFilter, int)),
     "HookRetiredList": Function(hook_retired_list, (HookRetiredFilter, Sort)),
     "HookCancel": Function(hook_cancel, (HookFilter,)),
+    "HookRetiredRedeliver": Function(hook_retired_redeliver, (list[int],)),
 }

@@ -12,12 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.gofmt import format_rfc3339_nano
-from core.queue.jsonfmt import ip_domain, result_json
-from core.store.models import QueueEntry
+from core.queue.jsonfmt import attempt_json, ip_domain, retired_json
+from core.store.models import QueueEntry, RetiredEntry
 
 
 def _bytes(b: bytes) -> str | None:
     return base64.b64encode(b).decode("ascii") if b else None
+
+
+def retired_msg_json(e: RetiredEntry) -> dict[str, Any]:
+    """A retired entry as mox's ``MsgRetired``, its attempts as :func:`attempt_json`."""
+    d = retired_json(e)
+    d["Results"] = [attempt_json(r) for r in e.results] or None
+    return d
 
 
 def msg_json(e: QueueEntry) -> dict[str, Any]:
@@ -40,7 +47,7 @@ def msg_json(e: QueueEntry) -> dict[str, Any]:
         "DialedIPs": e.dialed_ips,
         "NextAttempt": format_rfc3339_nano(e.next_attempt),
         "LastAttempt": format_rfc3339_nano(e.last_attempt),
-        "Results": [result_json(r) for r in e.results] or None,
+        "Results": [attempt_json(r) for r in e.results] or None,
         "Has8bit": e.has8bit,
         "SMTPUTF8": e.smtputf8,
         "IsDMARCReport": e.is_dmarc_report,

@@ -171,3 +171,22 @@ async def redeliver_now(svc: Any, sel: Selection) -> list[Redelivered]:
     result: list[Redelivered] = await svc.store.write(lambda c: redeliver(c, config, sel, now))
     svc.kick()
     return result
+
+
+def redeliver_exactly(
+    conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime
+) -> list[int]:
+    """Queue new webhooks for exactly these retired ones, all or none (the admin's button).
+
+    Raises :class:`RedeliveryError` naming the first webhook that cannot be
+    redelivered; the caller's savepoint is then rolled back, so nothing of
+    the request was queued. Returns the new IDs in the order of ``ids``.
+    """
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        raise RedeliveryError("select at least one retired webhook")
+    done = {r.original_id: r for r in redeliver(conn, config, Selection(ids=wanted), now)}
+    for hook_id in wanted:
+        if done[hook_id].error:
+            raise RedeliveryError(f"webhook {hook_id}: {done[hook_id].error}")
+    return [done[i].new_id for i in wanted]

@@ -49,6 +49,7 @@ from plugins.webhooks.destination import (
 from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_payload
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
+from plugins.webhooks.redelivery import redeliver_exactly
 from plugins.webhooks.sender import describe, make_client, post_hook
 
 log = logging.getLogger("moxtrio.webhooks")
@@ -319,6 +320,19 @@ class WebhookService:
         if hook is None:
             raise HookNotFound(hook_id)
         return hook
+
+    async def redeliver(self, ids: builtins.list[int]) -> builtins.list[int]:
+        """Queue these retired webhooks again as new ones (all or none); their new IDs.
+
+        The admin interface's "Redeliver": unlike the account-scoped webapi
+        method it may reach every account's webhooks. Raises
+        :class:`~plugins.webhooks.redelivery.RedeliveryError` (a ValueError).
+        """
+        now = self.clock.now()
+        config = self.ctx.config
+        new_ids = await self.store.write(lambda c: redeliver_exactly(c, config, ids, now))
+        self.kick()
+        return new_ids
 
     async def next_attempt_set(self, f: HookFilter, when: datetime) -> int:
         """HookNextAttemptSet: NextAttempt = ``when`` for all matches (Attempts unchanged)."""

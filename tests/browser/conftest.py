@@ -136,10 +136,12 @@ def wait_until(pred: Any, what: str, timeout: float = 20.0) -> Any:
 
 @dataclass
 class Receiver:
-    """A webhook endpoint on loopback answering ``status``; records request bodies."""
+    """A webhook endpoint on loopback answering ``status``; records request bodies
+    and, per path, the ``X-Mox-Webhook-Redelivery-Of`` header of redeliveries."""
 
     status: int = 200
     bodies: list[tuple[str, bytes]] = field(default_factory=list)
+    redelivery_of: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -160,6 +162,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             rec.bodies.append((self.path, body))
+            if self.headers.get("X-Mox-Webhook-Redelivery-Of"):
+                rec.redelivery_of.append((self.path, self.headers["X-Mox-Webhook-Redelivery-Of"]))
             status = 500 if self.path.startswith("/fail") else rec.status
             text = b"ok" if status == 200 else b"server trouble"
             self.send_response(status)

@@ -77,17 +77,26 @@ def test_add_and_remove_hold_rule(ui: UI) -> None:
     expect(ui.page.get_by_role("row").filter(has_text="rule.example")).to_have_count(0)
 
 
-def test_failed_webhook_is_shown_and_rescheduled(ui: UI, server: ServerProcess, receiver: Receiver) -> None:
+def failed_webhook(server: ServerProcess, receiver: Receiver, path: str, rcpt: str, subject: str) -> int:
+    """The ID of a queued webhook whose first call (to ``path``, answering 500) failed.
+
+    The account's webhook URL is left at ``path``: the caller resets it.
+    """
     account = sherpa(server, "/account/", "mox@localhost", "moxmoxmox")
     admin = sherpa(server, "/admin/", "moxadmin")
-    account("OutgoingWebhookSave", receiver.url("/fail"), "", ["delivered"])
+    account("OutgoingWebhookSave", receiver.url(path), "", ["delivered"])
+    send(server, rcpt, subject=subject)
+    wait_until(lambda: receiver.on(path), "a webhook attempt")
+    hooks = wait_until(lambda: [h for h in admin("HookList", {}, {}) if h["Results"]], "a failed webhook")
+    return int(hooks[0]["ID"])
+
+
+def test_failed_webhook_is_shown_and_rescheduled(ui: UI, server: ServerProcess, receiver: Receiver) -> None:
+    account = sherpa(server, "/account/", "mox@localhost", "moxmoxmox")
     try:
-        send(server, "hooked@localhost", subject="webhook for the browser")
-        wait_until(lambda: receiver.on("/fail"), "a webhook attempt")
-        hooks = wait_until(lambda: [h for h in admin("HookList", {}, {}) if h["Results"]], "a failed webhook")
+        hid = failed_webhook(server, receiver, "/fail", "hooked@localhost", "webhook for the browser")
     finally:
         account("OutgoingWebhookSave", "", "", [])
-    hid = hooks[0]["ID"]
     login_admin(ui)
     ui.page.get_by_role("navigation").get_by_role("link", name="Webhooks", exact=True).click()
     row = ui.page.get_by_role("row").filter(has=ui.page.get_by_role("link", name=str(hid), exact=True))
@@ -104,6 +113,31 @@ def test_failed_webhook_is_shown_and_rescheduled(ui: UI, server: ServerProcess, 
     wait_until(lambda: len(receiver.on("/fail")) > before, "the rescheduled attempt")
     ui.page.get_by_role("button", name="Cancel").click()
     expect(ui.page.get_by_role("heading", name=f"Retired webhook {hid}")).to_be_visible()
+
+
+def test_retired_webhook_is_redelivered_with_a_button(
+    ui: UI, server: ServerProcess, receiver: Receiver
+) -> None:
+    account = sherpa(server, "/account/", "mox@localhost", "moxmoxmox")
+    admin = sherpa(server, "/admin/", "moxadmin")
+    try:
+        hid = failed_webhook(server, receiver, "/fail-redeliver", "redeliver@localhost", "webhook to redeliver")
+        assert admin("HookCancel", {"IDs": [hid]}) == 1
+        # The receiver is back, at a new URL.
+        account("OutgoingWebhookSave", receiver.url("/ok-redeliver"), "", ["delivered"])
+        login_admin(ui)
+        ui.page.get_by_role("navigation").get_by_role("link", name="Retired webhooks").click()
+        ui.page.get_by_role("row").filter(has=ui.page.get_by_role("link", name=str(hid), exact=True)).get_by_role(
+            "link", name=str(hid), exact=True).click()
+        expect(ui.page.get_by_role("heading", name=f"Retired webhook {hid}")).to_be_visible()
+        ui.page.get_by_role("button", name="Redeliver").click()
+        ui.expect_message(re.compile(r"^Queued for redelivery as webhook \d+\.$"))
+        wait_until(lambda: receiver.on("/ok-redeliver"), "the redelivered webhook")
+        assert receiver.redelivery_of == [("/ok-redeliver", str(hid))]
+        payload = json.loads(receiver.on("/ok-redeliver")[0])
+        assert payload["Subject"] == "webhook to redeliver"
+    finally:
+        account("OutgoingWebhookSave", "", "", [])
 
 
 def test_pages_fit_a_phone_screen(browser: object, server: ServerProcess, img_dir: Path) -> None:

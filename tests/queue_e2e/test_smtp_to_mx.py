@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -29,11 +31,14 @@ class Env:
     ip: str
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    cert, key = make_self_signed_cert(tmp_path / "sinkcert")
-    async with open_smtp_sink(tmp_path / "sink", starttls=True, certfile=cert, keyfile=key,
-                              rcpt_replies={"nobody@example.org": "550 5.1.1 no such user here"}) as sink:
+@asynccontextmanager
+async def mx_env(tmp_path: Path, *, starttls: bool = True, **sink_kw: Any) -> AsyncIterator[Env]:
+    """A non-localserve server whose queue reaches ``example.org`` through its MX,
+    ``mx.example.org``, an aiosmtpd sink (with STARTTLS unless ``starttls`` is false)."""
+    if starttls:
+        cert, key = make_self_signed_cert(tmp_path / "sinkcert")
+        sink_kw.update(certfile=cert, keyfile=key)
+    async with open_smtp_sink(tmp_path / "sink", starttls=starttls, **sink_kw) as sink:
         directory, ip = localserve_config_dir(tmp_path)
         (directory / "plugins").mkdir()
         (directory / "plugins" / "queue.yaml").write_text(f"SMTPPort: {sink.port}\n")
@@ -44,6 +49,12 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             async with running_server(directory, localserve=False, resolver=resolver) as srv:
                 await set_password(srv.ctx, "mox", "moxmoxmox")  # type: ignore[arg-type]
                 yield Env(srv, sink, ip)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with mx_env(tmp_path, rcpt_replies={"nobody@example.org": "550 5.1.1 no such user here"}) as e:
+        yield e
 
 
 def submit(ip: str, rcpts: list[str]) -> None:

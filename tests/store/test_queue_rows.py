@@ -108,3 +108,17 @@ async def test_retire_keeps_id_and_drops_unkept_fields(store: Store) -> None:
     nid = await store.write(lambda c: insert_queue_entry(c, _entry()))
     assert nid > eid
     assert await store.write(lambda c: delete_expired_retired(c, now + timedelta(days=4))) == 1
+
+
+def test_attempt_mx_host_and_tls_round_trip_and_old_rows_read_without_them() -> None:
+    now = utcnow()
+    r = MsgResult(start=now, code=250, success=True, mx_host="mx.example.org", tls=True)
+    d = r.to_json()
+    assert d["mxhost"] == "mx.example.org" and d["tls"] is True
+    back = MsgResult.from_json(d)
+    assert (back.mx_host, back.tls) == ("mx.example.org", True)
+    # Results written before these keys existed (and attempts that dialed nothing).
+    old = {"start": d["start"], "duration": 5, "success": False, "code": 451, "secode": "", "error": "x"}
+    assert MsgResult(start=now).to_json().keys() == old.keys()
+    back = MsgResult.from_json(old)
+    assert (back.mx_host, back.tls, back.code) == ("", False, 451)
