@@ -21,8 +21,8 @@ def main() -> None:
 
     from core.config import load_config
     from core.dns import Resolver
-    from core.localserve_init import write_localserve_config
     from core.runtime import Server
+    from plugins.localserve.init import write_localserve_config
 
     write_localserve_config(directory, ip)
     config = load_config(directory / "mox.conf")

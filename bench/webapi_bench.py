@@ -31,7 +31,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.localserve_init import write_localserve_config  # noqa: E402
+from plugins.localserve.init import write_localserve_config  # noqa: E402
 from tests.support.procs import running, unique_loopback_ip  # noqa: E402
 
 AUTH = ("mox@localhost", "moxmoxmox")

@@ -250,22 +250,35 @@ async def _watch_signals(server: Any) -> None:
             server.request_shutdown()
 
 
+def _localserve_init(directory: Path, ip: str | None) -> None:
+    """Have the localserve plugin write a new config directory (start-up hook).
+
+    No mox.conf exists yet to list plugins, so the plugin is loaded by its
+    entry-point name: ``localserve`` names the plugin this command runs,
+    which no hook can say before a plugin is loaded.
+    """
+    from core.plugins import create_manager
+
+    pm = create_manager(["localserve"])
+    if not pm.hook.moxtrio_localserve_init(directory=directory, ip=ip):
+        raise RuntimeError("no plugin wrote a localserve config")
+
+
 def _cmd_localserve(loglevel: str, a: argparse.Namespace) -> int:
     from core.config import ConfigError
-    from core.localserve_init import write_localserve_config
 
     directory = Path(a.dir) if a.dir else default_localserve_dir()
     setup_logging(loglevel or "info")
     if a.initonly:
         if directory.exists():
             log.warning("directory for configuration files already exists, continuing")
-        write_localserve_config(directory, a.ip or None)
+        _localserve_init(directory, a.ip or None)
         print(f"configuration written to {directory}")
         return 0
     created = not directory.exists()
     if created:
         try:
-            write_localserve_config(directory, a.ip or None)
+            _localserve_init(directory, a.ip or None)
         except Exception:
             _remove_tree(directory)
             raise

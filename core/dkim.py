@@ -42,7 +42,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 from core.address import domain_to_ascii, format_localpart, parse_address
 from core.config.sconf import duration_ns, parse_duration
 from core.config.validate import canonical_localpart
-from core.localserve_init import load_pem_private_key_with_note
 from core.mailauth.canon import (
     HASHES,
     BodyHasher,
@@ -57,6 +56,7 @@ from core.mailauth.canon import (
     split_message,
 )
 from core.mailauth.headerwriter import HeaderWriter
+from core.pem import load_pem_private_key_with_note
 
 log = logging.getLogger("moxtrio.dkim")
 

@@ -56,6 +56,7 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import sqlite3
+    from pathlib import Path
 
     from core.events import (
         CommittedEvent,
@@ -152,6 +153,19 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
     queue holdrules list -account x`` sends its argv to the running server,
     which runs the handler with the remaining arguments. The longest matching
     path wins.
+    """
+
+
+@_kind("setup")
+@hookspec(firstresult=True)
+def moxtrio_localserve_init(directory: Path, ip: str | None) -> bool | None:
+    """Write a new configuration directory for ``moxtrio localserve``.
+
+    Called by the CLI before any config exists (so without a ``ctx``), on
+    a new ``-dir`` or with ``-initonly``: write mox.conf, domains.conf and
+    the key and certificate files into ``directory`` (listening on ``ip``,
+    or the loopback addresses when None) and return True. The first plugin
+    that returns non-None wins; with none, the command fails.
     """
 
 

@@ -2,7 +2,7 @@
 
 One context per listener, shared by SMTP STARTTLS, implicit-TLS submission
 and HTTPS. mox key files may carry a ``Note:`` PEM header that Python's
-``ssl`` refuses; :func:`core.localserve_init.server_ssl_context` loads them
+``ssl`` refuses; :func:`core.pem.server_ssl_context` loads them
 through ``cryptography``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from core.localserve_init import server_ssl_context
+from core.pem import server_ssl_context
 
 _MIN_VERSIONS = {
     "TLSv1.0": ssl.TLSVersion.TLSv1,

@@ -9,6 +9,7 @@ target and time limits in :mod:`plugins.localserve.settings`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.events import DeliveryBatch
@@ -18,6 +19,7 @@ from core.smtp.client import DeliveryResult
 from plugins.localserve import fastretry, settings
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
+from plugins.localserve.init import write_localserve_config
 from plugins.localserve.simulate import verdict
 
 __all__ = [
@@ -25,10 +27,18 @@ __all__ = [
     "moxtrio_configure",
     "moxtrio_ctl_commands",
     "moxtrio_deliver",
+    "moxtrio_localserve_init",
     "moxtrio_smtp_data_recipient",
     "moxtrio_smtp_mail_from",
     "moxtrio_smtp_rcpt_to",
 ]
+
+
+@hookimpl
+def moxtrio_localserve_init(directory: Path, ip: str | None) -> bool:
+    """Write the configuration ``mox localserve`` writes on a new directory."""
+    write_localserve_config(directory, ip)
+    return True
 
 
 @hookimpl

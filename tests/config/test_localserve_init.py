@@ -16,11 +16,8 @@ from cryptography.x509.oid import NameOID
 
 from core.config import load_config
 from core.config.adminpasswd import verify_password
-from core.localserve_init import (
-    load_pem_private_key_with_note,
-    server_ssl_context,
-    write_localserve_config,
-)
+from core.pem import load_pem_private_key_with_note, server_ssl_context
+from plugins.localserve.init import write_localserve_config
 from tests.support.paths import CONFIGS
 
 # What mox's localserve writes on a new directory, byte for byte (as root, default IPs).

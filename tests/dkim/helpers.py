@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from core.dkim import PrivateKey
-from core.localserve_init import load_pem_private_key_with_note, pem_with_note
+from core.pem import load_pem_private_key_with_note, pem_with_note
 
 
 @functools.cache

@@ -10,10 +10,10 @@ import pytest
 
 from core.config import Config, load_config
 from core.dispatch import HookDispatcher
-from core.localserve_init import write_localserve_config
 from core.plugin_api import PluginContext
 from core.plugins import create_manager
 from core.store import Store
+from plugins.localserve.init import write_localserve_config
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from core.localserve_init import write_localserve_config
+from plugins.localserve.init import write_localserve_config
 from tests.reliability.helpers import AUTH, read_db, smtp_submit, webapi_send
 from tests.support.procs import run_cli, running, unique_loopback_ip
 

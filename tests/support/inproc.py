@@ -18,8 +18,8 @@ import trio
 
 from core.config import load_config
 from core.dns import Resolver
-from core.localserve_init import write_localserve_config
 from core.runtime import Server
+from plugins.localserve.init import write_localserve_config
 from tests.support.dnsresponder import DNSResponder
 from tests.support.procs import unique_loopback_ip
 

@@ -19,11 +19,11 @@ import trio
 from core.config import load_config
 from core.dispatch import HookDispatcher
 from core.events import OutgoingEvent
-from core.localserve_init import write_localserve_config
 from core.plugin_api import PluginContext
 from core.plugins import create_manager
 from core.queue.clock import FakeClock
 from core.store import Store
+from plugins.localserve.init import write_localserve_config
 from plugins.webhooks.service import WebhookService
 
 START = datetime(2026, 11, 23, 23, 57, 48, 512469, tzinfo=UTC)

@@ -6,24 +6,18 @@ find what they expect. The files are generated from the typed models with the
 sconf writer (documentation comments on), which also proves that our models
 carry mox's field order and docs.
 
-mox's PEM key files carry a ``Note:`` header line that Python's ``ssl``
-module rejects; :func:`load_pem_private_key_with_note` and
-:func:`server_ssl_context` load them through ``cryptography`` and hand
-``ssl`` a clean temporary copy.
+The key files carry mox's ``Note:`` PEM header (:mod:`core.pem`).
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import ssl
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.config import sconf
@@ -57,6 +51,7 @@ from core.config.models import (
     WebService,
     WebStatic,
 )
+from core.pem import pem_with_note
 
 LOCALSERVE_PASSWORD = "moxmoxmox"
 LOCALSERVE_ADMIN_PASSWORD = "moxadmin"
@@ -153,67 +148,6 @@ def localserve_dynamic() -> Dynamic:
             )
         ],
     )
-
-
-def pem_with_note(pem: bytes, note: str) -> bytes:
-    """Insert a ``Note:`` PEM header after the BEGIN line, as Go's pem.Encode does."""
-    lines = pem.decode("ascii").splitlines(keepends=True)
-    return (lines[0] + f"Note: {note}\n\n" + "".join(lines[1:])).encode("ascii")
-
-
-def strip_pem_headers(pem: bytes) -> bytes:
-    """Remove RFC 1421 style header lines (``Name: value`` and the blank line) from PEM."""
-    out: list[str] = []
-    in_block = False
-    in_headers = False
-    for line in pem.decode("ascii").splitlines():
-        if line.startswith("-----BEGIN "):
-            in_block = in_headers = True
-            out.append(line)
-            continue
-        if line.startswith("-----END "):
-            in_block = in_headers = False
-            out.append(line)
-            continue
-        if in_block and in_headers:
-            if ":" in line:
-                continue
-            if line.strip() == "":
-                in_headers = False
-                continue
-            in_headers = False
-        if in_block and line.strip() == "":
-            continue
-        out.append(line)
-    return ("\n".join(out) + "\n").encode("ascii")
-
-
-def load_pem_private_key_with_note(path: str | Path) -> PrivateKeyTypes:
-    """Load a PEM private key that may carry mox's ``Note:`` header."""
-    data = Path(path).read_bytes()
-    return serialization.load_pem_private_key(strip_pem_headers(data), password=None)
-
-
-def server_ssl_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
-    """Server-side SSLContext from a cert file and a (possibly mox-style) key file.
-
-    ``ssl`` only loads keys from files, so a clean PKCS#8 copy is written to a
-    private temporary directory (mode 0700/0600) and removed right after.
-    """
-    key = load_pem_private_key_with_note(key_file)
-    clean = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory(prefix="moxtrio-key-") as tmp:
-        kp = Path(tmp) / "key.pem"
-        fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(clean)
-        ctx.load_cert_chain(str(cert_file), str(kp))
-    return ctx
 
 
 def make_self_signed(now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
