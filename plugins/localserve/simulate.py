@@ -1,8 +1,8 @@
 """Localserve's simulated SMTP failures as hook verdicts (spec 06 §4.2).
 
-The decision (which localpart means which code) is the core's
-:func:`core.smtp.localserve_sim.special_localpart_code`; this module decides
-*where* it applies and shapes the :class:`core.plugin_api.Rejection`:
+:func:`special_localpart_code` decides which localpart means which code;
+the rest of this module decides *where* it applies and shapes the
+:class:`core.plugin_api.Rejection`:
 
 * MAIL FROM: only when the sender localpart starts with ``mailfrom``;
 * RCPT TO: only when the recipient localpart starts with ``rcptto``;
@@ -16,15 +16,37 @@ MAIL/RCPT and on submission, ``4.0.0`` at DATA on the delivery listener.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from core.address import parse_localpart
 from core.plugin_api import Rejection
-from core.smtp.localserve_sim import special_localpart_code
 
 Stage = Literal["mailfrom", "rcptto", "data"]
 
 TIMEOUT_TEXT = "timing out due to special localpart"
+
+# Go's strconv.Atoi: optional sign, ASCII digits only (Python's int() would
+# also take "٤٥٠", " 45" and "4_5").
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def special_localpart_code(localpart: str) -> int | Literal["timeout"] | None:
+    """The simulated outcome for ``localpart`` (case-sensitive), or None for normal delivery."""
+    s = localpart
+    if s.endswith("temperror"):
+        return 451
+    if s.endswith("permerror"):
+        return 550
+    if s.endswith("timeout"):
+        return "timeout"
+    if len(s) >= 3:
+        tail = s[-3:]
+        if _GO_INT.fullmatch(tail):
+            v = int(tail)
+            if 400 <= v <= 600:
+                return v
+    return None
 
 
 def localpart_of(address: str) -> str | None:

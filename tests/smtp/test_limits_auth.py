@@ -15,8 +15,15 @@ from core.smtp.limits import (
     connection_rate_limiter,
     ip_classes,
 )
-from core.smtp.localserve_sim import special_localpart_code, special_localpart_reply
+from core.smtp.reply import Reply
+from plugins.localserve.simulate import failure_rejection, special_localpart_code
 from tests.smtp.helpers import ScramClient
+
+
+def special_localpart_reply(code: int) -> Reply:
+    """The reply the SMTP server renders for the plugin's failure verdict."""
+    rej = failure_rejection(code)
+    return Reply(rej.code, rej.enhanced, rej.text)
 
 
 def test_ip_classes() -> None:
