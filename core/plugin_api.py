@@ -43,13 +43,17 @@ class Rejection:
     """A verdict that refuses mail, rendered as an SMTP reply or a webapi error.
 
     ``code`` and ``enhanced`` follow RFC 5321/3463 (``550``, ``5.0.0``);
-    ``timeout`` asks the core to stall like a hung server before replying.
+    ``timeout`` marks a verdict that plays a hung server. ``stall``, when
+    set, is awaited by the SMTP server before it replies: a verdict hook has
+    a time limit, so a plugin that wants the client to wait (localserve's
+    ``timeout`` localparts) hands the waiting back to the server this way.
     """
 
     code: int
     enhanced: str
     text: str
     timeout: bool = False
+    stall: Callable[[], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def permanent(self) -> bool:

@@ -42,7 +42,6 @@ from core.submit import (
 log = logging.getLogger("moxtrio.smtp.backend")
 
 HEADER_READ_LIMIT = 1024 * 1024
-SIMULATED_HANG = 3600.0
 
 
 def _reply(rej: Rejection) -> Reply:
@@ -96,18 +95,9 @@ class CoreSessionHandler:
             return Reply(451, "4.3.0", "error processing")
         if rej is None:
             return None
-        if rej.timeout:
-            await self._hang()
+        if rej.stall is not None:
+            await rej.stall()
         return _reply(rej)
-
-    async def _hang(self) -> None:
-        """Behave like a hung server (localserve's ``timeout`` recipients)."""
-        shutdown = self.ctx.core.smtp_shutdown
-        with trio.move_on_after(SIMULATED_HANG):
-            if shutdown is not None:
-                await shutdown.wait()
-            else:
-                await trio.sleep_forever()
 
     # -- AUTH ----------------------------------------------------------------------
 

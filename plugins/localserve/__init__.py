@@ -19,6 +19,7 @@ from core.smtp.client import DeliveryResult
 from plugins.localserve import fastretry, settings
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
+from plugins.localserve.hang import with_hang
 from plugins.localserve.init import write_localserve_config
 from plugins.localserve.simulate import verdict
 
@@ -76,14 +77,14 @@ def moxtrio_smtp_mail_from(
 ) -> Rejection | None:
     if not ctx.localserve:
         return None
-    return verdict("mailfrom", listener_kind, address)
+    return with_hang(ctx, verdict("mailfrom", listener_kind, address))
 
 
 @hookimpl
 def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -> Rejection | None:
     if not ctx.localserve:
         return None
-    return verdict("rcptto", listener_kind, address)
+    return with_hang(ctx, verdict("rcptto", listener_kind, address))
 
 
 @hookimpl
@@ -92,7 +93,7 @@ def moxtrio_smtp_data_recipient(
 ) -> Rejection | None:
     if not ctx.localserve:
         return None
-    return verdict("data", listener_kind, address)
+    return with_hang(ctx, verdict("data", listener_kind, address))
 
 
 @hookimpl
