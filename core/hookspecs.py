@@ -207,6 +207,19 @@ def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -
 
 @_kind("verdict")
 @hookspec(firstresult=True)
+def moxtrio_smtp_fallback_recipient(ctx: PluginContext, listener_kind: str, address: str) -> str | None:
+    """``RCPT TO`` names an address no account has: where should it go instead?
+
+    Asked only for such addresses. Return the address whose destination
+    receives the mail (``postmaster`` alone means the postmaster account), or
+    None to refuse the recipient as unknown. On submission any answer
+    accepts the recipient; the queue then delivers it like any other mail.
+    A development server accepting every address uses this.
+    """
+
+
+@_kind("verdict")
+@hookspec(firstresult=True)
 def moxtrio_smtp_data_recipient(
     ctx: PluginContext, listener_kind: str, address: str
 ) -> Rejection | None:
@@ -214,8 +227,8 @@ def moxtrio_smtp_data_recipient(
 
     On the delivery listener a rejection fails that recipient only; on
     submission any rejection refuses the whole submission (mox's localserve
-    rules). Return a Rejection whose ``timeout`` is true to make the core
-    stall the reply like a hung server would.
+    rules). Return a Rejection with a ``stall`` to make the core wait
+    before it replies, like a hung server would.
     """
 
 

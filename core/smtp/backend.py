@@ -154,14 +154,26 @@ class CoreSessionHandler:
 
     async def check_rcpt(self, info: SessionInfo, envelope: Envelope, address: Path) -> Reply | None:
         if info.submission:
-            reply = self._check_submission_rcpt(address)
+            reply = await self._check_submission_rcpt(address)
         else:
-            reply = self._check_delivery_rcpt(address)
+            reply = await self._check_delivery_rcpt(address)
         if reply is not None:
             return reply
         return await self._verdict("moxtrio_smtp_rcpt_to", str(address))
 
-    def _check_submission_rcpt(self, address: Path) -> Reply | None:
+    async def _fallback(self, address: Path) -> str | Reply | None:
+        """A plugin's destination for an address no account has (None: refuse it)."""
+        try:
+            fallback: str | None = await self.ctx.hooks.first(
+                "moxtrio_smtp_fallback_recipient",
+                ctx=self.ctx, listener_kind=self.listener_kind, address=str(address),
+            )
+        except HookFailed as exc:
+            log.error("%s", exc)
+            return Reply(451, "4.3.0", "error processing")
+        return fallback
+
+    async def _check_submission_rcpt(self, address: Path) -> Reply | None:
         if not address.domain:
             return None  # IP literals are accepted on submission.
         domain = self.config.domain(address.domain)
@@ -170,14 +182,15 @@ class CoreSessionHandler:
         if domain.Disabled:
             return Reply(450, "4.2.1", "recipient domain temporarily disabled")
         if self.config.lookup_destination(address.to_address()) is None:
-            if self.ctx.localserve:
-                # mox's localserve accepts every address; the queue delivers it to
-                # our own delivery listener, which files it in the mox account.
-                return None
+            fallback = await self._fallback(address)
+            if isinstance(fallback, Reply):
+                return fallback
+            if fallback is not None:
+                return None  # the queue delivers it; delivery applies the fallback
             return Reply(550, "5.1.1", "no such user")
         return None
 
-    def _check_delivery_rcpt(self, address: Path) -> Reply | None:
+    async def _check_delivery_rcpt(self, address: Path) -> Reply | None:
         match = None
         if address.domain:
             domain = self.config.domain(address.domain)
@@ -188,9 +201,12 @@ class CoreSessionHandler:
                 match = self._postmaster_match()
         elif address.localpart.lower() == "postmaster":
             match = self._postmaster_match()
-        if match is None and self.ctx.localserve:
-            # localserve accepts every address into the mox account (spec 06 §4.4).
-            match = self._localserve_match()
+        if match is None:
+            fallback = await self._fallback(address)
+            if isinstance(fallback, Reply):
+                return fallback
+            if fallback is not None:
+                match = self._fallback_match(fallback)
         if match is None:
             if address.domain and self.config.domain(address.domain) is None:
                 return Reply(550, "5.1.2", "not accepting email for domain")
@@ -209,8 +225,11 @@ class CoreSessionHandler:
                 return _with_mailbox(m, pm.Mailbox or "Inbox")
         return None
 
-    def _localserve_match(self) -> Any:
-        return self.config.lookup_destination("mox@localhost") or self._postmaster_match()
+    def _fallback_match(self, fallback: str) -> Any:
+        """The destination of a plugin's fallback address (``postmaster``: the postmaster's)."""
+        if fallback.lower() == "postmaster":
+            return self._postmaster_match()
+        return self.config.lookup_destination(fallback)
 
     # -- DATA ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext, Rejection
 from core.smtp.client import DeliveryResult
 from plugins.localserve import fastretry, settings
+from plugins.localserve.catchall import fallback_recipient
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
 from plugins.localserve.hang import with_hang
@@ -30,6 +31,7 @@ __all__ = [
     "moxtrio_deliver",
     "moxtrio_localserve_init",
     "moxtrio_smtp_data_recipient",
+    "moxtrio_smtp_fallback_recipient",
     "moxtrio_smtp_mail_from",
     "moxtrio_smtp_rcpt_to",
 ]
@@ -85,6 +87,15 @@ def moxtrio_smtp_rcpt_to(ctx: PluginContext, listener_kind: str, address: str) -
     if not ctx.localserve:
         return None
     return with_hang(ctx, verdict("rcptto", listener_kind, address))
+
+
+@hookimpl
+def moxtrio_smtp_fallback_recipient(
+    ctx: PluginContext, listener_kind: str, address: str
+) -> str | None:
+    if not ctx.localserve:
+        return None
+    return fallback_recipient(ctx)
 
 
 @hookimpl
