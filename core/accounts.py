@@ -30,6 +30,9 @@ async def sync_accounts(ctx: PluginContext) -> None:
             if store_accounts.get_account(conn, name) is None:
                 created.append(name)
             store_accounts.ensure_account(conn, name)
+        # Kept in the core: seeded in the same transaction that creates the
+        # account rows, before any listener or plugin task runs; no start-up
+        # hook runs inside that transaction (a plugin task would race logins).
         if (
             localserve
             and LOCALSERVE_ACCOUNT in names

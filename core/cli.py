@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if name == "serve":
             return _cmd_serve(config_path, opts.loglevel)
+        # Kept in the core: the command word and its flags are mox's CLI, parsed
+        # before any config (and so any plugin list) exists.
         if name == "localserve":
             return _cmd_localserve(opts.loglevel, parsed)
         if name == "config test":
@@ -325,6 +327,8 @@ def _url_host(server: Any) -> str:
     return "localhost" if host in ("127.0.0.1", "[::1]", "") else host
 
 
+# Kept in the core: the banner prints the listeners the server actually bound,
+# known only to the runtime after start-up.
 def localserve_banner(server: Any, directory: Path) -> str:
     h = _url_host(server)
     return f"""moxtrio {VERSION} localserve, config and data in {directory}

@@ -50,6 +50,7 @@ def serve_parser() -> Parser:
     )
 
 
+# Kept in the core: mox's ``localserve`` command line, parsed before plugins load.
 def localserve_parser() -> Parser:
     p = Parser(
         "moxtrio localserve",

@@ -166,6 +166,9 @@ class PluginContext:
     config: Config
     store: Store
     hooks: HookDispatcher
+    # Kept in the core: the mode flag itself. Plugins (the localserve plugin
+    # first) read it to know they run under ``moxtrio localserve``; a hook
+    # cannot tell its own callers which mode the server was started in.
     localserve: bool = False
     #: The server's one failed-login limiter: every protocol that checks
     #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.

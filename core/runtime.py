@@ -72,6 +72,7 @@ class Server:
         self.resolver = resolver
         self.clock = clock
         self.settings = dict(settings or {})
+        # Kept in the core: the mode flag handed to every plugin (see PluginContext).
         self.localserve = localserve
         self.extra_plugins = list(extra_plugins)
         self.listening = Listening()

@@ -146,6 +146,8 @@ def preflight(config: Any, hooks: Any) -> None:
     check_ports_free(config, services)
 
 
+# Kept in the core: ``localserve`` is the mode flag a dry run hands plugins
+# (PluginContext.localserve), so they check their settings as they would run.
 async def dry_run(config: Any, localserve: bool = False) -> None:
     """Run the plugins' start-up hooks against a throw-away store.
 

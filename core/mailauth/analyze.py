@@ -45,6 +45,7 @@ class Inputs:
     hostname: str
     path: str
     size: int
+    # Kept: the mailauth mode flag, passed into the pure verification functions.
     localserve: bool = False
     data: bytes | None = None  # the whole message when the caller already read it
 

@@ -96,6 +96,8 @@ async def mail_from_domain_check(ctx: Any, domain: str) -> Rejection | None:
         domain = domain_to_ascii(domain)
     except (ValueError, UnicodeError):
         return Rejection(550, "5.7.27", "mailfrom domain not configured for mail")
+    # Kept in the core: part of the DMARC/sender check itself, where no hook
+    # runs (see core.mailauth.localserve).
     if ctx.localserve and domain.lower().rstrip(".") == "localhost":
         return None  # mox: localhost may not resolve through DNS in localserve setups
     try:

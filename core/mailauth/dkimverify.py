@@ -383,6 +383,8 @@ def _prepare(
         elif sig.expires is not None and sig.expires < now:
             when = datetime.fromtimestamp(sig.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             out.append(Result(PERMERROR, sig, error=f'dkim: signature has expired: expiration time "{when}"'))
+        # Kept in the core: a rule inside signature verification (a pure
+        # function on a worker thread), where no hook can run.
         elif is_public_suffix(sig.domain) and not (localserve and sig.domain == "localhost"):
             out.append(Result(PERMERROR, sig, error=f"dkim: signed domain is top-level domain, above organizational domain: {sig.domain}"))
         elif sig.algorithm_hash not in HASHES or sig.algorithm_sign not in ("rsa", "ed25519"):

@@ -57,6 +57,9 @@ def key_record(key: PrivateKey, hash_name: str) -> str:
 
 async def lookups(ctx: Any, msg_from_domain: str, remote_ip: str) -> tuple[Lookup | None, Lookup | None]:
     """(spf lookup, dkim lookup) to use instead of DNS, or None where DNS applies."""
+    # Kept in the core: SPF/DKIM/DMARC run as pure functions over lookup
+    # objects inside one authentication pass; no hook can hand them a resolver
+    # (moving this needs a lookup-override hook, not built yet).
     if not ctx.localserve or not msg_from_domain:
         return None, None
     domain_conf = ctx.config.domain(msg_from_domain)

@@ -154,6 +154,9 @@ class QueueService:
     async def _settle_interrupted(self, ids: builtins.list[int] | None, why: str) -> None:
         """Settle attempts without a recorded outcome (all of them when ``ids`` is None)."""
         now = self.clock.now()
+        # Kept in the core: settling interrupted attempts runs in the writer
+        # thread at start-up and shutdown, where hooks are not dispatched; in
+        # localserve an attempt to our own listener may already be stored.
         loopback = self.ctx.localserve
 
         def tx(conn: sqlite3.Connection) -> tuple[builtins.list[str], int, int]:

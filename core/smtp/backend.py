@@ -295,6 +295,7 @@ class CoreSessionHandler:
 
         authenticated = await auth_delivery.authenticate_incoming(
             self.ctx, inputs=_auth_inputs(info, envelope, message, from_list, self.hostname,
+                                          # Kept: the mailauth mode flag (see core.mailauth.localserve).
                                           bool(self.ctx.localserve), head),
             mail_from="" if mf.is_null else str(mf), recipients=[str(r) for r in accepted],
         )

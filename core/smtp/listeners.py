@@ -83,6 +83,9 @@ def connection_limits(ctx: PluginContext) -> ConnectionLimits:
         concurrent=WindowLimiter([(None, _triple(settings, "ConcurrentConnections", CONCURRENCY_LIMITS))]),
         auth_failures=ctx.login_limiter,
     )
+    # Kept in the core: the exemption is decided at accept time, before any
+    # SMTP command, where no hook is dispatched (a hook per connection would
+    # also cost every server); it exists for the queue's own loopback deliveries.
     if ctx.localserve:
         limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]
         limits.concurrent = LoopbackExemptLimiter(limits.concurrent)  # type: ignore[assignment]
