@@ -1,8 +1,6 @@
 """Accounts: the config names them, the store keeps their data and passwords.
 
-At start-up every account in domains.conf gets its rows (mailboxes); in
-localserve the ``mox`` account gets mox's well-known password when it has
-none yet, as ``mox localserve`` does when it writes a new config.
+At start-up every account in domains.conf gets its rows (mailboxes).
 """
 
 from __future__ import annotations
@@ -15,14 +13,10 @@ from core.store import accounts as store_accounts
 
 log = logging.getLogger("moxtrio.accounts")
 
-LOCALSERVE_ACCOUNT = "mox"
-LOCALSERVE_PASSWORD = "moxmoxmox"
-
 
 async def sync_accounts(ctx: PluginContext) -> None:
     """Create store rows for every configured account (idempotent)."""
     names = sorted(ctx.config.dynamic.Accounts)
-    localserve = ctx.localserve
 
     def sync(conn: sqlite3.Connection) -> list[str]:
         created = []
@@ -30,15 +24,6 @@ async def sync_accounts(ctx: PluginContext) -> None:
             if store_accounts.get_account(conn, name) is None:
                 created.append(name)
             store_accounts.ensure_account(conn, name)
-        # Kept in the core: seeded in the same transaction that creates the
-        # account rows, before any listener or plugin task runs; no start-up
-        # hook runs inside that transaction (a plugin task would race logins).
-        if (
-            localserve
-            and LOCALSERVE_ACCOUNT in names
-            and store_accounts.get_scram_credentials(conn, LOCALSERVE_ACCOUNT) is None
-        ):
-            store_accounts.set_password(conn, LOCALSERVE_ACCOUNT, LOCALSERVE_PASSWORD)
         return created
 
     for name in await ctx.store.write(sync):

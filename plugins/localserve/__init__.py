@@ -16,7 +16,7 @@ from core.events import DeliveryBatch
 from core.hookspecs import hookimpl
 from core.plugin_api import CtlCommand, PluginContext, Rejection
 from core.smtp.client import DeliveryResult
-from plugins.localserve import fastretry, settings
+from plugins.localserve import fastretry, password, settings
 from plugins.localserve.catchall import fallback_recipient
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
@@ -58,7 +58,7 @@ def moxtrio_background_tasks(ctx: PluginContext) -> list[Any]:
     """The follow-up sender; the fast-retry loop with ``localserve -fast-retries``."""
     if not ctx.localserve:
         return []
-    tasks: list[Any] = []
+    tasks: list[Any] = [password.make_task(ctx)]
     followups = ctx.service(FollowUps)
     if followups is not None:
         tasks.append(followups.run)
