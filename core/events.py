@@ -181,6 +181,6 @@ class IncomingDelivered:
     rcpt_to: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     #: The parsed incoming-webhook fields From..Structure (spec 02 §4),
-    #: prepared by :mod:`core.dsnmatch` outside the writer thread; None
+    #: prepared by :mod:`core.queue.dsnmatch` outside the writer thread; None
     #: means a consumer parses the stored file itself.
     fields: dict[str, Any] | None = None

@@ -19,13 +19,13 @@ from typing import Any
 import trio
 
 from core.address import format_localpart
+from core.delivery.client import DeliveryResult, deliver
 from core.dispatch import HookFailed
 from core.dns import DNSError, Resolver
 from core.events import DeliveryBatch
 from core.queue.attempt_log import report_attempt
 from core.queue.results import RecipientOutcome
 from core.queue.routing import TransportChoice
-from core.smtp.client import DeliveryResult, deliver
 from core.store.models import QueueEntry
 
 log = logging.getLogger("moxtrio.queue.deliver")

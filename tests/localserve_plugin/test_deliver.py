@@ -13,9 +13,9 @@ import pytest
 import trio
 
 from core.config import Config, Transport, TransportFail
+from core.delivery.client import DeliveryResult
 from core.dispatch import HookDispatcher
 from core.events import DeliveryBatch
-from core.smtp.client import DeliveryResult
 from core.store.models import QueueEntry, utcnow
 from plugins.localserve.deliver import merge_results, plan_transactions
 from plugins.localserve.settings import Timeouts
@@ -253,7 +253,7 @@ def test_plan_transactions() -> None:
 
 
 def test_merge_results_reports_error_only_when_all_failed() -> None:
-    from core.smtp.client import RecipientResult
+    from core.delivery.client import RecipientResult
 
     ok = DeliveryResult(
         "localhost", 25, [RecipientResult("a@x", ok=True)], ip="127.0.0.1", connected=True

@@ -1,4 +1,4 @@
-"""core.smtp.client.deliver against a scripted SMTP peer (trio, loopback) for
+"""core.delivery.client.deliver against a scripted SMTP peer (trio, loopback) for
 behaviour a real server doesn't easily produce: stalls, 421, HELO-only
 servers, multi-line replies, strict pipelining."""
 
@@ -12,7 +12,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.smtp.client import DeliveryResult, deliver, dot_stuff_chunks
+from core.delivery.client import DeliveryResult, deliver, dot_stuff_chunks
 from tests.smtp_client.conftest import RawPeer
 
 MSG = b"Subject: t\r\n\r\nbody\r\n"

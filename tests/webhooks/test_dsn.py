@@ -1,4 +1,4 @@
-"""Incoming DSNs and fromid replies matched to outgoing messages (core/dsnmatch.py),
+"""Incoming DSNs and fromid replies matched to outgoing messages (core/queue/dsnmatch.py),
 in a running localserve: real queue entries with fromids (retired and still
 queued), the real suppression plugin, and the webhooks sent for them."""
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from core.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.events import IncomingDelivered
+from core.queue.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.runtime import Server
 from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server
