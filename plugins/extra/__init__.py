@@ -9,9 +9,7 @@ message (spec 03 §8).
 
 from __future__ import annotations
 
-from core.events import Submission
-from core.hookspecs import hookimpl
-from core.plugin_api import PluginContext, Rejection
+from moxtrio import PluginContext, Rejection, Submission, hookimpl
 
 PREFIX = "X-Mox-Extra-"
 

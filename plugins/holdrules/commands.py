@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.flaghelp import flag_help
 from core.goflags import STR, UsageError, go_quote, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
 from plugins.holdrules.service import HoldRuleService
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from core.message.address import AddressError, parse_domain
-from core.store.migrations import Migration
 from core.store.models import from_db_time, to_db_time
+from moxtrio import Migration
 
 OWNER = "holdrules"
 TABLE = "holdrules_rules"

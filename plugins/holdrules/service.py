@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from core.plugin_api import PluginContext
 from core.store.models import utcnow
+from moxtrio import PluginContext
 from plugins.holdrules.rules import (
     HoldRule,
     delete_rule,

@@ -21,11 +21,15 @@ from typing import Any
 
 import trio
 
-from core.events import DeliveryOutcome, IncomingDelivered
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext
-from core.services import SuppressionProvider
-from core.store.migrations import Migration
+from moxtrio import (
+    CtlCommand,
+    DeliveryOutcome,
+    IncomingDelivered,
+    Migration,
+    PluginContext,
+    SuppressionProvider,
+    hookimpl,
+)
 from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck

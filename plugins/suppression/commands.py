@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.goflags import UsageError, go_quote, parse_flags
 from core.gofmt import format_go_time_seconds
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.records import DuplicateSuppression, Suppression, SuppressionAbsent
 from plugins.suppression.service import SuppressionService

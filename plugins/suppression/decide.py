@@ -13,11 +13,10 @@ import sqlite3
 from datetime import datetime
 from typing import Any, Literal
 
-from core.events import DeliveryOutcome
 from core.goflags import go_quote
-from core.plugin_api import PluginContext
 from core.store.models import RetiredEntry, utcnow
 from core.store.queue_rows import recent_outcomes
+from moxtrio import DeliveryOutcome, PluginContext
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
 from plugins.suppression.expiry import automatic_until
 from plugins.suppression.records import (

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from core.message.parsed import format_json_time
-from core.store.migrations import Migration
 from core.store.models import from_db_time, to_db_time, utcnow
+from moxtrio import Migration
 
 OWNER = "suppression"
 TABLE = "suppression_list"

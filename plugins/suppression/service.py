@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator
 import trio
 
 from core.goflags import go_quote
-from core.plugin_api import PluginContext
-from core.services import ServiceError
 from core.store.models import utcnow
+from moxtrio import PluginContext, ServiceError
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.bulk import (
     PAGE,

@@ -9,9 +9,7 @@ them, an OpenAPI 3.1 description generated from the same types
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.plugin_api import HTTPService, PluginContext
-from core.store.migrations import Migration
+from moxtrio import HTTPService, Migration, PluginContext, hookimpl
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:

@@ -31,9 +31,9 @@ import trio
 
 from core.loginlimit import LoginLimiter
 from core.passwords import verify_password
-from core.plugin_api import PluginContext
 from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
+from moxtrio import PluginContext
 from plugins.webapi.errors import WebapiError
 
 log = logging.getLogger("moxtrio.webapi.auth")

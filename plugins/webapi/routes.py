@@ -19,7 +19,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, request
 
-from core.plugin_api import PluginContext
+from moxtrio import PluginContext
 from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.accesslog import logged_call
 from plugins.webapi.auth import Authenticator, HTTPAuthError

@@ -45,11 +45,11 @@ from core.message.compose import (
     compose_message,
     received_header,
 )
-from core.plugin_api import PluginContext
 from core.store.accounts import mailbox_by_special_use
 from core.store.messages import account_size, insert_message
-from core.store.models import MessageMeta, QueueEntry
+from core.store.models import MessageMeta
 from core.submit import Failure, OutgoingMessage, SubmitError, SubmitRequest, submit
+from moxtrio import PluginContext, QueueEntry
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
 from plugins.webapi.forms import Upload

@@ -16,11 +16,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from core.events import IncomingDelivered, OutgoingEvent
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext
-from core.services import WebhookAdmin, WebhookRedeliverer
-from core.store.migrations import Migration
+from moxtrio import (
+    CtlCommand,
+    IncomingDelivered,
+    Migration,
+    OutgoingEvent,
+    PluginContext,
+    WebhookAdmin,
+    WebhookRedeliverer,
+    hookimpl,
+)
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
 from plugins.webhooks.gauges import GAUGE

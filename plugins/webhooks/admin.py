@@ -11,8 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.events import OUTGOING_EVENTS
 from core.sqlfilter import FilterError, Sort, Where
+from moxtrio import OUTGOING_EVENTS
 from plugins.webhooks.records import Hook, RetiredHook
 
 EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)

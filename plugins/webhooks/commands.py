@@ -12,13 +12,13 @@ from typing import Any
 
 from core.flaghelp import flag_help
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import (
     TimeExprError,
     format_go_duration,
     format_rfc3339,
     parse_go_duration,
 )
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.webhooks.admin import (
     EVENT_NAMES,
     FilterError,

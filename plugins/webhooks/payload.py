@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.events import IncomingDelivered, OutgoingEvent
 from core.message.parsed import format_json_time
+from moxtrio import IncomingDelivered, OutgoingEvent
 from plugins.webhooks.gojson import marshal, sorted_map
 
 #: IncomingMeta keys in mox's order (spec 02 §4).

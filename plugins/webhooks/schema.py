@@ -9,7 +9,7 @@ the core tables); ``results`` and ``extra`` are JSON text.
 
 from __future__ import annotations
 
-from core.store.migrations import Migration
+from moxtrio import Migration
 
 OWNER = "webhooks"
 

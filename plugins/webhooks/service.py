@@ -25,11 +25,9 @@ from typing import Any
 import httpx
 import trio
 
-from core.events import IncomingDelivered, OutgoingEvent
 from core.mlog import kv
-from core.plugin_api import PluginConfigError, PluginContext
-from core.queue.clock import Clock
 from core.store.models import to_db_time
+from moxtrio import Clock, IncomingDelivered, OutgoingEvent, PluginConfigError, PluginContext
 from plugins.webhooks import queue_ops
 from plugins.webhooks.admin import (
     HookFilter,

@@ -119,3 +119,23 @@ def test_go_formatters_exist_once() -> None:
                 if isinstance(node, ast.FunctionDef) and node.name in names:
                     defined.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
     assert defined == {n: ["core/gofmt.py"] for n in names}
+
+
+def test_first_party_plugins_take_the_public_api_from_moxtrio() -> None:
+    """A name moxtrio exports is imported from moxtrio, never from the core module behind it."""
+    import importlib
+
+    import moxtrio
+
+    paths = sorted((ROOT / "plugins").rglob("*.py"))
+    assert paths
+    through_core: list[str] = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("core"):
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    obj = getattr(module, alias.name, None)
+                    if alias.name in moxtrio.__all__ and obj is getattr(moxtrio, alias.name):
+                        through_core.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert through_core == []
