@@ -3,8 +3,8 @@
 mox's config files are not YAML: indentation is tabs only, values are never
 quoted, ``nil`` stands for an empty map element, and every struct key must be
 known. Reading them with a YAML library would accept files mox rejects (and
-the other way round), so this module implements the format as spec 07 §1
-describes it, with the schema coming from dataclass type hints:
+the other way round), so this module implements the format as mox's sconf
+package reads and writes it, with the schema coming from dataclass type hints:
 
 * ``str``, ``bool``, ``int``, ``float``, ``bytes`` (base64),
   :class:`datetime.timedelta` (Go duration syntax, kept exact as

@@ -1,4 +1,4 @@
-"""``moxtrio queue …`` control commands with mox's names, flags and output (spec 03 §9.4).
+"""``moxtrio queue …`` control commands with mox's names, flags and output.
 
 Flags are parsed the way Go's ``flag`` package does (``-name value``,
 ``-name=value``, ``--name``; parsing stops at the first non-flag argument),

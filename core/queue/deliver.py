@@ -1,4 +1,4 @@
-"""Delivering one claimed batch over the network (spec 03 §4.1 step 6-7).
+"""Delivering one claimed batch over the network.
 
 Order of precedence: a ``Fail`` transport fails at once; then a plugin may
 take over (``moxtrio_deliver``: localserve delivers to its own listener);
@@ -82,7 +82,7 @@ def _all(batch: list[QueueEntry], **kw: Any) -> list[RecipientOutcome]:
 
 
 def outcomes_from_result(batch: list[QueueEntry], res: DeliveryResult) -> list[RecipientOutcome]:
-    """Per-recipient outcomes of a client result (README difference 4: per recipient)."""
+    """Per-recipient outcomes of a client result (per recipient: docs/differences.md, item 4)."""
     outs: list[RecipientOutcome] = []
     dialed = {res.host: list(res.dialed_ips)} if res.dialed_ips else {}
     for i, e in enumerate(batch):

@@ -1,4 +1,4 @@
-"""The holdrules plugin: queue hold rules (spec 04, AND matching per spec README).
+"""The holdrules plugin: queue hold rules, whose conditions always combine with AND.
 
 A hold rule keeps matching outgoing messages in the queue until an admin
 releases them. This module only wires hooks; the rule record and matching

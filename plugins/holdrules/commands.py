@@ -4,7 +4,7 @@ Scripts written for ``mox queue holdrules …`` must work with the binary name
 changed, so flags are parsed the way Go's ``flag`` package does (``-f v``,
 ``-f=v``, ``--f v``; parsing stops at the first non-flag argument or ``--``)
 and the list output copies mox's, including its quirk of labelling the
-recipient-domain condition "sender domain" (spec 04 §5, observed).
+recipient-domain condition "sender domain".
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ USAGE_REMOVE = "usage: moxtrio queue holdrules remove ruleid\n"
 
 
 def format_rules(rules: list[HoldRule]) -> str:
-    """The text mox prints for ``queue holdrules list`` (spec 04 §5)."""
+    """The text mox prints for ``queue holdrules list``."""
     lines = ["hold rules:"]
     for r in rules:
         elems = []

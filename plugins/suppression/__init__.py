@@ -1,4 +1,4 @@
-"""The suppression plugin: per-account lists of recipients the queue won't deliver to (spec 05).
+"""The suppression plugin: per-account lists of recipients the queue won't deliver to.
 
 This module only wires hooks. Base addresses are in
 :mod:`plugins.suppression.base`, the record and rows in
@@ -8,8 +8,8 @@ delivery-time check in :mod:`plugins.suppression.decide`, the operations in
 :mod:`plugins.suppression.commands`.
 
 Unlike mox, which checks only the entry that starts a batched attempt, the
-core calls the precheck for every recipient of a batch (spec README,
-difference 8), so a listed recipient never rides along in someone else's
+core calls the precheck for every recipient of a batch (docs/differences.md,
+item 8), so a listed recipient never rides along in someone else's
 SMTP transaction.
 """
 

@@ -1,4 +1,4 @@
-"""``queue suppress list|add|remove|lookup``: mox's names, flags and output (spec 05 §5).
+"""``queue suppress list|add|remove|lookup``: mox's names, flags and output.
 
 The commands are the administrator's: they name the account (or, for
 ``list`` and ``lookup``, may leave it out to mean every account). Output

@@ -38,7 +38,7 @@ from plugins.suppression.records import (
     upsert_suppressions,
 )
 
-#: Webapi error codes (spec 01 §2.2) this plugin raises.
+#: Webapi error codes this plugin raises.
 CODE_BAD_ADDRESS = "badAddress"
 CODE_ERROR = "error"
 CODE_PROTOCOL = "protocol"

@@ -1,6 +1,6 @@
 """The webapi plugin: mox's HTTP/JSON API under ``<path>v0/`` (default ``/webapi/v0/``).
 
-Twelve methods wire-compatible with mox v0.0.17 (spec 01), HTML pages to try
+Twelve methods wire-compatible with mox v0.0.17, HTML pages to try
 them, an OpenAPI 3.1 description generated from the same types
 (``<path>openapi.json``), and a typed Python client
 (:mod:`plugins.webapi.client`). Mounted on the listeners that enable

@@ -139,7 +139,7 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, peer: str | None, forwarded_for: str | None, forwarded: bool
     ) -> Login:
-        """Steps 2-6 of spec 01 §2; raises HTTPAuthError or WebapiError (``server``)."""
+        """mox's authentication steps after the method check; raises HTTPAuthError or WebapiError (``server``)."""
         creds = parse_basic(authorization or "")
         if creds is None:
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)

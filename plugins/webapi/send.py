@@ -1,4 +1,4 @@
-"""The Send method: validate, compose, queue, and optionally keep a Sent copy (spec 01 §5.1).
+"""The Send method: validate, compose, queue, and optionally keep a Sent copy.
 
 The checks run in mox's order so a client sees the same first error mox
 would give. Composition is the core's (``core.message.compose``); sender

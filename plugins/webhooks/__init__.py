@@ -1,6 +1,6 @@
 """The webhooks plugin: outgoing delivery events and incoming messages as HTTP POSTs.
 
-Spec 02. Webhooks are rows in this plugin's own tables, written inside the
+mox's webhooks, wire-compatible. Webhooks are rows in this plugin's own tables, written inside the
 core's transaction that records the event (so an event is never lost or
 sent twice) and delivered afterwards by :class:`WebhookService`'s trio tasks
 with retries, superseding and retired history. This module only wires

@@ -1,7 +1,7 @@
-"""Admin filters and sorting for hooks and retired hooks (spec 02 §7).
+"""Admin filters and sorting for hooks and retired hooks.
 
-Same time expressions and keyset pagination as the message queue (spec 03
-§9.1-9.2), with ``Event`` (an outgoing event name or ``incoming``) instead
+Same time expressions and keyset pagination as the message queue,
+with ``Event`` (an outgoing event name or ``incoming``) instead
 of the address filters.
 """
 

@@ -1,6 +1,6 @@
 """``queue webhook list|schedule|cancel|print`` and ``queue webhook retired list|print``.
 
-mox's names, flags and output (spec 02 §7), so scripts written for ``mox``
+mox's names, flags and output, so scripts written for ``mox``
 work with the binary name changed. One deliberate fix: ``-sort queued``
 sorts by submission time (mox maps it to a field its own sort rejects).
 """

@@ -69,7 +69,7 @@ async def test_stall_at_end_of_data_gives_mox_timeout_text(raw_server: RawServer
     res = await send(port, ["usertimeout@x.example"], read_timeout=0.5)
     [r] = res.recipients
     assert (r.ok, r.permanent, r.code) == (False, False, 0)
-    # spec 06 §4.3: "...: data: reading line from remote: read tcp …: i/o timeout, transient"
+    # mox's text: "...: data: reading line from remote: read tcp …: i/o timeout, transient"
     assert re.fullmatch(
         rf"delivering message to 127\.0\.0\.1:{port}: data: reading line from remote: "
         rf"read tcp 127\.0\.0\.1:\d+->127\.0\.0\.1:{port}: i/o timeout, transient",

@@ -216,7 +216,7 @@ async def test_dsn_over_smtp_to_fromid_address_becomes_dsn_event_not_incoming(en
 
 
 async def test_dsn_webhook_record_keeps_the_dsn_message_id(env: Env) -> None:
-    """Spec 02: a DSN-derived webhook's record has the incoming DSN's Message-Id,
+    """As in mox: a DSN-derived webhook's record has the incoming DSN's Message-Id,
     while its payload carries the original message's."""
     sent = await env.send("someone@example.org")
     await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["Event"] == "delivered")
