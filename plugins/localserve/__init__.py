@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.events import DeliveryBatch
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext, Rejection
-from core.smtp.client import DeliveryResult
+from moxtrio import CtlCommand, DeliveryBatch, DeliveryResult, PluginContext, Rejection, hookimpl
 from plugins.localserve import fastretry, settings
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps

@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Literal
 
 from core.address import parse_localpart
-from core.plugin_api import Rejection
 from core.smtp.localserve_sim import special_localpart_code
+from moxtrio import Rejection
 
 Stage = Literal["mailfrom", "rcptto", "data"]
 

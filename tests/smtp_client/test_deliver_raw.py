@@ -1,4 +1,4 @@
-"""core.smtp.client.deliver against a scripted SMTP peer (trio, loopback) for
+"""core.delivery.client.deliver against a scripted SMTP peer (trio, loopback) for
 behaviour a real server doesn't easily produce: stalls, 421, HELO-only
 servers, multi-line replies, strict pipelining."""
 
@@ -12,7 +12,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.smtp.client import DeliveryResult, deliver, dot_stuff_chunks
+from core.delivery.client import DeliveryResult, deliver, dot_stuff_chunks
 from tests.smtp_client.conftest import RawPeer
 
 MSG = b"Subject: t\r\n\r\nbody\r\n"
@@ -69,7 +69,7 @@ async def test_stall_at_end_of_data_gives_mox_timeout_text(raw_server: RawServer
     res = await send(port, ["usertimeout@x.example"], read_timeout=0.5)
     [r] = res.recipients
     assert (r.ok, r.permanent, r.code) == (False, False, 0)
-    # spec 06 §4.3: "...: data: reading line from remote: read tcp …: i/o timeout, transient"
+    # mox's text: "...: data: reading line from remote: read tcp …: i/o timeout, transient"
     assert re.fullmatch(
         rf"delivering message to 127\.0\.0\.1:{port}: data: reading line from remote: "
         rf"read tcp 127\.0\.0\.1:\d+->127\.0\.0\.1:{port}: i/o timeout, transient",
