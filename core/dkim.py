@@ -62,7 +62,7 @@ log = logging.getLogger("moxtrio.dkim")
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
-#: Header fields signed when a selector lists none (spec 07 §3.1, mox's default).
+#: Header fields signed when a selector lists none (mox's default list).
 DEFAULT_HEADERS: tuple[str, ...] = (
     "From", "To", "Cc", "Bcc", "Reply-To", "References", "In-Reply-To", "Subject", "Date",
     "Message-Id", "Content-Type",

@@ -1,7 +1,7 @@
 """Data handed to hooks at the moments of the mail flow.
 
 These are the payloads of the hooks in :mod:`core.hookspecs`. They carry what
-the webhooks, suppression and hold-rule plugins need (spec 02, 03, 05) so a
+the webhooks, suppression and hold-rule plugins need so a
 plugin never has to reach back into core tables to react to an event.
 """
 
@@ -125,7 +125,7 @@ class DeliveryBatch:
 
 @dataclass
 class OutgoingEvent:
-    """One outgoing delivery event for webhooks (spec 02 outgoing payload)."""
+    """One outgoing delivery event for webhooks."""
 
     account: str
     event: EventName
@@ -180,7 +180,7 @@ class IncomingDelivered:
     mail_from: str = ""
     rcpt_to: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-    #: The parsed incoming-webhook fields From..Structure (spec 02 §4),
-    #: prepared by :mod:`core.dsnmatch` outside the writer thread; None
+    #: The parsed incoming-webhook fields From..Structure,
+    #: prepared by :mod:`core.queue.dsnmatch` outside the writer thread; None
     #: means a consumer parses the stored file itself.
     fields: dict[str, Any] | None = None

@@ -151,20 +151,58 @@ def parse_go_duration(s: str) -> timedelta:
     return timedelta(seconds=-total if neg else total)
 
 
+def _frac(v: int, prec: int) -> tuple[str, int]:
+    digits = ""
+    printed = False
+    for _ in range(prec):
+        digit = v % 10
+        printed = printed or digit != 0
+        if printed:
+            digits = str(digit) + digits
+        v //= 10
+    return ("." + digits if printed else ""), v
+
+
+def format_duration_ns(ns: int) -> str:
+    """Go's ``time.Duration.String`` for nanoseconds (``72h0m0s``, ``1ns``, ``1.5s``)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+    if u < 1_000_000_000:
+        if u < 1000:
+            return f"{sign}{u}ns"
+        if u < 1_000_000:
+            frac, whole = _frac(u, 3)
+            return f"{sign}{whole}{frac}\u00b5s"
+        frac, whole = _frac(u, 6)
+        return f"{sign}{whole}{frac}ms"
+    frac, secs = _frac(u, 9)
+    out = f"{secs % 60}{frac}s"
+    mins = secs // 60
+    if mins > 0:
+        out = f"{mins % 60}m" + out
+        hours = mins // 60
+        if hours > 0:
+            out = f"{hours}h" + out
+    return sign + out
+
+
 def format_go_duration(d: timedelta) -> str:
     """Go's Duration.String for a duration rounded to whole seconds."""
-    secs = round(d.total_seconds())
-    if secs == 0:
-        return "0s"
-    sign = "-" if secs < 0 else ""
-    secs = abs(secs)
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{sign}{h}h{m}m{s}s"
-    if m:
-        return f"{sign}{m}m{s}s"
-    return f"{sign}{s}s"
+    return format_duration_ns(round(d.total_seconds()) * 1_000_000_000)
+
+
+def format_go_time_seconds(dt: datetime) -> str:
+    """Go's ``t.Round(time.Second).String()`` for a UTC time, as mox's CLI prints it.
+
+    ``2026-11-23 23:59:16 +0000 UTC``; halfway values round up, as Go does.
+    """
+    u = dt.astimezone(UTC)
+    whole = u.replace(microsecond=0)
+    if u.microsecond >= 500_000:
+        whole += timedelta(seconds=1)
+    return whole.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
 
 
 def parse_time_expr(expr: str, now: datetime) -> tuple[str, datetime]:

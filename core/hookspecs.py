@@ -346,7 +346,7 @@ async def moxtrio_after_commit(ctx: PluginContext, event: CommittedEvent) -> Non
 async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
     """Take over delivery of a batch of recipients of one message.
 
-    Return a :class:`core.smtp.client.DeliveryResult` to say you delivered
+    Return a :class:`core.delivery.client.DeliveryResult` to say you delivered
     (or tried to); ``None`` lets the core's SMTP client deliver through MX.
     The localserve plugin delivers to the server's own SMTP listener.
     """

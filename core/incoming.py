@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config.validate import DestinationMatch
-from core.dsnmatch import apply_incoming, prepare_incoming
 from core.events import IncomingDelivered
 from core.message.parsed import format_json_time
 from core.plugin_api import PluginContext
+from core.queue.dsnmatch import apply_incoming, prepare_incoming
 from core.queue.loopback import mark_delivered
 from core.store import accounts as store_accounts
 from core.store import messages as store_messages

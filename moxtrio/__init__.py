@@ -10,6 +10,7 @@ explains them.
 
 from __future__ import annotations
 
+from core.delivery.client import DeliveryResult, RecipientResult
 from core.dispatch import HookFailed
 from core.events import (
     OUTGOING_EVENTS,
@@ -48,7 +49,6 @@ from core.services import (
     WebhookAdmin,
     WebhookRedeliverer,
 )
-from core.smtp.client import DeliveryResult, RecipientResult
 from core.store.migrations import Migration
 from core.store.models import QueueEntry
 

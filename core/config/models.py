@@ -671,7 +671,7 @@ class Domain:
 
     @property
     def catchall_separators(self) -> list[str]:
-        """Effective separator list (spec 07 §3.1)."""
+        """Effective separator list."""
         if self.LocalpartCatchallSeparators:
             return list(self.LocalpartCatchallSeparators)
         if self.LocalpartCatchallSeparator:

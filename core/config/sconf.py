@@ -3,8 +3,8 @@
 mox's config files are not YAML: indentation is tabs only, values are never
 quoted, ``nil`` stands for an empty map element, and every struct key must be
 known. Reading them with a YAML library would accept files mox rejects (and
-the other way round), so this module implements the format as spec 07 §1
-describes it, with the schema coming from dataclass type hints:
+the other way round), so this module implements the format as mox's sconf
+package reads and writes it, with the schema coming from dataclass type hints:
 
 * ``str``, ``bool``, ``int``, ``float``, ``bytes`` (base64),
   :class:`datetime.timedelta` (Go duration syntax, kept exact as
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.config.errors import ConfigError
+from core.gofmt import format_duration_ns
 
 T = TypeVar("T")
 
@@ -188,42 +189,9 @@ def parse_duration(s: str) -> Duration:
     return Duration(-total if neg else total)
 
 
-def _frac(v: int, prec: int) -> tuple[str, int]:
-    digits = ""
-    printed = False
-    for _ in range(prec):
-        digit = v % 10
-        printed = printed or digit != 0
-        if printed:
-            digits = str(digit) + digits
-        v //= 10
-    return ("." + digits if printed else ""), v
-
-
 def format_duration(d: datetime.timedelta) -> str:
     """Format like Go's ``time.Duration.String`` (``72h0m0s``, ``1ns``, ``1.5s``)."""
-    ns = duration_ns(d)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    u = abs(ns)
-    if u < 1_000_000_000:
-        if u < 1000:
-            return f"{sign}{u}ns"
-        if u < 1_000_000:
-            frac, whole = _frac(u, 3)
-            return f"{sign}{whole}{frac}\u00b5s"
-        frac, whole = _frac(u, 6)
-        return f"{sign}{whole}{frac}ms"
-    frac, secs = _frac(u, 9)
-    out = f"{secs % 60}{frac}s"
-    mins = secs // 60
-    if mins > 0:
-        out = f"{mins % 60}m" + out
-        hours = mins // 60
-        if hours > 0:
-            out = f"{hours}h" + out
-    return sign + out
+    return format_duration_ns(duration_ns(d))
 
 
 # --- type introspection ----------------------------------------------------

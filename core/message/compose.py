@@ -1,4 +1,4 @@
-"""Composing messages the way mox's webapi Send does (spec 01 §5.1.2-5.1.3).
+"""Composing messages the way mox's webapi Send does.
 
 Byte-exact layout matters: clients and tests compare headers, MIME structure and encodings
 with mox. Deliberate differences (spec/README.md): a file whose type can't be detected gets
@@ -411,7 +411,7 @@ def _file_part(mp: _Multipart, f: ComposeFile, disposition: str) -> None:
     ct = f.content_type
     if ct == "":
         ct = detect_content_type(head)
-        # Deliberate difference 3: mox writes an empty Content-Type here.
+        # docs/differences.md, item 3: mox writes an empty Content-Type here.
         ct = ct or OCTET_STREAM
     headers = {
         "Content-Disposition": format_media_type(disposition, {"filename": f.name}),
@@ -456,7 +456,7 @@ def compose_message(
     max_size: int | None = None,
     out_file: BinaryIO | None = None,
 ) -> ComposedMessage:
-    """Build a message exactly in the layout of mox's webapi Send (spec 01 §5.1.2-5.1.3).
+    """Build a message exactly in the layout of mox's webapi Send.
 
     BCC addresses only count for the SMTPUTF8 decision (no Bcc header is written; see
     bcc_header for Sent copies). With `out_file` the message is written there (in pieces)
@@ -580,7 +580,7 @@ def bcc_header(bcc: Sequence[NameAddress | tuple[str, str]], smtputf8: bool) -> 
 def received_header(
     *, hostname: str, received_id: str, rcpt: str, date: datetime, tls: str | None = None
 ) -> bytes:
-    """Received header of a webapi submission (spec 01 §5.1.4), folded at 76 columns.
+    """Received header of a webapi submission, folded at 76 columns.
 
     `rcpt` is "" when the message has several recipients (gives `for <>;`); `tls` is e.g.
     "TLS1.3 TLS_AES_128_GCM_SHA256" for HTTPS requests.

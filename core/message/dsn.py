@@ -1,5 +1,5 @@
-"""Delivery status notifications: composing them as mox's queue does (spec 03 §6) and parsing
-incoming ones for DSN matching (spec 02 §6).
+"""Delivery status notifications: composing them as mox's queue does and parsing
+incoming ones for DSN matching.
 
 The composer reproduces mox's multipart/report byte layout; the parser applies mox's stricter
 webhook check (second part message/(global-)delivery-status) and, by default, tolerates the
@@ -179,7 +179,7 @@ def compose_dsn(
     date: datetime | None = None,
     future_release_request: str = "",
 ) -> bytes:
-    """A DSN as mox's queue writes it (spec 03 §6), CRLF line endings, without the
+    """A DSN as mox's queue writes it, CRLF line endings, without the
     Return-Path/Delivered-To prefix (see dsn_prefix).
 
     `smtputf8`: the original message needed SMTPUTF8; `dsn_utf8` (default: same) makes the
@@ -296,7 +296,7 @@ STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 
 
 def is_dsn_strict(data: bytes) -> bool:
-    """Webhook DSN check (spec 02 §6): multipart/report whose second part is
+    """Webhook DSN check: multipart/report whose second part is
     message/delivery-status or message/global-delivery-status."""
     p = parse_part(data)
     return p.content_type == "multipart/report" and len(p.parts) >= 2 and p.parts[1].content_type in STATUS_TYPES
@@ -421,7 +421,7 @@ _RCPT_KEYS = {"Final-Recipient", "Original-Recipient", "Action", "Status"}
 
 
 def parse_dsn(data: bytes, *, strict: bool = False) -> DSN | None:
-    """Parse an incoming DSN. None if it isn't one by the webhook check (spec 02 §6).
+    """Parse an incoming DSN. None if it isn't one by the webhook check.
 
     Raises DSNParseError when the delivery-status part can't be parsed (in strict mode also
     for everything mox's dsn.Decode rejects). Recipient count is left to the caller.
@@ -463,7 +463,7 @@ def parse_dsn(data: bytes, *, strict: bool = False) -> DSN | None:
 
 
 def dsn_smtp_codes(r: DSNRecipient) -> tuple[int, str]:
-    """(SMTP code, enhanced code without class) for a DSN recipient, per spec 02 §6:
+    """(SMTP code, enhanced code without class) for a DSN recipient:
     from an smtp Diagnostic-Code `550 5.1.1 ...`, else from Status `4.x.x`/`5.x.x`."""
     code = 0
     secode = ""

@@ -61,7 +61,7 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
 
 
 def is_dsn(data: bytes) -> bool:
-    """Loose DSN check used to flag stored messages (spec 08 §6): top-level multipart/report
+    """Loose DSN check used to flag stored messages: top-level multipart/report
     with report-type=delivery-status (case-insensitive)."""
     ct = read_headers(data).get("Content-Type")
     try:

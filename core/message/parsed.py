@@ -70,7 +70,7 @@ def message_references(h: Headers) -> list[str]:
 
 
 def webhook_references(h: Headers) -> list[str]:
-    """Incoming webhook References (spec 02 §4.1): canonical `<id>`s, lowercased."""
+    """Incoming webhook References: canonical `<id>`s, lowercased."""
     s = " ".join(h.get_all("References"))
     out: list[str] = []
     while s:
@@ -99,7 +99,7 @@ def webhook_references(h: Headers) -> list[str]:
 
 
 def text_html(p: Part, limit: int = TEXT_LIMIT) -> tuple[str, str]:
-    """(Text, HTML) as mox selects them (spec 02 §4.4), truncated to `limit` bytes."""
+    """(Text, HTML) as mox selects them, truncated to `limit` bytes."""
     text, html, _ = readable_parts(p, limit)
     return text, html
 
@@ -130,7 +130,7 @@ def message_view(data: bytes, *, bcc: bool = True) -> dict[str, Any]:
 
 
 def incoming_fields(data: bytes) -> dict[str, Any]:
-    """Incoming-webhook payload fields from From through Structure (spec 02 §4), in order.
+    """Incoming-webhook payload fields from From through Structure, in order.
 
     The caller adds "Version" in front and "Meta" at the end.
     """
@@ -155,7 +155,7 @@ def incoming_fields(data: bytes) -> dict[str, Any]:
 
 
 def is_automated(data: bytes, mail_from: str) -> bool:
-    """IncomingMeta.Automated (spec 02 §4.2)."""
+    """IncomingMeta.Automated."""
     if mail_from == "":
         return True
     p = parse_part(data)

@@ -293,7 +293,7 @@ def _is_plain(p: Part) -> bool:
 
 
 def readable_parts(p: Part, limit: int = TEXT_LIMIT) -> tuple[str, str, bool]:
-    """(text, html, found): spec 02 §4.4 selection of the first text/plain and text/html.
+    """(text, html, found): mox's selection of the first text/plain and text/html.
 
     Content is decoded, converted to UTF-8, truncated to `limit` bytes, then CRLF -> LF.
     """

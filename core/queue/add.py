@@ -1,12 +1,12 @@
 """Adding messages to the queue: the one function SMTP submission and webapi Send share.
 
-Spec 03 §3: one entry per recipient, sharing the message file and (when all
+As mox's queue: one entry per recipient, sharing the message file and (when all
 entries have the same sender path and prefix) one BaseID; hold rules and
 other plugins see the entries inside the transaction that inserts them
 (``moxtrio_queue_adding``); a fromid already in use fails the whole add with
 :class:`~core.store.queue_rows.FromIDNotUnique`; one "outgoing" record per
-recipient counts toward the account's daily limits (spec README difference
-7: webapi sends count too). Nothing is acknowledged before the commit.
+recipient counts toward the account's daily limits (webapi sends count
+too, unlike mox: docs/differences.md, item 7). Nothing is acknowledged before the commit.
 """
 
 from __future__ import annotations
@@ -41,15 +41,14 @@ class QueueAddError(ValueError):
 
 
 def generate_fromid() -> str:
-    """16 random bytes, base64url without padding: 22 chars of ``A-Za-z0-9-_`` (spec 03 §7)."""
+    """16 random bytes, base64url without padding: 22 chars of ``A-Za-z0-9-_``."""
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
 def fromid_address(mail_from: Address, separator: str, fromid: str) -> Address:
     """MAIL FROM with a fromid: (localpart up to the first separator) + sep + fromid.
 
-    ``mox+zzz@localhost`` with ``+`` and ``4HT-…`` → ``mox+4HT-…@localhost``
-    (spec 01 §5.1.4, 08 §4).
+    ``mox+zzz@localhost`` with ``+`` and ``4HT-…`` → ``mox+4HT-…@localhost``, as mox's queue does.
     """
     if not separator:
         raise QueueAddError("fromid needs a catchall separator for the sender domain")

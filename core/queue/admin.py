@@ -1,4 +1,4 @@
-"""Admin filters, sorting and the operations on them (spec 03 §9).
+"""Admin filters, sorting and the operations on them.
 
 Filters select in SQL where they can (IDs, account, hold, transport, time
 expressions) and in Python for the Unicode substring matches on sender and
@@ -24,7 +24,7 @@ E = TypeVar("E", bound=QueueEntry)
 
 @dataclass
 class QueueFilter:
-    """Spec 03 §9.1 (JSON field names as mox); an empty filter matches everything."""
+    """mox's queue filter (JSON field names as mox); an empty filter matches everything."""
 
     Max: int = 0
     IDs: list[int] | None = None
@@ -39,7 +39,7 @@ class QueueFilter:
 
 @dataclass
 class QueueSort(Sort):
-    """Spec 03 §9.2: ``Field`` "" / ``NextAttempt`` / ``Queued``; descending unless Asc."""
+    """mox's queue sort: ``Field`` "" / ``NextAttempt`` / ``Queued``; descending unless Asc."""
 
 
 @dataclass

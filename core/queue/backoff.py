@@ -1,4 +1,4 @@
-"""The queue's retry schedule (spec 03 §4.1, §4.2): 7m30s doubling, ±5 s jitter.
+"""The queue's retry schedule: 7m30s doubling, ±5 s jitter.
 
 Kept in one place so the scheduler, the admin listing and the tests agree on
 the numbers: backoff = (450 s + j) × 2^(attempts before this one), with ``j``

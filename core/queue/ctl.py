@@ -1,4 +1,4 @@
-"""``moxtrio queue …`` control commands with mox's names, flags and output (spec 03 §9.4).
+"""``moxtrio queue …`` control commands with mox's names, flags and output.
 
 Flags are parsed the way Go's ``flag`` package does (``-name value``,
 ``-name=value``, ``--name``; parsing stops at the first non-flag argument),
@@ -7,12 +7,12 @@ so scripts written for ``mox queue`` work unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from core.flaghelp import flag_help
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
+from core.gofmt import marshal_indent
 from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
 from core.queue.jsonfmt import retired_json
@@ -80,14 +80,6 @@ def queue_filter(values: dict[str, str]) -> QueueFilter:
             raise UsageError(f'invalid value "{values["hold"]}" for flag -hold: parsing bool')
         f.Hold = v == "true"
     return f
-
-
-def go_json(obj: Any) -> str:
-    """json.MarshalIndent with tabs and Go's HTML escaping, plus a newline."""
-    text = json.dumps(obj, indent="\t", ensure_ascii=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return text + "\n"
 
 
 Handler = Callable[["QueueService", list[str]], Awaitable[str]]
@@ -257,7 +249,7 @@ async def cmd_retired_list(q: QueueService, args: list[str]) -> str:
 async def cmd_retired_print(q: QueueService, args: list[str]) -> str:
     if len(args) != 1:
         raise UsageError("usage: queue retired print id")
-    return go_json(retired_json(await q.get_retired(_int(args[0], "id"))))
+    return marshal_indent(retired_json(await q.get_retired(_int(args[0], "id"))))
 
 
 _LIST_SPEC = {**_FILTER_FLAGS, "sort": _STR, "asc": _BOOL}

@@ -1,4 +1,4 @@
-"""Delivering one claimed batch over the network (spec 03 §4.1 step 6-7).
+"""Delivering one claimed batch over the network.
 
 Order of precedence: a ``Fail`` transport fails at once; then a plugin may
 take over (``moxtrio_deliver``: localserve delivers to its own listener);
@@ -19,13 +19,13 @@ from typing import Any
 import trio
 
 from core.address import format_localpart
+from core.delivery.client import DeliveryResult, deliver
 from core.dispatch import HookFailed
 from core.dns import DNSError, Resolver
 from core.events import DeliveryBatch
 from core.queue.attempt_log import report_attempt
 from core.queue.results import RecipientOutcome
 from core.queue.routing import TransportChoice
-from core.smtp.client import DeliveryResult, deliver
 from core.store.models import QueueEntry
 
 log = logging.getLogger("moxtrio.queue.deliver")
@@ -82,7 +82,7 @@ def _all(batch: list[QueueEntry], **kw: Any) -> list[RecipientOutcome]:
 
 
 def outcomes_from_result(batch: list[QueueEntry], res: DeliveryResult) -> list[RecipientOutcome]:
-    """Per-recipient outcomes of a client result (README difference 4: per recipient)."""
+    """Per-recipient outcomes of a client result (per recipient: docs/differences.md, item 4)."""
     outs: list[RecipientOutcome] = []
     dialed = {res.host: list(res.dialed_ips)} if res.dialed_ips else {}
     for i, e in enumerate(batch):

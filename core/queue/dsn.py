@@ -1,4 +1,4 @@
-"""DSNs the queue sends to the local sender (spec 03 §6).
+"""DSNs the queue sends to the local sender.
 
 Two steps, because the durability order puts the file before the rows:
 :func:`prepare_dsn` composes the DSN and stores its file (fsynced) outside

@@ -1,4 +1,4 @@
-"""Raising outgoing delivery events (spec 02 §3) inside the caller's transaction.
+"""Raising outgoing delivery events inside the caller's transaction.
 
 One function for every source of events: queue attempts, admin fail/drop,
 and later incoming DSNs matched to queued or retired messages. The event is

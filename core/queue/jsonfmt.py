@@ -1,4 +1,4 @@
-"""Retired queue entries in mox's JSON shape (spec 03 §1, §2).
+"""Retired queue entries in mox's JSON shape.
 
 Field names and order as mox's ``queue.MsgRetired`` marshals them, for
 ``queue retired print``: times in RFC 3339 with trimmed fraction, durations

@@ -1,4 +1,4 @@
-"""Starting an attempt: claim the entries in one transaction (spec 03 §4.1 steps 1-5).
+"""Starting an attempt: claim the entries in one transaction.
 
 The claim is what makes the scheduler safe: the lead entry is re-read and
 must still be due and not held; its batch mates are gathered by mox's rules;
@@ -8,7 +8,7 @@ attempt never causes an immediate retry and a second claim of the same
 entry finds it no longer due. Checks that settle recipients without a
 connection (sender domain disabled, unknown transport, the plugins'
 ``moxtrio_delivery_precheck`` - suppression) run here too, each recipient
-of the batch checked (spec README difference 8).
+of the batch checked (docs/differences.md, item 8).
 """
 
 from __future__ import annotations

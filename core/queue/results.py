@@ -1,4 +1,4 @@
-"""Turning per-recipient attempt outcomes into queue state, DSNs and events (spec 03 §5).
+"""Turning per-recipient attempt outcomes into queue state, DSNs and events.
 
 Everything here runs inside one store transaction per batch: the result
 bookkeeping, retiring, the DSN row, the suppression decision and the

@@ -1,4 +1,4 @@
-"""Leaving the queue: retired history with KeepUntil, and its hourly cleanup (spec 03 §2, §5.4).
+"""Leaving the queue: retired history with KeepUntil, and its hourly cleanup.
 
 The hourly cleanup also prunes the submission records the daily limits read
 (:func:`core.store.messages.prune_outgoing`).

@@ -1,4 +1,4 @@
-"""Which transport delivers an entry (spec 03 §4.1 step 4).
+"""Which transport delivers an entry.
 
 An entry's own ``Transport`` wins; otherwise routes are tried in order:
 the sender account's, the sender domain's, then the global ones; the first

@@ -1,4 +1,4 @@
-"""The delivery loop (spec 03 §4): one trio task that sleeps until something is due.
+"""The delivery loop: one trio task that sleeps until something is due.
 
 No polling: the task computes the earliest NextAttempt among non-held
 entries it could start (not in flight, domain not at its limit) and sleeps

@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from core.address import Address, format_localpart, parse_domain
+from core.gofmt import go_quote
 from core.smtp.reply import Reply, SMTPError
 
 # Mox's limits (queue.FutureReleaseIntervalMax; rcptToLimit; default max size).
@@ -30,11 +30,6 @@ DEFAULT_MAX_MESSAGE_SIZE = 104857600
 
 ATEXT_SPECIALS = frozenset("!#$%&'*+-/=?^_`{|}~")
 _UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
-
-
-def go_quote(s: str) -> str:
-    """Quote like Go's %q (close enough: JSON string syntax, UTF-8 kept)."""
-    return json.dumps(s, ensure_ascii=False)
 
 
 def _is_surrogate(c: str) -> bool:

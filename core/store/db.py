@@ -374,7 +374,7 @@ class Store:
         return orphans
 
     async def check_files(self) -> list[str]:
-        """Start-up consistency check (DESIGN "Durability order").
+        """Start-up consistency check for the durability order of :mod:`core.store.files`.
 
         Removes message files no row references (written, but the commit
         never happened) and leftover temp files; returns, and logs, the file

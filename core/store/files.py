@@ -1,6 +1,6 @@
 """Message files under ``<data_dir>/msg/``, written durably before any row names them.
 
-The durability order (DESIGN.md) is: write to a temp file, fsync it, rename
+The durability order is: write to a temp file, fsync it, rename
 it into place, fsync the directory, and only then commit the rows that
 reference it. So after a crash a file may exist without a row (removed at
 start by :meth:`core.store.db.Store.check_files`), but a committed row

@@ -290,7 +290,7 @@ async def delete_message_durably(store: Store, account: str, msg_id: int) -> Non
 
 
 # --------------------------------------------------------------------------
-# outgoing records for the daily limits (spec 08 §5)
+# outgoing records for the daily limits
 # --------------------------------------------------------------------------
 
 _DAY = timedelta(hours=24)
@@ -331,7 +331,7 @@ def count_first_time_recipients(
 
     A recipient of the window is first-time if there is no record for it
     before its earliest record in the window; a new recipient if there is no
-    record for it before ``now`` at all (spec 08 §5).
+    record for it before ``now`` at all.
     """
     since = to_db_time(now - _DAY)
     count = 0

@@ -52,7 +52,7 @@ def utcnow() -> datetime:
 # flags
 # --------------------------------------------------------------------------
 
-#: System flags in the order mox reports them (spec 01 §5.6), with the
+#: System flags in the order mox reports them, with the
 #: ``messages`` column that stores each one.
 SYSTEM_FLAGS: dict[str, str] = {
     "$forwarded": "flag_forwarded",
@@ -145,7 +145,7 @@ class Mailbox:
 
 @dataclass(kw_only=True)
 class MessageMeta:
-    """What the SMTP server knew when it stored a message (spec 01 §5.6, 02 §4).
+    """What the SMTP server knew when it stored a message.
 
     Everything defaults to empty/false: a Sent copy saved by the webapi has
     no SMTP envelope, and mox reports those fields as empty (observed).
@@ -185,7 +185,7 @@ class Message(MessageMeta):
 
     @property
     def rcpt_to(self) -> str:
-        """``localpart@domain`` of the SMTP recipient, or "" (spec 01 §5.6)."""
+        """``localpart@domain`` of the SMTP recipient, or ""."""
         if not self.rcpt_to_localpart and not self.rcpt_to_domain:
             return ""
         return f"{self.rcpt_to_localpart}@{self.rcpt_to_domain}"
@@ -231,7 +231,7 @@ class Message(MessageMeta):
 
 @dataclass(kw_only=True)
 class MsgResult:
-    """One delivery attempt (or admin action) of a queue entry (spec 03 §1).
+    """One delivery attempt (or admin action) of a queue entry.
 
     Beyond mox's fields: ``mx_host``, the host the attempt dialed ("" when
     none was, e.g. an admin action or a DNS failure), and ``tls``, whether
@@ -284,7 +284,7 @@ def _bool_or_none(v: int | None) -> bool | None:
 
 @dataclass(kw_only=True)
 class QueueEntry:
-    """One recipient of an outgoing message (spec 03 §1, mox's ``Msg``).
+    """One recipient of an outgoing message.
 
     ``id`` is 0 until inserted. ``file_id`` names the message file in
     :class:`core.store.files.MessageFiles`; recipients of one message share
@@ -380,7 +380,7 @@ class QueueEntry:
 
 @dataclass(kw_only=True)
 class RetiredEntry(QueueEntry):
-    """A queue entry after it left the queue (spec 03 §2), same ID as it had there.
+    """A queue entry after it left the queue, same ID as it had there.
 
     mox does not keep NextAttempt, Hold, MsgPrefix, DSNUTF8 or the file: the
     columns exist (so a retire is one ``INSERT … SELECT``) but

@@ -25,7 +25,7 @@ class QueueEntryNotFound(LookupError):
 
 
 class FromIDNotUnique(ValueError):
-    """Text as mox (spec 08 §4): ``fromid not unique: fromid "x" already present in …``."""
+    """Text as mox: ``fromid not unique: fromid "x" already present in …``."""
 
     def __init__(self, from_id: str, where: Literal["queue", "retired"]) -> None:
         place = "message queue" if where == "queue" else "retired message queue"
@@ -127,7 +127,7 @@ def get_retired(conn: sqlite3.Connection, entry_id: int) -> RetiredEntry:
 
 
 def retired_by_from_id(conn: sqlite3.Connection, from_id: str) -> RetiredEntry | None:
-    """The retired message a DSN's fromid points at (spec 02 §6)."""
+    """The retired message a DSN's fromid points at."""
     row = conn.execute("SELECT * FROM retired WHERE from_id = ?", (from_id,)).fetchone()
     return None if row is None or not from_id else RetiredEntry.from_row(row)
 

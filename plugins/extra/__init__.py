@@ -4,14 +4,12 @@ mox lets an application that submits over SMTP attach metadata that comes
 back in every webhook for the message. Header names are canonicalised
 MIME-style (``x-mox-extra-ORDER-ref`` -> key ``Order-Ref``); two headers that
 canonicalise to the same key refuse the submission; the headers stay in the
-message (spec 03 §8).
+message.
 """
 
 from __future__ import annotations
 
-from core.events import Submission
-from core.hookspecs import hookimpl
-from core.plugin_api import PluginContext, Rejection
+from moxtrio import PluginContext, Rejection, Submission, hookimpl
 
 PREFIX = "X-Mox-Extra-"
 

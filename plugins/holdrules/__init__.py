@@ -1,4 +1,4 @@
-"""The holdrules plugin: queue hold rules (spec 04, AND matching per spec README).
+"""The holdrules plugin: queue hold rules, whose conditions always combine with AND.
 
 A hold rule keeps matching outgoing messages in the queue until an admin
 releases them. This module only wires hooks; the rule record and matching
@@ -12,10 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext
-from core.services import HoldRuleAdmin
-from core.store.migrations import Migration
+from moxtrio import CtlCommand, HoldRuleAdmin, Migration, PluginContext, hookimpl
 from plugins.holdrules.commands import ctl_commands
 from plugins.holdrules.rules import MIGRATIONS, any_rule_matches, list_rules
 from plugins.holdrules.service import HoldRuleService

@@ -4,14 +4,14 @@ Scripts written for ``mox queue holdrules …`` must work with the binary name
 changed, so flags are parsed the way Go's ``flag`` package does (``-f v``,
 ``-f=v``, ``--f v``; parsing stops at the first non-flag argument or ``--``)
 and the list output copies mox's, including its quirk of labelling the
-recipient-domain condition "sender domain" (spec 04 §5, observed).
+recipient-domain condition "sender domain".
 """
 
 from __future__ import annotations
 
 from core.flaghelp import flag_help
 from core.goflags import STR, UsageError, go_quote, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.holdrules.rules import HoldRule, HoldRuleError, HoldRuleNotFound
 from plugins.holdrules.service import HoldRuleService
 
@@ -27,7 +27,7 @@ USAGE_REMOVE = "usage: moxtrio queue holdrules remove ruleid\n"
 
 
 def format_rules(rules: list[HoldRule]) -> str:
-    """The text mox prints for ``queue holdrules list`` (spec 04 §5)."""
+    """The text mox prints for ``queue holdrules list``."""
     lines = ["hold rules:"]
     for r in rules:
         elems = []

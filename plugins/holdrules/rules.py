@@ -1,9 +1,9 @@
 """Hold rules: the record, domain normalisation, matching, and the rows.
 
 Why AND for new messages too: mox combines a rule's conditions with OR when
-a message is queued but with AND when a rule is added (spec 04 §2), which
+a message is queued but with AND when a rule is added, which
 contradicts its own documentation ("matching all specified fields"); moxtrio
-uses AND in both places (spec README, difference 1). A rule without
+uses AND in both places (docs/differences.md, item 1). A rule without
 conditions matches everything ("pause the whole queue").
 
 Domains are stored in both forms, as mox's ``dns.Domain``: ASCII (``xn--``)
@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from core.message.address import AddressError, parse_domain
-from core.store.migrations import Migration
 from core.store.models import from_db_time, to_db_time
+from moxtrio import Migration
 
 OWNER = "holdrules"
 TABLE = "holdrules_rules"
@@ -107,7 +107,7 @@ def parse_rule_domain(s: str) -> RuleDomain:
 
 @dataclass(frozen=True)
 class HoldRule:
-    """One rule (spec 04 §1). ``id`` is 0 until stored."""
+    """One rule. ``id`` is 0 until stored."""
 
     id: int = 0
     account: str = ""
@@ -129,7 +129,7 @@ class HoldRule:
         return self.recipient_domain.name()
 
     def to_json(self) -> dict[str, Any]:
-        """The admin API's ``HoldRule`` object (spec 04 §1)."""
+        """The admin API's ``HoldRule`` object."""
         return {
             "ID": self.id,
             "Account": self.account,
@@ -237,7 +237,7 @@ def insert_rule(conn: sqlite3.Connection, rule: HoldRule, now: datetime) -> Hold
 
 
 def delete_rule(conn: sqlite3.Connection, rule_id: int) -> None:
-    """Remove a rule; held messages stay held (spec 04 §3)."""
+    """Remove a rule; held messages stay held."""
     cur = conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (rule_id,))
     if cur.rowcount == 0:
         raise HoldRuleNotFound(rule_id)

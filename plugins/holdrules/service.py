@@ -3,8 +3,8 @@
 Registered as ``ctx.service(HoldRuleService)`` so other plugins (an admin API)
 use the same code path without importing this package.
 
-Adding a rule also puts existing matching queue entries on hold (spec 04
-§2.2). The rule is committed first; from then on the in-transaction
+Adding a rule also puts existing matching queue entries on hold, as
+mox does. The rule is committed first; from then on the in-transaction
 ``moxtrio_queue_adding`` hook holds every new entry, and the entries that
 existed before are held through the core queue's ``hold_matching`` with the
 same :func:`rule_matches` the hook uses, so new and existing entries are
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from core.plugin_api import PluginContext
 from core.store.models import utcnow
+from moxtrio import PluginContext
 from plugins.holdrules.rules import (
     HoldRule,
     delete_rule,
@@ -55,7 +55,7 @@ class HoldRuleService:
         return stored
 
     async def remove(self, rule_id: int) -> None:
-        """Remove a rule; messages it held stay on hold (spec 04 §3).
+        """Remove a rule; messages it held stay on hold.
 
         Raises :class:`plugins.holdrules.rules.HoldRuleNotFound`.
         """

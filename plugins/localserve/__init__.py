@@ -12,10 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.events import DeliveryBatch
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext, Rejection
-from core.smtp.client import DeliveryResult
+from moxtrio import CtlCommand, DeliveryBatch, DeliveryResult, PluginContext, Rejection, hookimpl
 from plugins.localserve import fastretry, password, settings
 from plugins.localserve.catchall import fallback_recipient
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport

@@ -8,7 +8,7 @@ delivery listener, which applies the same fallback.
 
 from __future__ import annotations
 
-from core.plugin_api import PluginContext
+from moxtrio import PluginContext
 
 CATCHALL = "mox@localhost"
 

@@ -20,9 +20,8 @@ from typing import Any
 
 import trio
 
-from core.events import DeliveryBatch
-from core.plugin_api import PluginContext
-from core.smtp.client import DeliveryResult, deliver
+from core.delivery.client import deliver
+from moxtrio import DeliveryBatch, DeliveryResult, PluginContext
 from plugins.localserve.followups import FollowUp, FollowUps
 from plugins.localserve.scenarios import Scenario, first_attempt_failure, scenario_of
 from plugins.localserve.settings import EHLO_NAME, Target, Timeouts, delivery_target, load_timeouts

@@ -14,7 +14,7 @@ import logging
 
 import trio
 
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 
 log = logging.getLogger("moxtrio.localserve.fastretry")
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 import trio
 
+from core.delivery.client import deliver
 from core.message.arf import compose_feedback_report
 from core.message.dsn import DSNRecipient, compose_dsn
-from core.plugin_api import PluginContext
-from core.smtp.client import deliver
+from moxtrio import PluginContext
 from plugins.localserve.settings import EHLO_NAME, delivery_target, load_timeouts
 
 log = logging.getLogger("moxtrio.localserve.followups")

@@ -13,7 +13,7 @@ from functools import partial
 
 import trio
 
-from core.plugin_api import PluginContext, Rejection
+from moxtrio import PluginContext, Rejection
 
 #: How long a simulated hang lasts, as in mox.
 SIMULATED_HANG = 3600.0

@@ -12,8 +12,8 @@ from typing import Any
 
 import trio
 
-from core.plugin_api import PluginContext
 from core.store import accounts as store_accounts
+from moxtrio import PluginContext
 from plugins.localserve.init import LOCALSERVE_PASSWORD
 
 ACCOUNT = "mox"

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from core.smtp.client import RecipientResult
+from moxtrio import RecipientResult
 from plugins.localserve.simulate import localpart_of
 
 #: Longest simulated delay: it is spent inside the delivery hook, whose time

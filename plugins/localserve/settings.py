@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from core.plugin_api import PluginConfigError, PluginContext
+from moxtrio import PluginConfigError, PluginContext
 
 PLUGIN = "localserve"
 DEFAULT_HOST = "localhost"

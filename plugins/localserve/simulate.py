@@ -20,7 +20,7 @@ import re
 from typing import Literal
 
 from core.address import parse_localpart
-from core.plugin_api import Rejection
+from moxtrio import Rejection
 
 Stage = Literal["mailfrom", "rcptto", "data"]
 

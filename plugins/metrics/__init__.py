@@ -9,9 +9,8 @@ only subscribes and renders. See ``docs/metrics.md`` for the list.
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
 from core.metrics import add_sink
-from core.plugin_api import HTTPService, PluginContext
+from moxtrio import HTTPService, PluginContext, hookimpl
 from plugins.metrics.collect import METRICS
 from plugins.metrics.routes import blueprint
 

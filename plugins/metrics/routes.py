@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response
 
-from core.plugin_api import PluginContext
+from moxtrio import PluginContext
 from plugins.metrics.collect import METRICS
 
 

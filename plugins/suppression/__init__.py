@@ -1,4 +1,4 @@
-"""The suppression plugin: per-account lists of recipients the queue won't deliver to (spec 05).
+"""The suppression plugin: per-account lists of recipients the queue won't deliver to.
 
 This module only wires hooks. Base addresses are in
 :mod:`plugins.suppression.base`, the record and rows in
@@ -8,8 +8,8 @@ delivery-time check in :mod:`plugins.suppression.decide`, the operations in
 :mod:`plugins.suppression.commands`.
 
 Unlike mox, which checks only the entry that starts a batched attempt, the
-core calls the precheck for every recipient of a batch (spec README,
-difference 8), so a listed recipient never rides along in someone else's
+core calls the precheck for every recipient of a batch (docs/differences.md,
+item 8), so a listed recipient never rides along in someone else's
 SMTP transaction.
 """
 
@@ -21,11 +21,15 @@ from typing import Any
 
 import trio
 
-from core.events import DeliveryOutcome, IncomingDelivered
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext
-from core.services import SuppressionProvider
-from core.store.migrations import Migration
+from moxtrio import (
+    CtlCommand,
+    DeliveryOutcome,
+    IncomingDelivered,
+    Migration,
+    PluginContext,
+    SuppressionProvider,
+    hookimpl,
+)
 from plugins.suppression import bulk_commands, complaints, expiry
 from plugins.suppression.commands import ctl_commands
 from plugins.suppression.decide import decide, precheck

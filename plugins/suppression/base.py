@@ -1,4 +1,4 @@
-"""Base addresses: mox's deliberately lossy simplification of a recipient (spec 05 §2).
+"""Base addresses: mox's deliberately lossy simplification of a recipient.
 
 One mailbox is often reachable under many spellings (``John.Doe+news@``,
 ``johndoe-x@``, ``j.o.h.n.doe@``); a suppression must catch them all, so
@@ -47,7 +47,7 @@ def go_lower(s: str) -> str:
 
 
 def base_localpart(localpart: str) -> str:
-    """Steps 1-5 of spec 05 §2 on an unquoted localpart."""
+    """mox's base localpart (everything up to the base address's re-quoting) of an unquoted localpart."""
     s = localpart.split("+", 1)[0]
     s = s.split("-", 1)[0]
     s = s.replace(".", "")
@@ -72,7 +72,7 @@ class RecipientAddress:
 
     @property
     def base(self) -> str:
-        """BaseAddress (spec 05 §2 step 6: re-quoted when not a dot-atom)."""
+        """BaseAddress: re-quoted when the localpart is not a dot-atom."""
         return f"{localpart_string(base_localpart(self.localpart))}@{self.domain}"
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.goflags import STR, UsageError, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import TimeExprError, parse_go_duration, parse_rfc3339
 from core.store.models import utcnow
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.suppression.bulk import (
     FORMATS,
     ImportDefaults,

@@ -1,4 +1,4 @@
-"""``queue suppress list|add|remove|lookup``: mox's names, flags and output (spec 05 §5).
+"""``queue suppress list|add|remove|lookup``: mox's names, flags and output.
 
 The commands are the administrator's: they name the account (or, for
 ``list`` and ``lookup``, may leave it out to mean every account). Output
@@ -9,10 +9,9 @@ with exit status 1; bad usage exits 2 like Go's flag package.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from core.goflags import UsageError, go_quote, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
+from core.gofmt import format_go_time_seconds
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.records import DuplicateSuppression, Suppression, SuppressionAbsent
 from plugins.suppression.service import SuppressionService
@@ -29,18 +28,6 @@ USAGE_REMOVE = "usage: moxtrio queue suppress remove account address\n"
 USAGE_LOOKUP = "usage: moxtrio queue suppress lookup [-account account] address\n" + (
     _ACCOUNT_FLAG.format("only check address in specified account")
 )
-
-
-def format_go_time_seconds(dt: datetime) -> str:
-    """Go's ``t.Round(time.Second).String()`` for a UTC time, as mox's CLI prints it.
-
-    ``2026-11-23 23:59:16 +0000 UTC``; halfway values round up, as Go does.
-    """
-    u = dt.astimezone(UTC)
-    whole = u.replace(microsecond=0)
-    if u.microsecond >= 500_000:
-        whole += timedelta(seconds=1)
-    return whole.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
 
 
 def format_list(entries: list[Suppression]) -> str:

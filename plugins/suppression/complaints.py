@@ -30,12 +30,12 @@ from typing import Any
 
 import trio
 
-from core.dsnmatch import fromid_of
-from core.events import IncomingDelivered, OutgoingEvent
 from core.message.arf import PARSE_MAX, FeedbackReport, is_feedback_report, parse_feedback_report
 from core.message.headers import message_id_of
+from core.queue.dsnmatch import fromid_of
 from core.queue.events import publish_outgoing
 from core.store.outgoing import Outgoing, outgoing_by_fromid, outgoing_by_message_id
+from moxtrio import IncomingDelivered, OutgoingEvent
 from plugins.suppression.base import recipient_of_entry
 from plugins.suppression.records import Suppression, find_suppression, insert_suppression
 

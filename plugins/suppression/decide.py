@@ -1,4 +1,4 @@
-"""When a recipient goes on the list, and what happens at delivery time (spec 05 §3, §4).
+"""When a recipient goes on the list, and what happens at delivery time.
 
 Both run inside the core's transaction (in-transaction hooks): the check at
 delivery time sees every committed addition, and an addition commits
@@ -13,11 +13,10 @@ import sqlite3
 from datetime import datetime
 from typing import Any, Literal
 
-from core.events import DeliveryOutcome
 from core.goflags import go_quote
-from core.plugin_api import PluginContext
 from core.store.models import RetiredEntry, utcnow
 from core.store.queue_rows import recent_outcomes
+from moxtrio import DeliveryOutcome, PluginContext
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
 from plugins.suppression.expiry import automatic_until
 from plugins.suppression.records import (
@@ -101,7 +100,7 @@ def suppress_after_failure(
     now: datetime | None = None,
     ctx: PluginContext | None = None,
 ) -> Suppression | None:
-    """Spec 05 §3 for one failed delivery; returns the new entry, if any.
+    """mox's rules for adding a recipient after one failed delivery; returns the new entry, if any.
 
     ``retired_address`` is the recipient as the core writes it into
     ``retired.recipient_address`` (the consecutive rule compares exact
@@ -165,7 +164,7 @@ def decide(
 
 
 def suppressed_error(rcpt: RecipientAddress) -> str:
-    """The attempt's error text for a listed recipient (observed, spec 05 §4)."""
+    """The attempt's error text for a listed recipient (observed)."""
     return (
         f"not delivering to recipient address {rcpt.original}:"
         " address is on suppression list, permanent"

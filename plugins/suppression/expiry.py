@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.plugin_api import PluginConfigError, PluginContext
 from core.queue.timefmt import TimeExprError, parse_go_duration
+from moxtrio import PluginConfigError, PluginContext
 
 PLUGIN = "suppression"
 

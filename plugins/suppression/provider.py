@@ -13,7 +13,7 @@ bad export or import.
 from __future__ import annotations
 
 from core.queue.timefmt import TimeExprError, parse_rfc3339
-from core.services import ExportPage, ExportQuery, ImportRequest
+from moxtrio import ExportPage, ExportQuery, ImportRequest
 from plugins.suppression.bulk import (
     DEFAULT_REASON,
     FORMATS,

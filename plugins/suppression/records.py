@@ -1,4 +1,4 @@
-"""The suppression record, its table, and row functions (spec 05 §1).
+"""The suppression record, its table, and row functions.
 
 Row functions are synchronous functions of a ``conn``: call them inside
 ``store.write``/``store.read`` or from an in-transaction hook, so an
@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from core.message.parsed import format_json_time
-from core.store.migrations import Migration
 from core.store.models import from_db_time, to_db_time, utcnow
+from moxtrio import Migration
 
 OWNER = "suppression"
 TABLE = "suppression_list"
@@ -61,9 +61,9 @@ CREATE INDEX suppression_until ON {TABLE} (until) WHERE until IS NOT NULL;
 #: Reason categories (moxtrio extension) beside mox's free-text Reason.
 CATEGORIES = ("bounce", "complaint", "manual", "unsubscribe")
 
-#: mox's error text for a duplicate (observed through the webapi, spec 01 §5.3).
+#: mox's error text for a duplicate (observed through the webapi).
 DUPLICATE_MESSAGE = 'updating indices for inserted value: not unique: "Account+BaseAddress"'
-#: mox's error text for removing what is not there (spec 01 §5.4).
+#: mox's error text for removing what is not there.
 ABSENT_MESSAGE = "absent"
 
 
@@ -83,7 +83,7 @@ class SuppressionAbsent(LookupError):
 
 @dataclass(frozen=True)
 class Suppression:
-    """One entry (spec 05 §1); ``id`` is 0 until stored."""
+    """One entry; ``id`` is 0 until stored."""
 
     account: str
     base_address: str
@@ -103,7 +103,7 @@ class Suppression:
         return self.category or ("manual" if self.manual else "bounce")
 
     def to_json(self) -> dict[str, Any]:
-        """The webapi's ``Suppression`` object (spec 01 §3), field order as mox."""
+        """The webapi's ``Suppression`` object, field order as mox."""
         return {
             "ID": self.id,
             "Created": format_json_time(self.created),

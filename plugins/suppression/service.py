@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator
 import trio
 
 from core.goflags import go_quote
-from core.plugin_api import PluginContext
-from core.services import ServiceError
 from core.store.models import utcnow
+from moxtrio import PluginContext, ServiceError
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.bulk import (
     PAGE,
@@ -39,7 +38,7 @@ from plugins.suppression.records import (
     upsert_suppressions,
 )
 
-#: Webapi error codes (spec 01 §2.2) this plugin raises.
+#: Webapi error codes this plugin raises.
 CODE_BAD_ADDRESS = "badAddress"
 CODE_ERROR = "error"
 CODE_PROTOCOL = "protocol"

@@ -8,10 +8,8 @@ log in with an email address of their account and its password.
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.plugin_api import HTTPService, PluginContext
-from core.store.migrations import Migration
 from core.webui.auth import session_migration, verify_account_login
+from moxtrio import HTTPService, Migration, PluginContext, hookimpl
 from plugins.webaccount.auth_state import AccountWebAuth
 
 KEYS = ("AccountHTTP", "AccountHTTPS")

@@ -24,10 +24,10 @@ from core.config.models import Account, IncomingWebhook, OutgoingWebhook
 from core.config.save import SaveError, save_account
 from core.gofmt import format_json_time
 from core.message.address import AddressError, parse_address
-from core.services import ServiceError, SuppressionEntry, SuppressionProvider
 from core.sherpa import Function, SherpaError, user_error
 from core.version import VERSION
 from core.webui.iface import Call
+from moxtrio import ServiceError, SuppressionEntry, SuppressionProvider
 from plugins.webaccount.auth_state import AccountWebAuth
 
 T = TypeVar("T")

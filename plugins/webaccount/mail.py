@@ -35,10 +35,8 @@ from core.message.structure import (
     parse_part,
     part_by_path,
 )
-from core.plugin_api import PluginContext
 from core.queue.admin import QueueFilter, RetiredFilter
 from core.queue.jsonfmt import attempt_json
-from core.services import WebhookAdmin
 from core.store.messages import (
     InvalidMessageID,
     MessageNotFound,
@@ -49,6 +47,7 @@ from core.store.messages import (
 from core.store.models import Message
 from core.webui.auth import Session
 from core.webui.pages import Pages
+from moxtrio import PluginContext, WebhookAdmin
 
 #: How often a live list looks for new mail; a message shows up within this.
 POLL_INTERVAL = 0.5

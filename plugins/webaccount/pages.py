@@ -13,11 +13,11 @@ from typing import Any
 from quart import Blueprint, Response
 
 from core.config.models import OutgoingWebhook
-from core.plugin_api import PluginContext
 from core.sherpa import SherpaError
 from core.webui.auth import Session, WebRequest
 from core.webui.iface import Call
 from core.webui.pages import Pages
+from moxtrio import PluginContext
 from plugins.webaccount import api
 from plugins.webaccount.mail import add_mail_routes
 

@@ -14,10 +14,8 @@ import logging
 import trio
 
 from core.config.adminpasswd import UnsupportedHashError, verify_password
-from core.hookspecs import hookimpl
-from core.plugin_api import HTTPService, PluginContext
-from core.store.migrations import Migration
 from core.webui.auth import Verifier, session_migration
+from moxtrio import HTTPService, Migration, PluginContext, hookimpl
 from plugins.webadmin.auth_state import AdminWebAuth
 
 log = logging.getLogger("moxtrio.webadmin")

@@ -19,10 +19,10 @@ from typing import Any
 
 from core import sherpa
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
-from core.services import HoldRuleAdmin, WebhookAdmin
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
 from core.webui.iface import Call
+from moxtrio import HoldRuleAdmin, WebhookAdmin
 from plugins.webadmin.auth_state import AdminWebAuth
 from plugins.webadmin.shapes import (
     HoldRuleIn,

@@ -15,14 +15,13 @@ from urllib.parse import urlencode
 
 from quart import Blueprint, Response, request
 
-from core.plugin_api import PluginContext
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
-from core.services import HoldRuleAdmin
 from core.sherpa import SherpaError
 from core.sqlfilter import Sort
 from core.webui.auth import Session, WebRequest
 from core.webui.iface import Call
 from core.webui.pages import Pages
+from moxtrio import HoldRuleAdmin, PluginContext
 from plugins.webadmin import api
 from plugins.webadmin.shapes import HookFilter, HookRetiredFilter
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from core.gofmt import format_rfc3339_nano
 from core.queue.jsonfmt import attempt_json, ip_domain, retired_json
-from core.store.models import QueueEntry, RetiredEntry
+from core.store.models import RetiredEntry
+from moxtrio import QueueEntry
 
 
 def _bytes(b: bytes) -> str | None:

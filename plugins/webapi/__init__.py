@@ -1,6 +1,6 @@
 """The webapi plugin: mox's HTTP/JSON API under ``<path>v0/`` (default ``/webapi/v0/``).
 
-Twelve methods wire-compatible with mox v0.0.17 (spec 01), HTML pages to try
+Twelve methods wire-compatible with mox v0.0.17, HTML pages to try
 them, an OpenAPI 3.1 description generated from the same types
 (``<path>openapi.json``), and a typed Python client
 (:mod:`plugins.webapi.client`). Mounted on the listeners that enable
@@ -9,9 +9,7 @@ them, an OpenAPI 3.1 description generated from the same types
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.plugin_api import HTTPService, PluginContext
-from core.store.migrations import Migration
+from moxtrio import HTTPService, Migration, PluginContext, hookimpl
 
 
 def _blueprint(ctx: PluginContext, path: str) -> object:

@@ -31,9 +31,9 @@ import trio
 
 from core.loginlimit import LoginLimiter
 from core.passwords import verify_password
-from core.plugin_api import PluginContext
 from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
+from moxtrio import PluginContext
 from plugins.webapi.errors import WebapiError
 
 log = logging.getLogger("moxtrio.webapi.auth")
@@ -139,7 +139,7 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, peer: str | None, forwarded_for: str | None, forwarded: bool
     ) -> Login:
-        """Steps 2-6 of spec 01 §2; raises HTTPAuthError or WebapiError (``server``)."""
+        """mox's authentication steps after the method check; raises HTTPAuthError or WebapiError (``server``)."""
         creds = parse_basic(authorization or "")
         if creds is None:
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)

@@ -4,7 +4,7 @@ Importable without a server or a config: it needs only httpx and the
 request/response dataclasses of :mod:`plugins.webapi.types`, the same ones
 the server decodes and encodes, so client and server cannot drift apart.
 
-Behaviour mirrors mox's Go client (spec 01 §6): ``POST <base>/<Method>``
+Behaviour mirrors mox's Go client: ``POST <base>/<Method>``
 with the JSON in the urlencoded form field ``request`` (multipart when files
 are uploaded), Basic auth; 200 decodes the result (raw bytes for
 MessageRawGet/MessagePartGet), 400 raises :class:`WebapiError` with the

@@ -1,7 +1,7 @@
 """The webapi's error answer: a Code clients switch on and a human Message.
 
 Every failure a method can report is raised as :class:`WebapiError` and
-rendered as ``400`` with ``{"Code": ..., "Message": ...}`` (spec 01 §2.2);
+rendered as ``400`` with ``{"Code": ..., "Message": ...}``;
 the codes are listed in :data:`plugins.webapi.types.ERROR_CODES`.
 """
 

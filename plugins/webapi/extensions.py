@@ -23,7 +23,7 @@ from typing import Any
 import trio
 from quart import Response, request
 
-from core.plugin_api import PluginContext
+from moxtrio import PluginContext
 from plugins.webapi.auth import HTTPAuthError, Login
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.jsoncodec import encode_bytes

@@ -42,8 +42,8 @@ from typing import Any
 import trio
 
 from core.failpoints import failpoint
-from core.store.migrations import Migration
-from core.store.models import QueueEntry, from_db_time, to_db_time, utcnow
+from core.store.models import from_db_time, to_db_time, utcnow
+from moxtrio import Migration, QueueEntry
 from plugins.webapi.errors import WebapiError, user
 from plugins.webapi.jsoncodec import encode
 from plugins.webapi.types import SendRequest, SendResult, Submission

@@ -1,4 +1,4 @@
-"""The message methods: read, flag, move and delete stored messages (spec 01 §5.6-5.11).
+"""The message methods: read, flag, move and delete stored messages.
 
 IDs are global but scoped to the authenticated account: a message of
 another account is "not found". Error codes follow mox: reading methods

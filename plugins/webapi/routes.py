@@ -1,6 +1,6 @@
 """HTTP routes of the webapi: mox's routing table, auth, form decoding, method dispatch.
 
-Processing order for ``POST <base>v0/<Method>`` is mox's (spec 01 §2), since
+Processing order for ``POST <base>v0/<Method>`` is mox's, since
 it decides which error a client sees first: unknown method (404), missing
 credentials (401), client IP, rate limiter (429), credentials (401),
 content type, form, ``request`` field, JSON, then the method itself.
@@ -19,7 +19,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, request
 
-from core.plugin_api import PluginContext
+from moxtrio import PluginContext
 from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.accesslog import logged_call
 from plugins.webapi.auth import Authenticator, HTTPAuthError
@@ -270,7 +270,7 @@ def make_blueprint(ctx: PluginContext, path: str) -> Blueprint:
 
     @bp.before_request
     async def host_matches() -> Response | None:
-        # Spec 01 §1: served only for an IP address, a listener host name (or
+        # As mox: served only for an IP address, a listener host name (or
         # the global Hostname), localhost, or a domain's ClientSettingsDomain.
         if not host_allowed(ctx, request.host):
             return text_response(404, "404 page not found")

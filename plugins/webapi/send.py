@@ -1,4 +1,4 @@
-"""The Send method: validate, compose, queue, and optionally keep a Sent copy (spec 01 §5.1).
+"""The Send method: validate, compose, queue, and optionally keep a Sent copy.
 
 The checks run in mox's order so a client sees the same first error mox
 would give. Composition is the core's (``core.message.compose``); sender
@@ -45,11 +45,11 @@ from core.message.compose import (
     compose_message,
     received_header,
 )
-from core.plugin_api import PluginContext
 from core.store.accounts import mailbox_by_special_use
 from core.store.messages import account_size, insert_message
-from core.store.models import MessageMeta, QueueEntry
+from core.store.models import MessageMeta
 from core.submit import Failure, OutgoingMessage, SubmitError, SubmitRequest, submit
+from moxtrio import PluginContext, QueueEntry
 from plugins.webapi.auth import Login
 from plugins.webapi.errors import WebapiError, server, user
 from plugins.webapi.forms import Upload

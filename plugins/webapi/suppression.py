@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from core.message.address import AddressError, parse_address
-from core.plugin_api import PluginContext
-from core.services import ServiceError, SuppressionEntry, SuppressionProvider
+from moxtrio import PluginContext, ServiceError, SuppressionEntry, SuppressionProvider
 from plugins.webapi.errors import WebapiError, server
 from plugins.webapi.send import CallInfo
 from plugins.webapi.types import (

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from quart import Response, request
 
-from core.services import ExportPage, ExportQuery, ImportRequest
+from moxtrio import ExportPage, ExportQuery, ImportRequest
 from plugins.webapi.errors import WebapiError
 from plugins.webapi.extensions import ExtCall, json_result
 from plugins.webapi.suppression import provider, provider_call

@@ -276,7 +276,7 @@ class Error:
     Message: str = ""
 
 
-#: Every error Code the server answers (spec 01 §2.2).
+#: Every error Code the server answers.
 ERROR_CODES: tuple[str, ...] = (
     "protocol",
     "user",

@@ -8,7 +8,7 @@ from typing import Any
 
 from quart import Response
 
-from core.services import RedeliverQuery, WebhookRedeliverer
+from moxtrio import RedeliverQuery, WebhookRedeliverer
 from plugins.webapi.errors import WebapiError
 from plugins.webapi.extensions import ExtCall, json_result
 from plugins.webapi.suppression import provider_call

@@ -1,6 +1,6 @@
 """The webhooks plugin: outgoing delivery events and incoming messages as HTTP POSTs.
 
-Spec 02. Webhooks are rows in this plugin's own tables, written inside the
+mox's webhooks, wire-compatible. Webhooks are rows in this plugin's own tables, written inside the
 core's transaction that records the event (so an event is never lost or
 sent twice) and delivered afterwards by :class:`WebhookService`'s trio tasks
 with retries, superseding and retired history. This module only wires
@@ -16,11 +16,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from core.events import IncomingDelivered, OutgoingEvent
-from core.hookspecs import hookimpl
-from core.plugin_api import CtlCommand, PluginContext
-from core.services import WebhookAdmin, WebhookRedeliverer
-from core.store.migrations import Migration
+from moxtrio import (
+    CtlCommand,
+    IncomingDelivered,
+    Migration,
+    OutgoingEvent,
+    PluginContext,
+    WebhookAdmin,
+    WebhookRedeliverer,
+    hookimpl,
+)
 from plugins.webhooks import redelivery, redelivery_ops
 from plugins.webhooks.commands import ctl_commands
 from plugins.webhooks.gauges import GAUGE

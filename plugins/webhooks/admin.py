@@ -1,7 +1,7 @@
-"""Admin filters and sorting for hooks and retired hooks (spec 02 §7).
+"""Admin filters and sorting for hooks and retired hooks.
 
-Same time expressions and keyset pagination as the message queue (spec 03
-§9.1-9.2), with ``Event`` (an outgoing event name or ``incoming``) instead
+Same time expressions and keyset pagination as the message queue,
+with ``Event`` (an outgoing event name or ``incoming``) instead
 of the address filters.
 """
 
@@ -11,8 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.events import OUTGOING_EVENTS
 from core.sqlfilter import FilterError, Sort, Where
+from moxtrio import OUTGOING_EVENTS
 from plugins.webhooks.records import Hook, RetiredHook
 
 EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)

@@ -1,4 +1,4 @@
-"""mox's webhook retry schedule (spec 02 §5.3): 12 attempts over about 32 hours.
+"""mox's webhook retry schedule: 12 attempts over about 32 hours.
 
 Kept apart from the message queue's backoff because the shapes differ: the
 queue doubles 7.5 minutes with ±5 s jitter, webhooks walk a fixed table with

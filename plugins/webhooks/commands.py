@@ -1,6 +1,6 @@
 """``queue webhook list|schedule|cancel|print`` and ``queue webhook retired list|print``.
 
-mox's names, flags and output (spec 02 §7), so scripts written for ``mox``
+mox's names, flags and output, so scripts written for ``mox``
 work with the binary name changed. One deliberate fix: ``-sort queued``
 sorts by submission time (mox maps it to a field its own sort rejects).
 """
@@ -12,13 +12,13 @@ from typing import Any
 
 from core.flaghelp import flag_help
 from core.goflags import BOOL, STR, UsageError, go_quote, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import (
     TimeExprError,
     format_go_duration,
     format_rfc3339,
     parse_go_duration,
 )
+from moxtrio import CtlCommand, CtlRequest, CtlResult, PluginContext
 from plugins.webhooks.admin import (
     EVENT_NAMES,
     FilterError,

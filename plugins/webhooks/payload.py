@@ -1,4 +1,4 @@
-"""The JSON bodies mox posts (spec 02 §3 outgoing, §4 incoming), field for field.
+"""The JSON bodies mox posts, field for field.
 
 Computed once when the hook is queued and stored as text, so every attempt
 sends identical bytes (and a signature covers exactly what was queued).
@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.events import IncomingDelivered, OutgoingEvent
 from core.message.parsed import format_json_time
+from moxtrio import IncomingDelivered, OutgoingEvent
 from plugins.webhooks.gojson import marshal, sorted_map
 
-#: IncomingMeta keys in mox's order (spec 02 §4).
+#: IncomingMeta keys in mox's order.
 META_KEYS = (
     "MsgID",
     "MailFrom",

@@ -1,4 +1,4 @@
-"""The webhook queue's state changes, each inside the caller's transaction (spec 02 §5).
+"""The webhook queue's state changes, each inside the caller's transaction.
 
 Queueing (with superseding), starting an attempt (backoff persisted before
 the request, so a crash never causes a burst of retries), finishing it
@@ -131,7 +131,7 @@ def start_attempts(
 
 @dataclass
 class AttemptOutcome:
-    """What one POST came to (spec 02 §5.3 "Result filled in")."""
+    """What one POST came to."""
 
     success: bool
     code: int = 0

@@ -1,4 +1,4 @@
-"""Hook records (queued and retired), their rows and mox's JSON for them (spec 02 §5).
+"""Hook records (queued and retired), their rows and mox's JSON for them.
 
 Only row mechanics and the JSON shapes live here; when hooks are created,
 superseded, attempted and retired is :mod:`plugins.webhooks.queue_ops`.

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.store.migrations import Migration
 from core.store.models import to_db_time
+from moxtrio import Migration
 from plugins.webhooks.records import Hook, RetiredHook, insert_hook
 
 HEADER = "X-Mox-Webhook-Redelivery-Of"

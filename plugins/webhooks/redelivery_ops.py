@@ -11,9 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from core.goflags import BOOL, STR, UsageError, parse_flags
-from core.plugin_api import CtlCommand, CtlRequest, CtlResult, PluginContext
 from core.queue.timefmt import TimeExprError, parse_go_duration, parse_rfc3339
-from core.services import Redelivered, RedeliverQuery, ServiceError
+from moxtrio import (
+    CtlCommand,
+    CtlRequest,
+    CtlResult,
+    PluginContext,
+    Redelivered,
+    RedeliverQuery,
+    ServiceError,
+)
 from plugins.webhooks.redelivery import RedeliveryError, Selection, redeliver_now
 
 USAGE = (

@@ -1,7 +1,7 @@
 """The webhook queue's tables (owner ``webhooks``), in the server's one database.
 
 Hook IDs come from one sequence for outgoing and incoming hooks and a
-retired hook keeps its ID (spec 02 §5.1), so the queue table uses
+retired hook keeps its ID, so the queue table uses
 AUTOINCREMENT: an ID is never handed out twice, even after the row with the
 highest ID moved to the retired table. Times are integer microseconds (as
 the core tables); ``results`` and ``extra`` are JSON text.
@@ -9,7 +9,7 @@ the core tables); ``results`` and ``extra`` are JSON text.
 
 from __future__ import annotations
 
-from core.store.migrations import Migration
+from moxtrio import Migration
 
 OWNER = "webhooks"
 

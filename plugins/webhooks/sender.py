@@ -1,4 +1,4 @@
-"""One webhook POST over httpx (which runs natively on trio), spec 02 §2.
+"""One webhook POST over httpx (which runs natively on trio).
 
 The queue owns retries, so httpx gets no retry policy. Every request is
 bounded twice: httpx's connect/read/write/pool timeouts and an overall
@@ -72,7 +72,7 @@ def describe(exc: BaseException) -> str:
 def request_headers(
     hook: Hook, attempt: int, secret: str, body: bytes, basic: str = ""
 ) -> dict[str, str]:
-    """mox's headers (spec 02 §2) plus our optional signature.
+    """mox's headers plus our optional signature.
 
     ``basic``: Authorization from the URL's userinfo, used (as Go's client
     does) only when the hook has no Authorization of its own.
@@ -100,7 +100,7 @@ async def post_hook(
     secret: str = "",
     start: datetime | None = None,
 ) -> AttemptOutcome:
-    """POST the hook's payload once; any 2xx is success (spec README difference 2)."""
+    """POST the hook's payload once; any 2xx is success (docs/differences.md, item 2)."""
     body = hook.payload.encode("utf-8")
     # httpx never sees the userinfo, so neither its log lines nor our errors hold it.
     url, basic = split_credentials(hook.url)

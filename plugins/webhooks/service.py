@@ -1,6 +1,6 @@
 """WebhookService: the webhook queue's worker, in-transaction entry points and admin operations.
 
-Scheduling (spec 02 §5.2): a loop claims due hooks (oldest NextAttempt
+Scheduling: a loop claims due hooks (oldest NextAttempt
 first, at most ``max_concurrent`` in flight, at most one per URL) in one
 write transaction, delivers each in its own task, and otherwise sleeps
 until the earliest NextAttempt of a free URL. It is woken when a hook is
@@ -25,11 +25,9 @@ from typing import Any
 import httpx
 import trio
 
-from core.events import IncomingDelivered, OutgoingEvent
 from core.mlog import kv
-from core.plugin_api import PluginConfigError, PluginContext
-from core.queue.clock import Clock
 from core.store.models import to_db_time
+from moxtrio import Clock, IncomingDelivered, OutgoingEvent, PluginConfigError, PluginContext
 from plugins.webhooks import queue_ops
 from plugins.webhooks.admin import (
     HookFilter,
@@ -123,14 +121,14 @@ class WebhookService:
     # -- in-transaction entry points (called by the hook implementations) --------
 
     def on_outgoing_event(self, conn: sqlite3.Connection, event: OutgoingEvent) -> Hook | None:
-        """Queue an outgoing webhook for ``event`` if the account wants it (spec 02 §3)."""
+        """Queue an outgoing webhook for ``event`` if the account wants it."""
         acc = self.ctx.config.account(event.account)
         wh = acc.OutgoingWebhook if acc is not None else None
         if wh is None or not wh.URL or not wh.wants(event.event):
             return None
         now = self.clock.now()
         # Events derived from an incoming message don't carry Extra on the
-        # hook record (the payload still has the original's, spec 02 §5.1).
+        # hook record (the payload still has the original's).
         derived = event.dsn or event.event == "unrecognized"
         hook = Hook(
             queue_msg_id=event.queue_msg_id,
@@ -151,7 +149,7 @@ class WebhookService:
         return hook
 
     def on_incoming(self, conn: sqlite3.Connection, delivered: IncomingDelivered) -> Hook | None:
-        """Queue an incoming webhook for a delivered message (spec 02 §4)."""
+        """Queue an incoming webhook for a delivered message."""
         acc = self.ctx.config.account(delivered.account)
         wh = acc.IncomingWebhook if acc is not None else None
         if wh is None or not wh.URL:
@@ -288,7 +286,7 @@ class WebhookService:
         now = self.clock.now()
         return await self.store.write(lambda c: queue_ops.cleanup_retired(c, now))
 
-    # -- admin operations (spec 02 §7) -------------------------------------------------
+    # -- admin operations -------------------------------------------------
 
     async def list(self, f: HookFilter | None = None, sort: HookSort | None = None) -> builtins.list[Hook]:
         now = self.clock.now()

@@ -145,7 +145,7 @@ async def test_webapi_send_is_signed(env: Env) -> None:
         assert env.verifier().results(data) == [True, True]
         assert header_names(data)[:4] == ["Received", "DKIM-Signature", "DKIM-Signature", "From"]
     ed, rsa = (tags(h) for h in signature_headers(first))
-    # Webapi: i= is the From localpart as is (spec 01 §5.1.4).
+    # Webapi: i= is the From localpart as is.
     assert ed["i"] == rsa["i"] == "mox+news@localhost"
     assert first.split(b"DKIM-Signature", 1)[1] == second.split(b"DKIM-Signature", 1)[1]
     # The queue's Size counts the signatures in the prefix.

@@ -1,4 +1,4 @@
-"""X-Mox-Extra-* headers -> Extra (spec 03 §8): canonical keys, duplicates."""
+"""X-Mox-Extra-* headers -> Extra: canonical keys, duplicates."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ async def test_add_list_remove_exact_output(ctx: PluginContext) -> None:
     assert (await run(ctx, "add")).exit_code == 0
     assert (await run(ctx, "add", "-account", "mox")).exit_code == 0
     r = await run(ctx, "list")
-    # spec 04 §5, observed (including mox's "sender domain" label for the recipient domain)
+    # mox's output, observed (including mox's "sender domain" label for the recipient domain)
     assert r.output == (
         "hold rules:\n"
         'id 1: sender domain "localhost", sender domain "nomatch.example"\n'

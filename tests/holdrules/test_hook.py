@@ -42,7 +42,7 @@ async def test_new_entries_held_by_and_rule(
 async def test_spec_worked_example_uses_and_for_new_messages(
     ctx: PluginContext, store: Store, dispatcher: HookDispatcher
 ) -> None:
-    # mox holds someone@other.example here (OR); moxtrio does not (README difference 1).
+    # mox holds someone@other.example here (OR); moxtrio does not (docs/differences.md, item 1).
     await ctx.service(HoldRuleService).add(
         sender_domain="localhost", recipient_domain="nomatch.example"
     )

@@ -31,7 +31,7 @@ CASES = [
     (("mox", "other.example", ""), False),
     (("other", "localhost", ""), False),
     (("", "localhost", "example.org"), True),
-    # spec 04's worked example: mox would hold a new message here (OR); we don't.
+    # mox would hold a new message here (OR); we don't.
     (("", "localhost", "nomatch.example"), False),
     (("mox", "", "example.org"), True),
     (("mox", "", "nomatch.example"), False),

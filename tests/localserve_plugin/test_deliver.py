@@ -1,4 +1,4 @@
-"""Delivery to our own SMTP listener (spec 06 §3), against a real SMTP server.
+"""Delivery to our own SMTP listener, against a real SMTP server.
 
 The aiosmtpd sink (own process) stands in for our SMTP listener: the test
 makes it the address of the config's ``local`` listener.
@@ -13,9 +13,9 @@ import pytest
 import trio
 
 from core.config import Config, Transport, TransportFail
+from core.delivery.client import DeliveryResult
 from core.dispatch import HookDispatcher
 from core.events import DeliveryBatch
-from core.smtp.client import DeliveryResult
 from core.store.models import QueueEntry, utcnow
 from plugins.localserve.deliver import merge_results, plan_transactions
 from plugins.localserve.settings import Timeouts
@@ -117,7 +117,7 @@ async def test_550_at_data_for_a_single_recipient(
 async def test_data_failure_of_one_recipient_is_not_lost_in_a_shared_transaction(
     tmp_path: Path, config: Config, make_ctx: MakeCtx, dispatcher: HookDispatcher
 ) -> None:
-    """README difference 4: the recipient our listener fails at DATA gets its own
+    """docs/differences.md, item 4: the recipient our listener fails at DATA gets its own
     transaction, so the other is delivered and this one reported failed."""
     reply = "550 5.0.0 failure with code 550 due to special localpart (abc)"
     async with open_smtp_sink(
@@ -158,14 +158,13 @@ async def test_read_timeout_is_overridable_and_temporary(
         use_sink(config, sink)
         ctx = make_ctx()
         ctx.settings_overrides["localserve"] = {"read_timeout": 0.5}
-        start = trio.current_time()
-        result = await deliver(dispatcher, ctx, batch(tmp_path, ["usertimeout@slow.example"]))
-        elapsed = trio.current_time() - start
+        # The sink stalls DATA for good: an answer at all is the read timeout's doing.
+        with trio.fail_after(30):
+            result = await deliver(dispatcher, ctx, batch(tmp_path, ["usertimeout@slow.example"]))
     assert result is not None
     (r,) = result.recipients
     assert not r.ok and not r.permanent and r.code == 0
     assert "data: reading line from remote: read tcp" in r.error and "i/o timeout" in r.error
-    assert elapsed < 5
 
 
 async def test_timeouts_from_settings_file(
@@ -253,7 +252,7 @@ def test_plan_transactions() -> None:
 
 
 def test_merge_results_reports_error_only_when_all_failed() -> None:
-    from core.smtp.client import RecipientResult
+    from core.delivery.client import RecipientResult
 
     ok = DeliveryResult(
         "localhost", 25, [RecipientResult("a@x", ok=True)], ip="127.0.0.1", connected=True

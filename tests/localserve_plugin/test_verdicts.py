@@ -1,4 +1,4 @@
-"""Simulated failures at MAIL FROM, RCPT TO and after DATA (spec 06 §4)."""
+"""Simulated failures at MAIL FROM, RCPT TO and after DATA."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def test_subject_encoding_and_folding_like_mox():
     v = encode_subject(s, False)
     lines = v.split("\r\n")
     assert lines[0] == "=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus =?utf-8?q?K=C3=B6ln?= "
-    # moxtrio keeps the space between adjacent encoded words (spec README difference 3).
+    # moxtrio keeps the space between adjacent encoded words (docs/differences.md, item 3).
     assert lines[1] == "\t=?utf-8?q?_=E2=80=93?= a very long subject line that should wrap somewhere "
     assert lines[2] == "\taround seventy-seven chars ok"
     assert encode_subject("Grüße ☺", True) == "Grüße ☺"
@@ -278,7 +278,7 @@ def test_full_mime_layout_like_spec_example():
     p = email.message_from_bytes(m.data, policy=email.policy.default)
     assert p.get_content_type() == "multipart/mixed"
     assert [a.get_filename() for a in p.iter_attachments()][:3] == ["with space.txt", "img.png", "résumé final.txt"]
-    # Spec 02 §4.4: direct sub-parts of the (non-alternative) top part are looked at before
+    # As mox: direct sub-parts of the (non-alternative) top part are looked at before
     # recursing, so the attached text/plain file wins over the nested body text.
     assert message_view(m.data)["Text"] == "plain text"
     assert message_view(m.data)["HTML"] == ""

@@ -23,7 +23,7 @@ async def test_precheck_settles_without_connecting(harness_factory: Any, sink_fa
         ev = next(e for e in h.recorder.events if e.recipient == rcpt)
         assert ev.smtp_code == 0 and not ev.suppressing
         assert ev.error.endswith("address is on suppression list, permanent")
-        # Both recipients of the batch were prechecked (README difference 8);
+        # Both recipients of the batch were prechecked (docs/differences.md, item 8);
         # no suppress decision for a suppressed recipient.
         prechecks = [c[1] for c in h.recorder.calls if c[0] == "precheck"]
         assert sorted(prechecks) == [rcpt, "ok@example.org"]
@@ -71,7 +71,7 @@ async def test_nxdomain_fails_permanently(harness_factory: Any) -> None:
     ev = h.recorder.events[-1]
     assert ev.error == "recipient domain nonexistent.example does not exist"
     assert ev.smtp_code == 0
-    # No SMTP code: the suppression decision is not asked (spec 05 §3).
+    # No SMTP code: the suppression decision is not asked.
     assert not [c for c in h.recorder.calls if c[0] == "suppress"]
 
 

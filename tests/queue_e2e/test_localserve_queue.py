@@ -33,7 +33,7 @@ def message(rcpt: str) -> bytes:
 
 async def send(server: Server, rcpt: str) -> None:
     """Queue a message the way webapi Send does: no special-localpart check at
-    submission (SMTP submission refuses these at DATA, spec 06 §4.2), so the
+    submission (SMTP submission refuses these at DATA), so the
     failure happens when the queue delivers to the local listener."""
     ctx = server.ctx
     assert ctx is not None
@@ -78,7 +78,7 @@ async def test_temporary_special_recipients_are_retried_later(server: Server, rc
     rows = await wait_rows(server, "select attempts, results, next_attempt, last_attempt from queue where attempts >= 1 and results like '%\"code\": " + str(code) + "%'")
     attempts, results, next_attempt, last_attempt = rows[0]
     assert attempts == 1
-    # First backoff is 7m30s (±5 s) after the attempt (spec 03 §4.2).
+    # First backoff is 7m30s (±5 s) after the attempt.
     delay = (next_attempt - last_attempt) / 1e6
     assert 440 <= delay <= 460
 

@@ -1,4 +1,4 @@
-"""core.smtp.client.deliver against an independent SMTP server (aiosmtpd in
+"""core.delivery.client.deliver against an independent SMTP server (aiosmtpd in
 its own process, see tests/support/smtpsink.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
+from core.delivery.client import DeliveryResult, deliver
 from core.dns import Resolver
-from core.smtp.client import DeliveryResult, deliver
 from tests.support.smtpsink import SMTPSink
 
 MSG = (

@@ -19,7 +19,7 @@ FROMID_ACCOUNT = """\t\tFromIDLoginAddresses:
 
 
 def with_fromid_login(text: str) -> str:
-    """Add a fromid login address to the mox account (spec 07 §5.4)."""
+    """Add a fromid login address to the mox account."""
     return text.replace("\tmox:\n", "\tmox:\n" + FROMID_ACCOUNT, 1)
 
 

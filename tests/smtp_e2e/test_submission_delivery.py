@@ -37,7 +37,7 @@ async def test_submission_is_queued_delivered_and_stored_with_extra(server: Serv
     success, extra, message_id = retired[0]
     assert success == 1
     assert json.loads(extra) == {"Order-Ref": "42", "User-Id": "u1"}
-    # Generated Message-Id: the queue keeps it without <> (spec 08 §3.6).
+    # Generated Message-Id: the queue keeps it without <>.
     assert "<" not in message_id and message_id.endswith("@localhost")
 
 

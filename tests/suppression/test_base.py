@@ -1,4 +1,4 @@
-"""Base addresses (spec 05 §2) and the immediate-block codes (spec 05 §3)."""
+"""Base addresses and the immediate-block codes."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+from core.gofmt import format_go_time_seconds
 from core.plugin_api import CtlRequest, CtlResult, PluginContext
 from plugins.suppression.commands import (
     cmd_add,
@@ -12,7 +13,6 @@ from plugins.suppression.commands import (
     cmd_lookup,
     cmd_remove,
     ctl_commands,
-    format_go_time_seconds,
 )
 from plugins.suppression.records import Suppression, insert_suppression
 from plugins.suppression.service import SuppressionService

@@ -1,4 +1,4 @@
-"""Automatic additions (spec 05 §3) through the in-transaction hook, in a real store.
+"""Automatic additions through the in-transaction hook, in a real store.
 
 The hook runs the way the core queue runs it: ``first_sync`` inside a
 ``store.write`` transaction, with the failed entry still in the queue

@@ -1,4 +1,4 @@
-"""The webapi's operations through the core's ``SuppressionProvider`` (spec 01 §5.2-5.5).
+"""The webapi's operations through the core's ``SuppressionProvider``.
 
 Called the way the webapi calls them: the provider found in the server's
 context, with the authenticated account. ``op`` shapes the answers as the

@@ -1,8 +1,8 @@
-"""The delivery-time check (spec 05 §4): a listed recipient is settled without SMTP.
+"""The delivery-time check: a listed recipient is settled without SMTP.
 
 Also through the core queue's own claim (``core.queue.prepare.claim_batch``),
-to show that every recipient of a batch is checked (spec README, difference
-8), not only the entry that starts the attempt.
+to show that every recipient of a batch is checked (docs/differences.md,
+item 8), not only the entry that starts the attempt.
 """
 
 from __future__ import annotations

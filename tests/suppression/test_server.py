@@ -2,7 +2,7 @@
 SMTP to localserve's own listener (its failure simulation), the plugin's
 commands over the real control socket.
 
-``userpermerror@example.org`` gets localserve's ``550 5.0.0`` (spec 06):
+``userpermerror@example.org`` gets localserve's ``550 5.0.0``:
 suppressed on the first failure; the next send to it fails at once with a
 ``suppressed`` event and a failure DSN.
 """
@@ -57,7 +57,7 @@ class Running:
 
     async def queue_send(self, rcpt: str) -> None:
         """Queue a message the way webapi Send does (no check at submission;
-        SMTP submission would refuse a special localpart at DATA, spec 06 §4.2)."""
+        SMTP submission would refuse a special localpart at DATA)."""
         ctx = self.server.ctx
         assert ctx is not None
         file_id = await ctx.store.files.store(MESSAGE)

@@ -209,7 +209,7 @@ def test_basic_parsing_unit() -> None:
 
 
 async def test_host_matching(srv: WebapiServer) -> None:
-    """Spec 01 §1: IPs, localhost and the configured host names reach the webapi;
+    """As in mox: IPs, localhost and the configured host names reach the webapi;
     other Host headers get a 404."""
     for host in (srv.ip, "localhost", "localhost:1080", "LOCALHOST"):
         r = await srv.post("SuppressionList", {}, headers={"Host": host})

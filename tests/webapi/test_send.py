@@ -144,7 +144,7 @@ async def test_send_full_headers_and_mime(srv: WebapiServer) -> None:
     assert str(m["Subject"]) == "Grüße aus Köln – a subject"
     assert m["X-Custom"] == "value 1" and m["X-Mailer"] == "my app" and m["User-Agent"] is None
     assert m["Bcc"] is None and b"bcc1@other.example" not in data
-    # MIME tree as spec 01 §5.1.3.
+    # MIME tree as mox's Send builds it.
     assert m.get_content_type() == "multipart/mixed"
     mixed = list(m.iter_parts())
     related = mixed[0]

@@ -1,4 +1,4 @@
-"""Incoming DSNs and fromid replies matched to outgoing messages (core/dsnmatch.py),
+"""Incoming DSNs and fromid replies matched to outgoing messages (core/queue/dsnmatch.py),
 in a running localserve: real queue entries with fromids (retired and still
 queued), the real suppression plugin, and the webhooks sent for them."""
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from core.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.events import IncomingDelivered
+from core.queue.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.runtime import Server
 from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server
@@ -216,7 +216,7 @@ async def test_dsn_over_smtp_to_fromid_address_becomes_dsn_event_not_incoming(en
 
 
 async def test_dsn_webhook_record_keeps_the_dsn_message_id(env: Env) -> None:
-    """Spec 02: a DSN-derived webhook's record has the incoming DSN's Message-Id,
+    """As in mox: a DSN-derived webhook's record has the incoming DSN's Message-Id,
     while its payload carries the original message's."""
     sent = await env.send("someone@example.org")
     await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["Event"] == "delivered")

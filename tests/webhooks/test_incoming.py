@@ -133,5 +133,5 @@ async def test_list_headers_make_automated(env: tuple[Server, Receiver]) -> None
     await deliver(server, b"From: mox@localhost\r\nList-Id: <l.example>\r\nSubject: l\r\n\r\nx\r\n")
     p, _ = await one_payload(rec)
     assert p["Meta"]["Automated"] is True
-    assert p["Structure"]["ContentType"] == "/"  # no Content-Type header (spec 02 §4.3)
+    assert p["Structure"]["ContentType"] == "/"  # no Content-Type header
     assert p["Text"] == "x\n"

@@ -169,7 +169,7 @@ async def test_keep_period_zero_keeps_no_retired_hooks_and_cleanup(tmp_path: Pat
 
 async def test_hanging_receiver_does_not_stall_other_webhooks(tmp_path: Path) -> None:
     async with receiver(hang={"/hang"}) as rec:
-        settings = "Timeout: 2\nMaxConcurrent: 4\n"
+        settings = "Timeout: 4\nMaxConcurrent: 4\n"
         async with harness(tmp_path, account_edit(out_url=rec.url("/hang")), settings=settings) as h:
             now = h.clock.now()
 
@@ -183,15 +183,15 @@ async def test_hanging_receiver_does_not_stall_other_webhooks(tmp_path: Path) ->
 
             await h.raise_event(event())
             await rec.wait(1, "/hang")
-            t0 = time.monotonic()
             await h.ctx.store.write(insert)
             h.svc.kick()
             await h.wait_rows("SELECT 1 FROM webhook_retired WHERE url LIKE '%/ok%'", n=8, timeout=5)
-            fast = time.monotonic() - t0
-            # The hanging one is still in flight; it fails at its time limit.
+            # All eight were answered while the hanging one was still in flight:
+            # its attempt has not reached its time limit yet.
+            hanging = await h.rows("SELECT results FROM webhook_queue WHERE url LIKE '%/hang%'")
+            assert len(hanging) == 1 and "no response" not in hanging[0][0]
             rows = await h.wait_rows("SELECT results FROM webhook_queue WHERE results LIKE '%no response%'")
-    assert fast < 1.5
-    assert "no response within 2s" in json.loads(rows[0][0])[-1]["error"]
+    assert "no response within 4s" in json.loads(rows[0][0])[-1]["error"]
 
 
 async def test_transport_error_is_a_failure_with_code_zero(tmp_path: Path) -> None:

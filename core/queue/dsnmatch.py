@@ -1,8 +1,8 @@
-"""Incoming mail matched to an earlier outgoing message: DSNs and fromid replies (spec 02 §6).
+"""Incoming mail matched to an earlier outgoing message: DSNs and fromid replies.
 
-Core behaviour (DESIGN "Incoming"): a message delivered to
+The core does this itself, for every account: a message delivered to
 ``<localpart><sep><fromid>@<domain>`` is looked up by its fromid among the
-queued (our difference 6) and retired outgoing messages. A match records a
+queued (mox: retired only, docs/differences.md, item 6) and retired outgoing messages. A match records a
 result on that message, may add a suppression (failed DSNs, through
 ``moxtrio_suppress_decision``), and raises an outgoing event with
 ``dsn=True`` (or ``unrecognized``) instead of an incoming one.
@@ -49,7 +49,7 @@ class Prepared:
 
     ``fields`` are the incoming-webhook payload fields (None when no
     recipient's account has an IncomingWebhook); ``automated_headers`` is
-    spec 02 §4.2 without the null-sender rule (that one needs MAIL FROM);
+    mox's Automated check without the null-sender rule (that one needs MAIL FROM);
     ``is_dsn`` is the strict webhook check; ``dsn``/``dsn_error`` the parse.
     """
 
@@ -64,7 +64,7 @@ class Prepared:
 
 
 def fromid_of(config: Any, rcpt_to: str) -> str:
-    """The fromid in a recipient address, or "" (spec 02 §6 step 1).
+    """The fromid in a recipient address, or "".
 
     Split at the first occurrence of the domain's first catchall separator;
     the fromid is case-sensitive and kept as is.
@@ -111,7 +111,7 @@ async def prepare_incoming(
         if want_fields:
             try:
                 p.fields = incoming_fields(data)
-            except Exception as exc:  # noqa: BLE001 - spec 02 §4.3: no webhook then
+            except Exception as exc:  # noqa: BLE001 - an unparsable DSN: no webhook then
                 log.warning("parsing incoming message for webhook: %s", exc)
         if fromids:
             p.is_dsn = is_dsn_strict(data)
@@ -223,7 +223,7 @@ def _match(
             elif event in ("delivered", "relayed", "expanded"):
                 result.success = True
 
-    # Record on the original message; its Success is left alone (spec 02 §6).
+    # Record on the original message; its Success is left alone.
     entry.results.append(result)
     entry.last_activity = now
     queue_rows.save_results(conn, table, entry)

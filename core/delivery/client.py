@@ -28,7 +28,7 @@ Semantics follow mox's smtpclient so queue results and webhooks look the same:
   MX hosts can move on, as mox does).
 * Message larger than the server's announced SIZE: permanent, code 0.
 
-Error texts copy mox's phrasing as observed in localserve (spec 06 §4.3):
+Error texts copy mox's phrasing as observed in localserve:
 
 * reply at RCPT (pipelined):
   ``delivering message to 127.0.0.1:25: permanent: 550 5.1.1 no such user``;
