@@ -286,7 +286,7 @@ class CoreSessionHandler:
             code = 554 if all(c >= 500 for c in codes) else 451
             return Reply(code, f"{code // 100}.0.0", "failures for recipients:\n" + lines)
         for rcpt, verdict in failed:
-            # mox would send a DSN for these; localserve only logs (spec 06 §4.2).
+            # mox would send a DSN for these; its localserve only logs them, and so do we.
             log.info("recipient failed at data: %s: %s", rcpt, verdict)
         mf = envelope.mail_from
         from_list = parse_addresses(headers.get("From"))

@@ -1,4 +1,4 @@
-"""The localserve plugin: delivery to ourselves and simulated failures (spec 06 §3-4).
+"""The localserve plugin: delivery to ourselves and simulated failures, as mox's localserve.
 
 Active only when the server runs as ``moxtrio localserve`` (``ctx.localserve``);
 otherwise every hook returns None and the core behaves as a normal server.

@@ -3,11 +3,11 @@
 Why: in localserve nothing may leave the machine, yet the queue, webhooks,
 DSNs and suppression lists should behave as with real remote servers. So
 each batch goes over real SMTP to the server's own delivery listener, where
-special localparts produce the simulated failures (spec 06 §3, §4).
+special localparts produce the simulated failures, as in mox's localserve.
 
 One transaction for the batch (EHLO ``localhost``, opportunistic STARTTLS
 without verification), with one exception, moxtrio's fix of a mox bug
-(spec README, difference 4): a recipient that our listener will fail at
+(docs/differences.md, item 4): a recipient that our listener will fail at
 DATA gets a transaction of its own when the batch has several recipients.
 SMTP has a single DATA reply per transaction, so in a shared transaction
 that failure would be lost and the recipient reported as delivered.
@@ -29,7 +29,7 @@ from plugins.localserve.simulate import fails_at_data
 
 
 def uses_fail_transport(ctx: PluginContext, batch: DeliveryBatch) -> bool:
-    """A configured ``Fail`` transport takes precedence over localserve (spec 06 §3)."""
+    """A configured ``Fail`` transport takes precedence over localserve, as in mox."""
     transports = ctx.config.static.Transports or {}
     for entry in batch.entries:
         name = getattr(entry, "transport", "") or ""

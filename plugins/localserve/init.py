@@ -1,7 +1,7 @@
 """Writing a fresh ``localserve`` configuration directory, and mox key files.
 
 ``moxtrio localserve`` must produce the same mox.conf/domains.conf that
-``mox localserve`` writes (spec 07 §5), so scripts and people who know mox
+``mox localserve`` writes (byte for byte), so scripts and people who know mox
 find what they expect. The files are generated from the typed models with the
 sconf writer (documentation comments on), which also proves that our models
 carry mox's field order and docs.

@@ -1,4 +1,4 @@
-"""Where localserve delivers, and with which time limits (spec 06 §3).
+"""Where localserve delivers (its own SMTP listener), and with which time limits.
 
 The target is the server's own SMTP listener: the first IP of the listener
 named ``local`` when it has SMTP enabled, at its SMTP port (1025 when the

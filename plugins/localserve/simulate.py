@@ -1,4 +1,4 @@
-"""Localserve's simulated SMTP failures as hook verdicts (spec 06 §4.2).
+"""Localserve's simulated SMTP failures as hook verdicts, chosen by localpart as mox does.
 
 :func:`special_localpart_code` decides which localpart means which code;
 the rest of this module decides *where* it applies and shapes the
@@ -97,7 +97,7 @@ def fails_at_data(address: str) -> bool:
 
     Used by delivery to give such recipients their own transaction, so one
     recipient's DATA failure is never reported as delivered for the others
-    (spec README, difference 4).
+    (docs/differences.md, item 4).
     """
     if verdict("rcptto", "smtp", address) is not None:
         return False  # refused at RCPT already: a per-recipient reply
