@@ -144,6 +144,34 @@ class WebhookRedeliverer(Protocol):
     async def redeliver(self, account: str, query: RedeliverQuery) -> list[Redelivered]: ...
 
 
+@dataclass
+class HookFilter:
+    """mox's ``queue.HookFilter``: which queued webhooks an admin operation selects.
+
+    ``Submitted`` and ``NextAttempt`` are mox's time expressions (``<-1h``,
+    ``>+30m``); ``Event`` is an outgoing event name or ``incoming``.
+    """
+
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    Submitted: str = ""
+    NextAttempt: str = ""
+    Event: str = ""
+
+
+@dataclass
+class HookRetiredFilter:
+    """mox's ``queue.HookRetiredFilter``: which retired webhooks a listing selects."""
+
+    Max: int = 0
+    IDs: list[int] | None = None
+    Account: str = ""
+    Submitted: str = ""
+    LastActivity: str = ""
+    Event: str = ""
+
+
 class WebhookAdmin(Protocol):
     """The webhook queue's admin operations (the webhooks plugin provides them).
 

@@ -19,18 +19,13 @@ from typing import Any
 
 from core import sherpa
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
+from core.services import HookFilter, HookRetiredFilter
 from core.sherpa import Function, SherpaError, user_error
 from core.sqlfilter import FilterError, Sort
 from core.webui.iface import Call
 from moxtrio import HoldRuleAdmin, WebhookAdmin
 from plugins.webadmin.auth_state import AdminWebAuth
-from plugins.webadmin.shapes import (
-    HoldRuleIn,
-    HookFilter,
-    HookRetiredFilter,
-    msg_json,
-    retired_msg_json,
-)
+from plugins.webadmin.shapes import HoldRuleIn, msg_json, retired_msg_json
 
 
 def _service(call: Call, name: str) -> Any:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from quart import Blueprint, Response, request
 
 from core.queue.admin import QueueFilter, QueueSort, RetiredFilter, RetiredSort
+from core.services import HookFilter, HookRetiredFilter
 from core.sherpa import SherpaError
 from core.sqlfilter import Sort
 from core.webui.auth import Session, WebRequest
@@ -23,7 +24,6 @@ from core.webui.iface import Call
 from core.webui.pages import Pages
 from moxtrio import HoldRuleAdmin, PluginContext
 from plugins.webadmin import api
-from plugins.webadmin.shapes import HookFilter, HookRetiredFilter
 
 PAGE_SIZE = 50
 NAV = [

@@ -66,30 +66,6 @@ def msg_json(e: QueueEntry) -> dict[str, Any]:
 
 
 @dataclass
-class HookFilter:
-    """mox's ``queue.HookFilter``."""
-
-    Max: int = 0
-    IDs: list[int] | None = None
-    Account: str = ""
-    Submitted: str = ""
-    NextAttempt: str = ""
-    Event: str = ""
-
-
-@dataclass
-class HookRetiredFilter:
-    """mox's ``queue.HookRetiredFilter``."""
-
-    Max: int = 0
-    IDs: list[int] | None = None
-    Account: str = ""
-    Submitted: str = ""
-    LastActivity: str = ""
-    Event: str = ""
-
-
-@dataclass
 class HoldRuleIn:
     """mox's ``queue.HoldRule`` as a parameter: the ``*Str`` fields are what counts."""
 

@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.services import HookFilter, HookRetiredFilter
 from core.sqlfilter import FilterError, Sort, Where
 from moxtrio import OUTGOING_EVENTS
 from plugins.webhooks.records import Hook, RetiredHook
@@ -19,28 +20,8 @@ EVENT_NAMES: tuple[str, ...] = ("incoming", *OUTGOING_EVENTS)
 
 
 @dataclass
-class HookFilter:
-    Max: int = 0
-    IDs: list[int] | None = None
-    Account: str = ""
-    Submitted: str = ""
-    NextAttempt: str = ""
-    Event: str = ""
-
-
-@dataclass
 class HookSort(Sort):
     """``Field``: "" / ``NextAttempt`` (default) or ``Submitted``; descending unless Asc."""
-
-
-@dataclass
-class HookRetiredFilter:
-    Max: int = 0
-    IDs: list[int] | None = None
-    Account: str = ""
-    Submitted: str = ""
-    LastActivity: str = ""
-    Event: str = ""
 
 
 @dataclass
