@@ -15,6 +15,8 @@ from core import metrics
 from core.loginlimit import LoginLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
     import trio
 
     from core.config import Config
@@ -45,8 +47,8 @@ class Rejection:
     ``code`` and ``enhanced`` follow RFC 5321/3463 (``550``, ``5.0.0``);
     ``timeout`` marks a verdict that plays a hung server. ``stall``, when
     set, is awaited by the SMTP server before it replies: a verdict hook has
-    a time limit, so a plugin that wants the client to wait (localserve's
-    ``timeout`` localparts) hands the waiting back to the server this way.
+    a time limit, so a plugin that wants the client to wait (simulating a
+    hung server) hands the waiting back to the server this way.
     """
 
     code: int
@@ -90,6 +92,24 @@ class CtlCommand:
     usage: str = ""
     #: ``(flag, description)`` pairs for ``moxtrio help`` and ``-h``.
     flags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A command the ``moxtrio`` process runs itself, before any server or config exists.
+
+    ``words`` start with the providing plugin's entry-point name (``moxtrio
+    NAME -dir DIR`` is plugin NAME's); only flags follow them. ``parser`` builds the argparse parser for ``-h`` and for the
+    arguments; ``run(loglevel, args)`` gets the global ``-loglevel`` ("" when
+    not given) and the parsed arguments and returns the exit status. The
+    core's own local commands (``serve``, ``help``...) have no ``run``: the
+    CLI dispatches them itself.
+    """
+
+    words: tuple[str, ...]
+    summary: str
+    parser: Callable[[], argparse.ArgumentParser]
+    run: Callable[[str, argparse.Namespace], int] | None = None
 
 
 BlueprintFactory = Callable[["PluginContext", str], Any]
@@ -166,9 +186,12 @@ class PluginContext:
     config: Config
     store: Store
     hooks: HookDispatcher
-    # Kept in the core: the mode flag itself. Plugins (the localserve plugin
-    # first) read it to know they run under ``moxtrio localserve``; a hook
-    # cannot tell its own callers which mode the server was started in.
+    # Kept in the core: the mode flag ``moxtrio localserve`` starts the server
+    # with (Server(localserve=True)), named after mox's command. The localserve
+    # plugin is loaded like any other and acts only when it is set; other
+    # plugins read it too (webhooks to any address, the mail viewer on by
+    # default). No hook can replace it: it says which command started the
+    # server, before any plugin runs.
     localserve: bool = False
     #: The server's one failed-login limiter: every protocol that checks
     #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.
@@ -177,7 +200,7 @@ class PluginContext:
     clock: Clock = field(default_factory=_system_clock)
     metrics: Metrics = field(default_factory=Metrics)
     core: CoreParts = field(default_factory=CoreParts)
-    #: Plugin settings given by the embedder (``moxtrio localserve`` flags,
+    #: Plugin settings given by the embedder (a plugin's command-line flags,
     #: tests), by plugin name; they win over the settings file's keys.
     settings_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     _queue: QueueService | None = field(default=None, repr=False)

@@ -25,6 +25,7 @@ from core.events import (
 from core.hookspecs import DEFAULT_TIME_LIMIT, DELIVERY_TIME_LIMIT, hookimpl
 from core.plugin_api import (
     BlueprintFactory,
+    CliCommand,
     CtlCommand,
     CtlHandler,
     CtlRequest,
@@ -41,6 +42,7 @@ from core.services import (
     ExportQuery,
     HoldRuleAdmin,
     ImportRequest,
+    OwnDomainAnswers,
     Redelivered,
     RedeliverQuery,
     ServiceError,
@@ -67,6 +69,7 @@ __all__ = [
     # start-up: tables, commands, HTTP services
     "Migration",
     "CtlCommand",
+    "CliCommand",
     "CtlHandler",
     "CtlRequest",
     "CtlResult",
@@ -96,4 +99,5 @@ __all__ = [
     "Redelivered",
     "WebhookAdmin",
     "HoldRuleAdmin",
+    "OwnDomainAnswers",
 ]

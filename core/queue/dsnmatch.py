@@ -83,7 +83,7 @@ def _wants_incoming_fields(config: Any) -> bool:
     """Whether any account has an IncomingWebhook (then the fields are worth parsing).
 
     Any account, not just the recipients' own: unknown recipients may be
-    routed by fallbacks (localserve delivers them to ``mox``).
+    routed by fallbacks (a catch-all plugin delivers them to ``mox``).
     """
     for acc in config.dynamic.Accounts.values():
         if acc.IncomingWebhook is not None and acc.IncomingWebhook.URL:

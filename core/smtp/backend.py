@@ -25,6 +25,7 @@ from core.message.headers import is_dsn, parse_addresses
 from core.message.mime import Headers, parse_header_section
 from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
+from core.services import OwnDomainAnswers
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
 from core.smtp.observe import observe_data
 from core.smtp.parser import Path
@@ -286,7 +287,7 @@ class CoreSessionHandler:
             code = 554 if all(c >= 500 for c in codes) else 451
             return Reply(code, f"{code // 100}.0.0", "failures for recipients:\n" + lines)
         for rcpt, verdict in failed:
-            # mox would send a DSN for these; its localserve only logs them, and so do we.
+            # mox would send a DSN for these; in its local mode it only logs them, and so do we.
             log.info("recipient failed at data: %s: %s", rcpt, verdict)
         mf = envelope.mail_from
         from_list = parse_addresses(headers.get("From"))
@@ -295,8 +296,7 @@ class CoreSessionHandler:
 
         authenticated = await auth_delivery.authenticate_incoming(
             self.ctx, inputs=_auth_inputs(info, envelope, message, from_list, self.hostname,
-                                          # Kept: the mailauth mode flag (see core.mailauth.localserve).
-                                          bool(self.ctx.localserve), head),
+                                          _localhost_domain(self.ctx), head),
             mail_from="" if mf.is_null else str(mf), recipients=[str(r) for r in accepted],
         )
         if not isinstance(authenticated, tuple):
@@ -401,7 +401,7 @@ class CoreSessionHandler:
             raise _Refused(Reply(550, "5.6.0", "message should not have Return-Path header"))
         for _, verdict in await self._recipient_verdicts(envelope):
             if verdict is not None:
-                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's localserve
+                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's local mode
         added = b""
         message_id = headers.get("Message-Id")
         if not message_id:
@@ -470,9 +470,15 @@ def _submit_reply(exc: SubmitError) -> Reply:
     return Reply(451, "4.3.0", f"error delivering message: {exc.detail}")
 
 
+def _localhost_domain(ctx: Any) -> bool:
+    """Whether this server treats ``localhost`` as a mail domain (a plugin says so)."""
+    own = ctx.service(OwnDomainAnswers)
+    return own is not None and own.localhost_is_mail_domain
+
+
 def _auth_inputs(
     info: SessionInfo, envelope: Envelope, message: ReceivedMessage, from_list: list[Any],
-    hostname: str, localserve: bool, head: bytes,
+    hostname: str, localhost_domain: bool, head: bytes,
 ) -> Any:
     """What incoming authentication needs to know about this transaction."""
     from core.address import domain_to_ascii
@@ -491,7 +497,7 @@ def _auth_inputs(
         mail_from_localpart="" if mf.is_null else mf.localpart,
         mail_from_domain=mf_domain,
         msg_from_domain=from_domain, hostname=hostname, path=message.path, size=message.size,
-        localserve=localserve, data=head if len(head) == message.size else None,
+        localhost_domain=localhost_domain, data=head if len(head) == message.size else None,
     )
 
 
