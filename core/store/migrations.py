@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,16 +30,46 @@ class Migration:
     """One schema step of one owner.
 
     ``sql`` may hold several statements. It must not contain BEGIN/COMMIT:
-    the store wraps it in a transaction.
+    the store wraps it in a transaction. ``earlier_checksums`` are checksums
+    that databases record for this migration from before its comments were
+    edited, under the first rule (sha256 of the whole text).
     """
 
     owner: str
     version: int
     sql: str
+    earlier_checksums: tuple[str, ...] = ()
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """sha256 of the statements alone: comments and layout may be edited freely."""
+        return hashlib.sha256(statements_only(self.sql).encode()).hexdigest()
+
+    def recorded_as(self, checksum: str) -> bool:
+        """Whether a database recorded ``checksum`` for this very migration.
+
+        Today's rule, or the first rule (the whole text, comments included)
+        that databases created before it still hold.
+        """
+        first_rule = hashlib.sha256(self.sql.encode()).hexdigest()
+        return checksum in (self.checksum, first_rule, *self.earlier_checksums)
+
+
+# Quoted strings and names are kept as they are; comments and whitespace between them go.
+_LITERAL_OR_GAP = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)|(?:\s|--[^\n]*|/\*.*?\*/)+""", re.S)
+_WORDS = re.compile(r"\w\w")
+
+
+def statements_only(sql: str) -> str:
+    """``sql`` without comments or layout: a gap outside quotes is one space between words, else nothing."""
+
+    def keep(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1)
+        before, after = sql[m.start() - 1 : m.start()], sql[m.end() : m.end() + 1]
+        return " " if _WORDS.fullmatch(before + after) else ""
+
+    return _LITERAL_OR_GAP.sub(keep, sql).strip()
 
 
 _BOOKKEEPING = """
@@ -112,7 +143,7 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) 
         current = max(recorded, default=0)
         for m in ms:
             if m.version <= current:
-                if m.version in recorded and recorded[m.version] != m.checksum:
+                if m.version in recorded and not m.recorded_as(recorded[m.version]):
                     log.warning(
                         "migration %s/%d changed after it was applied; not re-applied",
                         owner,
