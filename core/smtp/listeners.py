@@ -146,7 +146,7 @@ async def start_smtp_listeners(
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
     limits = ctx.core.smtp_limits or connection_limits(ctx)
     if ctx.has_queue and ctx.queue.loopback.active:
-        limits = exempt_loopback(limits)
+        limits = ctx.core.smtp_limits = exempt_loopback(limits)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
     decoy_key = await ctx.store.write(lambda conn: store_accounts.server_secret(conn, "scram-decoy-salt"))
     started: list[str] = []
