@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(config_path), file=sys.stderr, end="")
         return 2
     local, args = catalog.find_local(rest)
-    if local is None:
+    if local is None and not (rest[1:] and not rest[1].startswith("-")):
+        # A plugin's command is its name and flags; a further word makes it a control command.
         local, args = catalog.find_local(rest, catalog.plugin_cli_commands(rest[:1]))
     try:
         if local is None:

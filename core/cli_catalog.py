@@ -152,8 +152,8 @@ def plugin_cli_commands(names: Iterable[str] | None = None) -> list[CliCommand]:
     ``names``: only these plugins, by entry-point name (names that are no
     installed plugin are passed over); None: every installed plugin. Each
     plugin is loaded alone, so one that fails to load or to answer costs
-    only its own commands (with a log line), and a command whose words do
-    not start with its plugin's name is ignored.
+    only its own commands (with a log line), and a command named other
+    than its plugin is ignored.
     """
     from core.dispatch import HookDispatcher, HookFailed
     from core.plugin_api import PluginLoadError
@@ -168,8 +168,8 @@ def plugin_cli_commands(names: Iterable[str] | None = None) -> list[CliCommand]:
             log.warning("plugin %s cannot list its commands: %s", name, exc)
             continue
         for cmd in found:
-            if cmd.words[:1] != (name,):
-                log.warning("plugin %s: command %r ignored: its first word must be the plugin's name",
+            if cmd.words != (name,):
+                log.warning("plugin %s: command %r ignored: a plugin's command is its name",
                             name, " ".join(cmd.words))
                 continue
             out.append(cmd)

@@ -163,9 +163,9 @@ def moxtrio_cli_commands() -> list[CliCommand]:
     Called without a server and before any config is read: when the first
     word of a command line names an installed plugin (its entry-point
     name), that plugin alone is loaded and asked; ``moxtrio help`` asks
-    every installed plugin. Return :class:`core.plugin_api.CliCommand`
-    objects whose words start with the plugin's name (others are ignored
-    with a log line), so ``moxtrio NAME ...`` is always plugin NAME's.
+    every installed plugin. Return a :class:`core.plugin_api.CliCommand`
+    whose words are the plugin's name alone (others are ignored with a log
+    line), so ``moxtrio NAME -flags`` is always plugin NAME's.
     """
 
 

@@ -98,8 +98,9 @@ class CtlCommand:
 class CliCommand:
     """A command the ``moxtrio`` process runs itself, before any server or config exists.
 
-    ``words`` start with the providing plugin's entry-point name (``moxtrio
-    NAME -dir DIR`` is plugin NAME's); only flags follow them. ``parser`` builds the argparse parser for ``-h`` and for the
+    A plugin's command is its entry-point name alone (``moxtrio NAME -dir
+    DIR`` is plugin NAME's); only flags follow the words, so ``NAME word``
+    stays free for the plugin's control commands. ``parser`` builds the argparse parser for ``-h`` and for the
     arguments; ``run(loglevel, args)`` gets the global ``-loglevel`` ("" when
     not given) and the parsed arguments and returns the exit status. The
     core's own local commands (``serve``, ``help``...) have no ``run``: the
