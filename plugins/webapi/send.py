@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import trio
 
@@ -77,6 +77,8 @@ class CallInfo:
     max_message_size: int
     tls: str | None = None
     uploads: list[Upload] = field(default_factory=list)
+    #: The request's headers, by case-insensitive name (``get``), for extensions' own headers.
+    headers: Any = None
     #: Runs inside the queue-add transaction with the new entries (idempotency record).
     queue_tx: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
 
