@@ -72,6 +72,10 @@ def _port_open(ip: str, port: int) -> bool:
         return False
 
 
+#: The moxtrio checkout whose server is measured (``--root``; this one by default).
+MOXTRIO_ROOT = ROOT
+
+
 @contextmanager
 def localserve(mox: str | None) -> Iterator[Server]:
     """A fresh localserve of moxtrio (``mox`` None) or of the mox binary at ``mox``."""
@@ -80,7 +84,9 @@ def localserve(mox: str | None) -> Iterator[Server]:
     ip = unique_loopback_ip()
     base = [mox] if mox else moxtrio_cmd()
     env = child_env()
-    run = dict(cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if not mox:
+        env["PYTHONPATH"] = os.pathsep.join([str(MOXTRIO_ROOT), env["PYTHONPATH"]])
+    run = dict(cwd=MOXTRIO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     init = subprocess.run([*base, "localserve", "-dir", str(directory), "-ip", ip, "-initonly"], **run)  # type: ignore[call-overload]
     if init.returncode != 0:
         raise SystemExit(f"localserve -initonly failed: {init.stdout}{init.stderr}")
@@ -90,7 +96,7 @@ def localserve(mox: str | None) -> Iterator[Server]:
     conf = directory / "mox.conf"
     conf.write_text(conf.read_text().replace(WEBSERVER_HTTP, WEBSERVER_HTTP + "\t\t\tRateLimitDisabled: true\n", 1))
     log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([*base, "localserve", "-dir", str(directory)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([*base, "localserve", "-dir", str(directory)], cwd=MOXTRIO_ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -168,7 +174,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="rounds per figure (the median is printed)")
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each throughput phase")
     ap.add_argument("--only", default="", help="comma-separated figure numbers (1-3) to run, default all")
+    ap.add_argument("--root", default=str(ROOT),
+                    help="moxtrio checkout to run the server from (e.g. an export of main, for before/after)")
     a = ap.parse_args()
+    global MOXTRIO_ROOT
+    MOXTRIO_ROOT = Path(a.root).resolve()
     kinds: list[str | None] = [None] + ([a.mox] if a.mox else [])
     only = {int(x) for x in a.only.split(",") if x} or set(range(1, len(THROUGHPUT) + 1))
     figures = [(i, f) for i, f in enumerate(THROUGHPUT, 1) if i in only]
