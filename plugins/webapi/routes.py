@@ -174,6 +174,7 @@ class WebapiService:
                 peer,
                 req.headers.get("X-Forwarded-For"),
                 linfo.forwarded,
+                count_sent=name == "Send",
             )
         except HTTPAuthError as exc:
             headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}

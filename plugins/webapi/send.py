@@ -270,6 +270,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
         account=account, source="webapi", login=call.login.address, msg_from=_core_address(from_.addr),
         mail_from=_core_address(from_.addr), recipients=[_core_address(r.addr) for r in rcpts],
         build=build, strict_dkim=True, in_transaction=call.queue_tx,
+        sent_past_day=call.login.sent_past_day,
     )
     try:
         done = await submit(ctx, sub)
