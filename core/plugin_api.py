@@ -6,7 +6,7 @@ client) can import them without starting or configuring a server.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -114,6 +114,10 @@ class CliCommand:
 
 
 BlueprintFactory = Callable[["PluginContext", str], Any]
+#: ``route(scope)``: an ASGI handler ``handler(receive, send)`` for an HTTP
+#: request the service answers without the Quart app, or None.
+ASGIRoute = Callable[[Mapping[str, Any]], Callable[[Any, Any], Awaitable[None]] | None]
+ASGIRouteFactory = Callable[["PluginContext", str], ASGIRoute]
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,17 @@ class HTTPService:
     ``config_keys`` are the listener keys that enable it, plain HTTP first
     (e.g. ``("WebAPIHTTP", "WebAPIHTTPS")``); ``default_path`` applies when
     the config sets no ``Path``; ``blueprint`` builds a Quart blueprint for a
-    concrete path (always ending in ``/``).
+    concrete path (always ending in ``/``). ``asgi_route``, optional, builds
+    for the same path a function that claims the requests the service
+    answers straight from ASGI (its busiest calls, without Quart's
+    per-request machinery); what it leaves goes to the blueprint.
     """
 
     name: str
     config_keys: Sequence[str]
     default_path: str
     blueprint: BlueprintFactory
+    asgi_route: ASGIRouteFactory | None = None
 
 
 def _system_clock() -> Clock:

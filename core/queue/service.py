@@ -219,7 +219,7 @@ class QueueService:
                 with trio.CancelScope(shield=True):
                     await self.store.remove_unreferenced([req.file_id])
             raise
-        self.kick()
+        self.scheduler.kick_for(e.next_attempt for e in entries if not e.hold)
         return entries
 
     # -- delivery ----------------------------------------------------------------

@@ -43,6 +43,9 @@ from core.submit import (
 log = logging.getLogger("moxtrio.smtp.backend")
 
 HEADER_READ_LIMIT = 1024 * 1024
+#: A message in memory up to this size has its MIME parts parsed (the
+#: pedantic SMTPUTF8 check) on the trio thread; a larger one in a worker.
+INLINE_PARSE_MAX = 64 * 1024
 
 
 def _reply(rej: Rejection) -> Reply:
@@ -57,13 +60,22 @@ def _read_header_section(path: str, check_smtputf8: bool = False) -> tuple[bytes
         if not check_smtputf8:
             return data, False
         whole = data + f.read()
+    return data, _any_header_not_ascii(whole)
+
+
+def _header_section_of(whole: bytes, check_smtputf8: bool) -> tuple[bytes, bool]:
+    """:func:`_read_header_section` for a message held in memory."""
+    return whole[:HEADER_READ_LIMIT], check_smtputf8 and _any_header_not_ascii(whole)
+
+
+def _any_header_not_ascii(whole: bytes) -> bool:
     stack = [parse_part(whole)]
     while stack:
         part = stack.pop()
         if not whole[part.header_offset : part.body_offset].isascii():
-            return data, True
+            return True
         stack.extend(part.parts)
-    return data, False
+    return False
 
 
 class CoreSessionHandler:
@@ -239,7 +251,12 @@ class CoreSessionHandler:
         # MAIL (8-bit bodies alone need only 8BITMIME). Checked in the same
         # worker-thread trip that reads the header section.
         check = bool(self.config.static.Pedantic) and not envelope.smtputf8 and message.has_8bit
-        head, needs_smtputf8 = await trio.to_thread.run_sync(_read_header_section, message.path, check)
+        if message.data is not None and (not check or len(message.data) <= INLINE_PARSE_MAX):
+            head, needs_smtputf8 = _header_section_of(message.data, check)
+        elif message.data is not None:
+            head, needs_smtputf8 = await trio.to_thread.run_sync(_header_section_of, message.data, check)
+        else:
+            head, needs_smtputf8 = await trio.to_thread.run_sync(_read_header_section, message.path, check)
         try:
             headers, _ = parse_header_section(head)
         except Exception:  # noqa: BLE001 - malformed header section
@@ -412,7 +429,8 @@ class CoreSessionHandler:
             added += f"Date: {format_date(datetime.now(UTC))}\r\n".encode()
         single = len(envelope.recipients) == 1
         return OutgoingMessage(
-            data=None, path=FsPath(message.path), size=message.size,
+            data=message.data, path=None if message.data is not None else FsPath(message.path),
+            size=message.size,
             received=self._received(info, str(envelope.recipients[0]) if single else ""),
             added=added,
             # mox's prefix order: Received, Message-Id/Date, DKIM-Signature, Authentication-Results.
