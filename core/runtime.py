@@ -23,6 +23,7 @@ import trio
 from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
+from core.cluster.setup import node_from_settings
 from core.config.reloader import run_reloader
 from core.dispatch import HookDispatcher, HookFailed
 from core.dns import Resolver
@@ -119,6 +120,7 @@ class Server:
         for row in missing:
             log.error("message file missing for stored row: %s", row)
         await ctx.load_settings()
+        ctx.cluster = node_from_settings(ctx)
         check_smtp_settings(ctx)
         ctx.queue = QueueService(ctx, clock=ctx.clock)
         try:

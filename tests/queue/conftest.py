@@ -16,6 +16,7 @@ import trio
 
 from core import hookspecs
 from core.address import Address, parse_address
+from core.cluster import ClusterNode
 from core.config import load_config
 from core.dispatch import HookDispatcher
 from core.dns import Resolver
@@ -257,6 +258,7 @@ async def harness_factory(
         settings: QueueSettings | None = None,
         plugins: tuple[object, ...] = (),
         start: bool = True,
+        node: ClusterNode | None = None,
         **delivery_kw: Any,
     ) -> Harness:
         conf = write_config(tmp_path / "config")
@@ -272,6 +274,8 @@ async def harness_factory(
         recorder = Recorder()
         hooks = HookDispatcher(make_pm(recorder, *plugins))
         ctx = PluginContext(config=config, store=store, hooks=hooks)
+        if node is not None:
+            ctx.cluster = node
         dns = dns_responder({})
         ctx.resolver = Resolver(
             dns.nameservers, port=dns.port, timeout=2, lifetime=4
