@@ -18,20 +18,20 @@ and when a shutdown cancels an attempt, each such entry is settled:
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from core.queue.loopback import DELIVERED_UNRECORDED, in_progress
 from core.queue.results import Applied, RecipientOutcome, apply_outcomes
 from core.store import queue_rows
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
 INTERRUPTED = "delivery attempt interrupted, outcome unknown"
 
 
-def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
+def interrupted_ids(conn: Connection) -> list[int]:
     """Queue entries whose latest attempt has no recorded outcome."""
     rows = conn.execute(
         "SELECT id FROM queue WHERE results LIKE '%delivering...%' OR results LIKE ?",
@@ -41,7 +41,7 @@ def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
 
 
 def settle_interrupted(
-    conn: sqlite3.Connection, ctx: Any, ids: list[int], now: datetime, *, loopback: bool
+    conn: Connection, ctx: Any, ids: list[int], now: datetime, *, loopback: bool
 ) -> tuple[Applied, int]:
     """Settle the given entries (in-transaction); returns what was applied and how many reset.
 

@@ -16,7 +16,6 @@ recipient domain (:class:`QueueSettings`).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ import trio
 from core.queue.clock import Clock
 from core.queue.deliver import DeliverySettings
 from core.store.models import from_db_time, to_db_time
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -48,7 +48,7 @@ DeliverGroup = Callable[[list[int], str], Awaitable[None]]
 
 
 def _due_rows(
-    conn: sqlite3.Connection, now: datetime, saturated: list[str], limit: int
+    conn: Connection, now: datetime, saturated: list[str], limit: int
 ) -> list[tuple[int, int, str]]:
     q = "SELECT id, base_id, recipient_domain_str FROM queue WHERE hold = 0 AND next_attempt <= ?"
     args: list[object] = [to_db_time(now)]
@@ -60,7 +60,7 @@ def _due_rows(
     return [(r[0], r[1], r[2]) for r in conn.execute(q, args)]
 
 
-def _earliest(conn: sqlite3.Connection, saturated: list[str], skip: set[int]) -> datetime | None:
+def _earliest(conn: Connection, saturated: list[str], skip: set[int]) -> datetime | None:
     q = "SELECT id, next_attempt FROM queue WHERE hold = 0"
     args: list[object] = []
     if saturated:

@@ -20,7 +20,6 @@ import builtins
 import copy
 import logging
 import random
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +49,7 @@ from core.queue.retire import cleanup_retired, retire_entry
 from core.queue.scheduler import QueueSettings, Scheduler
 from core.store import WriteAborted, queue_rows
 from core.store.models import MsgResult, QueueEntry, RetiredEntry
+from core.store.sql import Connection, DatabaseError
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -60,6 +60,8 @@ FINISH_TIMEOUT = 30.0
 #: Waits between attempts to record an outcome the store refused (disk full).
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 30.0
+#: Failures of recording delivery outcomes that are retried.
+_RETRYABLE: tuple[type[Exception], ...] = (*DatabaseError, OSError, WriteAborted)
 #: Pause after a delivery task failed outright (e.g. its claim could not be written).
 FAILED_CLAIM_PAUSE = 1.0
 #: Time in-flight deliveries get to finish when the server stops.
@@ -159,7 +161,7 @@ class QueueService:
         # localserve an attempt to our own listener may already be stored.
         loopback = self.ctx.localserve
 
-        def tx(conn: sqlite3.Connection) -> tuple[builtins.list[str], int, int]:
+        def tx(conn: Connection) -> tuple[builtins.list[str], int, int]:
             todo = interrupted_ids(conn) if ids is None else ids
             applied, reset = settle_interrupted(conn, self.ctx, todo, now, loopback=loopback)
             return applied.file_ids, len(applied.events), reset
@@ -321,7 +323,7 @@ class QueueService:
                     if not cs.cancelled_caught:
                         break
                     log.error("recording delivery outcomes of %s timed out, retrying", list(started))
-                except (sqlite3.Error, OSError, WriteAborted) as exc:
+                except _RETRYABLE as exc:
                     log.error(
                         "recording delivery outcomes of %s failed, retrying in %.1fs: %s",
                         list(started),
@@ -395,7 +397,7 @@ class QueueService:
         keeps its table. ``match`` runs in the store's writer thread.
         """
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             rows = conn.execute("SELECT * FROM queue WHERE hold = 0").fetchall()
             ids = [e.id for e in map(QueueEntry.from_row, rows) if match(e)]
             conn.executemany("UPDATE queue SET hold = 1 WHERE id = ?", [(i,) for i in ids])
@@ -416,7 +418,7 @@ class QueueService:
 
         now = to_db_time(self.clock.now())
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             cur = conn.execute(
                 "UPDATE queue SET next_attempt = ? WHERE attempts > 0 AND hold = 0"
                 " AND next_attempt > ?",
@@ -480,7 +482,7 @@ class QueueService:
                 except Exception:  # noqa: BLE001
                     log.exception("composing DSN for queue message %d", e.id)
 
-        def tx(conn: sqlite3.Connection) -> tuple[int, builtins.list[str], set[str]]:
+        def tx(conn: Connection) -> tuple[int, builtins.list[str], set[str]]:
             n = 0
             files: builtins.list[str] = []
             used: set[str] = set()

@@ -60,9 +60,9 @@ class Cursor(Protocol):
 class Connection(Protocol):
     """The connection a store function or an in-transaction hook receives."""
 
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Any: ...
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
     @property
     def in_transaction(self) -> bool: ...
@@ -84,3 +84,16 @@ IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, PgIntegri
 def dialect(conn: object) -> str:
     """``"sqlite"`` or ``"postgres"``: for the rare statement that differs."""
     return str(getattr(conn, "dialect", "sqlite"))
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` of every other column (both engines).
+
+    The portable form of ``INSERT OR REPLACE``: the row with that key is
+    updated in place instead of being deleted and inserted again.
+    """
+    cols = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+    return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) {action}"
