@@ -9,7 +9,6 @@ SMTP server answers 250.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from core.queue.loopback import mark_delivered
 from core.store import accounts as store_accounts
 from core.store import messages as store_messages
 from core.store.models import MessageMeta, utcnow
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.incoming")
 
@@ -90,7 +90,7 @@ async def store_incoming(
     reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
                                msg_prefix=message.msg_prefix, message_data=message.data)
 
-    def write(conn: sqlite3.Connection) -> list[int]:
+    def write(conn: Connection) -> list[int]:
         ids = []
         for rcpt in recipients:
             account = rcpt.match.account

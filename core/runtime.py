@@ -36,7 +36,7 @@ from core.queue.clock import Clock
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
-from core.startup_checks import preflight
+from core.startup_checks import database_settings, preflight
 from core.store import Store
 from core.tls import listener_ssl_context
 
@@ -98,7 +98,7 @@ class Server:
         restrict_umask()
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
-        store = await Store.open(data_dir, migrations)
+        store = await Store.open(data_dir, migrations, database=await database_settings(self.config))
         try:
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve,
                                 settings_overrides=self.settings)

@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from core.store.sql import dialect
+
 #: Tables with lease columns (the names are put into SQL text).
 TABLES = ("queue", "webhook_queue")
 
@@ -29,19 +31,11 @@ def _table(table: str) -> str:
     return table
 
 
-def dialect_of(conn: Any) -> str:
-    """``sqlite`` or ``postgres``: the backend behind a store connection."""
-    name = getattr(conn, "dialect", None)
-    if name is None:
-        return "sqlite"
-    return str(getattr(name, "name", name))
-
-
 def skip_locked(conn: Any) -> str:
     """The locking clause for a claim's SELECT: ``FOR UPDATE SKIP LOCKED`` where
     rows can be locked (PostgreSQL); SQLite's single writer already
     serialises claims, so nothing there."""
-    return " FOR UPDATE SKIP LOCKED" if dialect_of(conn) == "postgres" else ""
+    return " FOR UPDATE SKIP LOCKED" if dialect(conn) == "postgres" else ""
 
 
 def serialize_claims(conn: Any, table: str) -> None:
@@ -53,7 +47,7 @@ def serialize_claims(conn: Any, table: str) -> None:
     URL) cannot be exceeded by a concurrent claim. SQLite: nothing (one
     writer).
     """
-    if dialect_of(conn) == "postgres":
+    if dialect(conn) == "postgres":
         key = zlib.crc32(f"moxtrio-claim-{_table(table)}".encode())
         conn.execute("SELECT pg_advisory_xact_lock(?)", (key,))
 

@@ -15,12 +15,12 @@ SETTINGS = "cluster"
 def node_from_settings(ctx: Any) -> ClusterNode:
     """The node of this server from ``plugins/cluster.yaml``; logs who it is.
 
-    A store that several processes may share (``store.shared``) makes the
-    node careful at start: it settles only the leases that expired.
+    A store that several processes may share (PostgreSQL) makes the node
+    careful at start: it settles only the leases that expired.
     """
     from core.plugin_api import PluginConfigError
 
-    shared = bool(getattr(ctx.store, "shared", False))
+    shared = getattr(ctx.store, "dialect", "sqlite") == "postgres"
     try:
         node = load_node(ctx.plugin_settings(SETTINGS), shared=shared)
     except NodeSettingsError as exc:

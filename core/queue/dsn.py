@@ -16,7 +16,6 @@ mailbox from mox.conf get it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from core.message.headers import header_section
 from core.store.accounts import MailboxNotFound, create_mailbox, get_account, mailbox_by_name
 from core.store.messages import insert_message
 from core.store.models import MessageMeta, QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue.dsn")
 
@@ -129,7 +129,7 @@ async def prepare_dsn(
     )
 
 
-def store_dsn(conn: sqlite3.Connection, ctx: Any, dsn: PreparedDSN, now: datetime) -> int | None:
+def store_dsn(conn: Connection, ctx: Any, dsn: PreparedDSN, now: datetime) -> int | None:
     """Insert the DSN into the sender's Inbox (or the postmaster mailbox); its message ID.
 
     Never raises for a missing account or mailbox: a DSN that can't be

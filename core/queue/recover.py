@@ -26,20 +26,20 @@ length was the pause.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from core.queue.loopback import DELIVERED_UNRECORDED, in_progress
 from core.queue.results import Applied, RecipientOutcome, apply_outcomes
 from core.store import queue_rows
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
 INTERRUPTED = "delivery attempt interrupted, outcome unknown"
 
 
-def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
+def interrupted_ids(conn: Connection) -> list[int]:
     """Queue entries whose latest attempt has no recorded outcome (every node's)."""
     rows = conn.execute(
         "SELECT id FROM queue WHERE results LIKE '%delivering...%' OR results LIKE ?",
@@ -48,19 +48,8 @@ def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def settleable_ids(conn: sqlite3.Connection, node: str, at_us: int) -> list[int]:
-    """Interrupted entries a starting node on a shared store may settle: no live
-    lease (expired, or none: written before leases existed) or held by ``node``."""
-    rows = conn.execute(
-        "SELECT id FROM queue WHERE (results LIKE '%delivering...%' OR results LIKE ?)"
-        " AND (lease_node = '' OR lease_until < ? OR lease_node = ?)",
-        (f"%{DELIVERED_UNRECORDED}%", at_us, node),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def settle_interrupted(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Any,
     ids: list[int],
     now: datetime,

@@ -20,7 +20,6 @@ import builtins
 import copy
 import logging
 import random
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +52,7 @@ from core.queue.retire import cleanup_retired, retire_entry
 from core.queue.scheduler import QueueSettings, Scheduler
 from core.store import WriteAborted, queue_rows
 from core.store.models import MsgResult, QueueEntry, RetiredEntry
+from core.store.sql import Connection, DatabaseError
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -63,6 +63,8 @@ FINISH_TIMEOUT = 30.0
 #: Waits between attempts to record an outcome the store refused (disk full).
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 30.0
+#: Failures of recording delivery outcomes that are retried.
+_RETRYABLE: tuple[type[Exception], ...] = (*DatabaseError, OSError, WriteAborted)
 #: Pause after a delivery task failed outright (e.g. its claim could not be written).
 FAILED_CLAIM_PAUSE = 1.0
 #: Time in-flight deliveries get to finish when the server stops.
@@ -172,7 +174,7 @@ class QueueService:
         loopback = self.ctx.localserve
         node = self.node
 
-        def tx(conn: sqlite3.Connection) -> tuple[builtins.list[str], int, int]:
+        def tx(conn: Connection) -> tuple[builtins.list[str], int, int]:
             if ids is None and node.shared:
                 applied, n = reap_expired(
                     conn, self.ctx, now, now_us(), loopback=loopback, node=node.node_id,
@@ -206,7 +208,7 @@ class QueueService:
                 continue
             until = node.lease_until()
 
-            def renew(c: sqlite3.Connection, until: int = until) -> int:
+            def renew(c: Connection, until: int = until) -> int:
                 return leases.renew(c, "queue", node.node_id, until)
 
             try:
@@ -251,7 +253,7 @@ class QueueService:
                 sep = seps[0] if seps else ""
             entries = build_entries(req, now, file_size, sep)
 
-            def tx(c: sqlite3.Connection) -> builtins.list[QueueEntry]:
+            def tx(c: Connection) -> builtins.list[QueueEntry]:
                 added = insert_entries(
                     c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
                     after=req.in_transaction,
@@ -282,7 +284,7 @@ class QueueService:
             rnd = await self.store.write(
                 lambda c: claim_round(c, self.ctx, self.node, now, limits, self.rng, loopback=loopback)
             )
-        except (sqlite3.Error, OSError, WriteAborted) as exc:
+        except _RETRYABLE as exc:
             # Nothing was claimed; a store that refuses writes (disk full)
             # is asked again shortly, not in a busy loop.
             log.error("claiming due queue entries: %s", exc)
@@ -388,7 +390,7 @@ class QueueService:
                     if not cs.cancelled_caught:
                         break
                     log.error("recording delivery outcomes of %s timed out, retrying", list(started))
-                except (sqlite3.Error, OSError, WriteAborted) as exc:
+                except _RETRYABLE as exc:
                     log.error(
                         "recording delivery outcomes of %s failed, retrying in %.1fs: %s",
                         list(started),
@@ -406,7 +408,7 @@ class QueueService:
 
     def _record(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         started: dict[int, QueueEntry],
         outcomes: builtins.list[RecipientOutcome],
         dsns: dict[int, PreparedDSN],
@@ -479,7 +481,7 @@ class QueueService:
     async def _update(self, f: QueueFilter, sets: str, args: tuple[Any, ...]) -> int:
         now = self.clock.now()
 
-        def tx(c: sqlite3.Connection) -> int:
+        def tx(c: Connection) -> int:
             n = update_matching(c, f, now, sets, args)
             if n:
                 self.node.wakeups.notify(c, "queue")
@@ -502,7 +504,7 @@ class QueueService:
         keeps its table. ``match`` runs in the store's writer thread.
         """
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             rows = conn.execute("SELECT * FROM queue WHERE hold = 0").fetchall()
             ids = [e.id for e in map(QueueEntry.from_row, rows) if match(e)]
             conn.executemany("UPDATE queue SET hold = 1 WHERE id = ?", [(i,) for i in ids])
@@ -523,7 +525,7 @@ class QueueService:
 
         now = to_db_time(self.clock.now())
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             cur = conn.execute(
                 "UPDATE queue SET next_attempt = ? WHERE attempts > 0 AND hold = 0"
                 " AND next_attempt > ?",
@@ -587,7 +589,7 @@ class QueueService:
                 except Exception:  # noqa: BLE001
                     log.exception("composing DSN for queue message %d", e.id)
 
-        def tx(conn: sqlite3.Connection) -> tuple[int, builtins.list[str], set[str]]:
+        def tx(conn: Connection) -> tuple[int, builtins.list[str], set[str]]:
             n = 0
             files: builtins.list[str] = []
             used: set[str] = set()

@@ -9,12 +9,12 @@ retired cleanup. Network calls never happen here.
 from __future__ import annotations
 
 import random
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.store.models import from_db_time, to_db_time
+from core.store.sql import Connection
 from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
 from plugins.webhooks.destination import redact_url
 from plugins.webhooks.records import (
@@ -49,7 +49,7 @@ def keep_period(config: Any, account: str) -> timedelta | None:
 
 
 def _retire(
-    conn: sqlite3.Connection,
+    conn: Connection,
     config: Any,
     hook: Hook,
     *,
@@ -73,7 +73,7 @@ def _retire(
     )
 
 
-def queue_hook(conn: sqlite3.Connection, config: Any, hook: Hook, now: datetime) -> int:
+def queue_hook(conn: Connection, config: Any, hook: Hook, now: datetime) -> int:
     """Insert a new hook; an older queued hook for the same message is superseded."""
     hook_id = insert_hook(conn, hook)
     if hook.queue_msg_id > 0:
@@ -88,7 +88,7 @@ def queue_hook(conn: sqlite3.Connection, config: Any, hook: Hook, now: datetime)
 
 
 def start_attempts(
-    conn: sqlite3.Connection,
+    conn: Connection,
     now: datetime,
     busy_urls: set[str],
     limit: int,
@@ -142,7 +142,7 @@ class AttemptOutcome:
 
 
 def finish_attempt(
-    conn: sqlite3.Connection, config: Any, hook_id: int, outcome: AttemptOutcome
+    conn: Connection, config: Any, hook_id: int, outcome: AttemptOutcome
 ) -> str:
     """Record an attempt's outcome. Returns what became of the hook.
 
@@ -188,7 +188,7 @@ def finish_attempt(
 INTERRUPTED = "attempt interrupted: server stopped before its outcome was recorded"
 
 
-def release_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+def release_interrupted(conn: Connection, now: datetime) -> int:
     """At start-up: attempts a stop or crash cut short are due again at once.
 
     Their outcome is unknown (the receiver may have it), so the attempt
@@ -209,7 +209,7 @@ def release_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
     return n
 
 
-def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime) -> int:
+def cancel_hooks(conn: Connection, config: Any, ids: list[int], now: datetime) -> int:
     """Admin cancel: remove from the queue, retire with a "canceled by admin" result."""
     n = 0
     for hook_id in ids:
@@ -222,7 +222,7 @@ def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: dat
     return n
 
 
-def cleanup_retired(conn: sqlite3.Connection, now: datetime) -> int:
+def cleanup_retired(conn: Connection, now: datetime) -> int:
     """Delete retired hooks whose KeepUntil passed; returns how many."""
     cur = conn.execute("DELETE FROM webhook_retired WHERE keep_until < ?", (to_db_time(now),))
     return cur.rowcount

@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import logging
 import random
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ import trio
 
 from core.mlog import kv
 from core.store.models import to_db_time
+from core.store.sql import Connection
 from moxtrio import Clock, IncomingDelivered, OutgoingEvent, PluginConfigError, PluginContext
 from plugins.webhooks import queue_ops
 from plugins.webhooks.admin import (
@@ -120,7 +120,7 @@ class WebhookService:
 
     # -- in-transaction entry points (called by the hook implementations) --------
 
-    def on_outgoing_event(self, conn: sqlite3.Connection, event: OutgoingEvent) -> Hook | None:
+    def on_outgoing_event(self, conn: Connection, event: OutgoingEvent) -> Hook | None:
         """Queue an outgoing webhook for ``event`` if the account wants it."""
         acc = self.ctx.config.account(event.account)
         wh = acc.OutgoingWebhook if acc is not None else None
@@ -148,7 +148,7 @@ class WebhookService:
         self.kick_threadsafe()
         return hook
 
-    def on_incoming(self, conn: sqlite3.Connection, delivered: IncomingDelivered) -> Hook | None:
+    def on_incoming(self, conn: Connection, delivered: IncomingDelivered) -> Hook | None:
         """Queue an incoming webhook for a delivered message."""
         acc = self.ctx.config.account(delivered.account)
         wh = acc.IncomingWebhook if acc is not None else None
@@ -349,7 +349,7 @@ class WebhookService:
     async def _update(self, f: HookFilter, sets: str, args: tuple[Any, ...]) -> int:
         now = self.clock.now()
 
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: Connection) -> int:
             ids = [h.id for h in select_hooks(conn, f, now)]
             for hook_id in ids:
                 conn.execute(f"UPDATE webhook_queue SET {sets} WHERE id = ?", (*args, hook_id))
@@ -364,7 +364,7 @@ class WebhookService:
         now = self.clock.now()
         config = self.ctx.config
 
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: Connection) -> int:
             ids = [h.id for h in select_hooks(conn, f, now)]
             return queue_ops.cancel_hooks(conn, config, ids, now)
 

@@ -1,0 +1,85 @@
+"""How the store talks to PostgreSQL (the counterpart of ``SqliteEngine``).
+
+The writer is one autocommit connection used only by the store's writer
+thread, which issues BEGIN, a SAVEPOINT per write and one COMMIT per batch,
+as on SQLite (``synchronous_commit`` stays on: COMMIT returns once the WAL
+is flushed, so a caller still hears "stored" only after durable storage).
+Reads borrow a connection from a ``psycopg_pool.ConnectionPool`` and run in
+a ``REPEATABLE READ READ ONLY`` transaction: one consistent snapshot, like a
+SQLite read transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.store.pg import PgConnection, configure, connect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from psycopg_pool import ConnectionPool
+
+    from core.store.db import Store
+
+T = TypeVar("T")
+
+
+class PostgresEngine:
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.description = _redact(url)
+        self._pool: ConnectionPool[Any] | None = None
+
+    def connect_writer(self) -> PgConnection:
+        return connect(self.url)
+
+    def begin_write(self, conn: PgConnection) -> None:
+        conn.execute("BEGIN")
+
+    def close_writer(self, conn: PgConnection) -> None:
+        conn.close()
+
+    def open_readers(self, size: int) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=max(1, size),
+            kwargs={"autocommit": True},
+            configure=configure,
+            name="moxtrio-store-read",
+            open=True,
+        )
+
+    def read_sync(self, store: Store, fn: Callable[[Any], T]) -> T:
+        assert self._pool is not None
+        with self._pool.connection() as raw:
+            conn = PgConnection(raw)
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def close_readers(self, store: Store) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql"
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
