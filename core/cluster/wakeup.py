@@ -50,7 +50,14 @@ class Wakeups:
         return channel
 
     def subscribe(self, channel: str, fn: Callable[[], None]) -> None:
-        """Call ``fn`` (on the trio thread) whenever ``channel`` is notified by any node."""
+        """Call ``fn`` (on the trio thread) whenever ``channel`` is notified by any node.
+
+        Call from the trio thread: the first subscriber binds the wake-ups to
+        the running trio run if :meth:`bind` was not called (tests that build
+        services without a server).
+        """
+        if self._token is None:
+            self.bind()
         self._subs.setdefault(self.check_channel(channel), []).append(fn)
 
     @property

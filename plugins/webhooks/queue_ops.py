@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.cluster import lease as leases
+from core.cluster.lease import serialize_claims, skip_locked
+from core.cluster.node import now_us
 from core.store.models import from_db_time, to_db_time
 from core.store.sql import Connection
 from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
@@ -35,6 +38,8 @@ from plugins.webhooks.redelivery import originals
 #: Retired hooks of an account that is no longer configured are kept this long.
 UNKNOWN_ACCOUNT_KEEP = timedelta(days=7)
 CANCELED = "canceled by admin"
+#: Due hooks looked at per claim (one per URL is taken).
+CLAIM_SCAN = 1000
 
 
 def keep_period(config: Any, account: str) -> timedelta | None:
@@ -87,28 +92,65 @@ def queue_hook(conn: Connection, config: Any, hook: Hook, now: datetime) -> int:
     return hook_id
 
 
+TABLE = "webhook_queue"
+
+
+@dataclass
+class Claim:
+    """What one claim transaction did."""
+
+    hooks: list[Hook]
+    #: Earliest NextAttempt of a free hook whose URL is free (for the idle sleep).
+    next_due: datetime | None
+    #: Earliest expiry of another node's lease (a takeover may be due then), wall-clock us.
+    next_expiry: int | None = None
+    #: Hooks of nodes whose lease expired, due again now.
+    taken_over: int = 0
+    #: A due hook waits for its URL, in flight on another node (look again soon).
+    blocked: bool = False
+
+
 def start_attempts(
     conn: Connection,
     now: datetime,
     busy_urls: set[str],
     limit: int,
     rng: random.Random,
-) -> tuple[list[Hook], datetime | None]:
-    """Claim up to ``limit`` due hooks (one per URL, none for a busy URL).
+    node: str = "",
+    lease_until: int = 0,
+) -> Claim:
+    """Claim up to ``limit`` due hooks (one per URL, none for a URL in flight).
 
-    For each: Attempts += 1, NextAttempt = now + backoff, a "delivering..."
-    result appended, saved. Returns the claimed hooks and the earliest
-    NextAttempt among hooks whose URL is still free (for the idle sleep).
+    In flight means on any node sharing the store: a URL with a live lease
+    is busy cluster-wide, so one receiver gets one request at a time from
+    the whole cluster, as from one mox. Hooks whose lease expired (their
+    node died) are released first, as at start-up. For each claimed hook:
+    Attempts += 1, NextAttempt = now + backoff, a "delivering..." result
+    appended, the node's lease set, saved.
     """
+    serialize_claims(conn, TABLE)
+    at = now_us()
+    taken_over = _release(conn, now, leases.expired(conn, TABLE, at, mine=node))
+    remote = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT url FROM webhook_queue WHERE lease_node != '' AND lease_until >= ?"
+            " AND lease_node != ?",
+            (at, node),
+        ).fetchall()
+    }
+    taken = set(busy_urls) | remote
     claimed: list[Hook] = []
-    taken = set(busy_urls)
+    blocked = False
     if limit > 0:
         rows = conn.execute(
-            "SELECT * FROM webhook_queue WHERE next_attempt <= ? ORDER BY next_attempt, id",
-            (to_db_time(now),),
-        )
+            "SELECT * FROM webhook_queue WHERE next_attempt <= ? AND lease_node = ''"
+            f" ORDER BY next_attempt, id LIMIT ?{skip_locked(conn)}",
+            (to_db_time(now), CLAIM_SCAN),
+        ).fetchall()
         for row in rows:
             if row["url"] in taken:
+                blocked = blocked or row["url"] in remote
                 continue
             hook = Hook.from_row(row)
             taken.add(hook.url)
@@ -122,11 +164,20 @@ def start_attempts(
         hook.attempts += 1
         hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=DELIVERING))
         save_hook(conn, hook)
+    if node:
+        leases.take(conn, TABLE, [h.id for h in claimed], node, lease_until)
     marks = ", ".join("?" for _ in taken)
-    where = f" WHERE url NOT IN ({marks})" if taken else ""
-    row = conn.execute(f"SELECT MIN(next_attempt) FROM webhook_queue{where}", tuple(taken)).fetchone()
+    where = f" AND url NOT IN ({marks})" if taken else ""
+    row = conn.execute(
+        f"SELECT MIN(next_attempt) FROM webhook_queue WHERE lease_node = ''{where}", tuple(taken)
+    ).fetchone()
     next_due = None if row is None or row[0] is None else from_db_time(row[0])
-    return claimed, next_due
+    row = conn.execute(
+        "SELECT MIN(lease_until) FROM webhook_queue WHERE lease_node != '' AND lease_node != ?",
+        (node,),
+    ).fetchone()
+    expiry = None if row is None or row[0] is None else int(row[0])
+    return Claim(claimed, next_due, expiry, taken_over, blocked)
 
 
 @dataclass
@@ -142,9 +193,21 @@ class AttemptOutcome:
 
 
 def finish_attempt(
-    conn: Connection, config: Any, hook_id: int, outcome: AttemptOutcome
+    conn: Connection,
+    config: Any,
+    hook_id: int,
+    outcome: AttemptOutcome,
+    node: str = "",
+    attempts: int = 0,
 ) -> str:
     """Record an attempt's outcome. Returns what became of the hook.
+
+    With ``node`` (the claiming node and the attempt count after its claim),
+    the outcome is recorded only while that node still holds the hook for
+    that attempt. ``lost``: another node took the hook over after this
+    node's lease expired, settled this attempt as interrupted and retries
+    it with the same webhook ID; nothing is recorded (the receiver may see
+    the ID twice, which is what the ID is for).
 
     ``retired``: success or 12th failure; ``queued``: waits for its retry;
     ``superseded``: the hook left the queue meanwhile (superseded or
@@ -152,6 +215,8 @@ def finish_attempt(
     "(superseded)" added; ``gone``: nothing left to record it on.
     """
     hook = get_hook(conn, hook_id)
+    if hook is not None and node and not leases.held_by(conn, TABLE, {hook_id: attempts}, node):
+        return "lost"
     if hook is None:
         retired = get_retired(conn, hook_id)
         if retired is None:
@@ -182,30 +247,49 @@ def finish_attempt(
         _retire(conn, config, hook, success=outcome.success, last_activity=last.start)
         return "retired"
     save_hook(conn, hook)
+    leases.clear(conn, TABLE, [hook.id])
     return "queued"
 
 
 INTERRUPTED = "attempt interrupted: server stopped before its outcome was recorded"
 
 
-def release_interrupted(conn: Connection, now: datetime) -> int:
+def release_interrupted(conn: Connection, now: datetime, node: str = "", *, shared: bool = False) -> int:
     """At start-up: attempts a stop or crash cut short are due again at once.
 
     Their outcome is unknown (the receiver may have it), so the attempt
     counts and the retry carries the same webhook ID; receivers deduplicate
-    by ID. Without this, such a hook would wait out its backoff.
+    by ID. Without this, such a hook would wait out its backoff. On a store
+    shared by several nodes (``shared``) only hooks whose lease expired or
+    that ``node`` held are released, never what a live node is posting.
     """
+    if shared:
+        ids = leases.expired(conn, TABLE, now_us(), mine=node, include_mine=True)
+    else:
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM webhook_queue WHERE results LIKE ? OR lease_node != ''",
+                (f"%{DELIVERING}%",),
+            ).fetchall()
+        ]
+    return _release(conn, now, ids)
+
+
+def _release(conn: Connection, now: datetime, ids: list[int]) -> int:
+    """Settle interrupted attempts of these hooks (due now) and free their leases."""
     n = 0
-    rows = conn.execute("SELECT * FROM webhook_queue WHERE results LIKE ?", (f"%{DELIVERING}%",))
-    for row in rows.fetchall():
-        hook = Hook.from_row(row)
-        last = hook.last_result()
-        if last is None or last.error != DELIVERING:
+    for hook_id in ids:
+        hook = get_hook(conn, hook_id)
+        if hook is None:
             continue
-        last.error = INTERRUPTED
-        hook.next_attempt = now
-        save_hook(conn, hook)
-        n += 1
+        last = hook.last_result()
+        if last is not None and last.error == DELIVERING:
+            last.error = INTERRUPTED
+            hook.next_attempt = now
+            save_hook(conn, hook)
+            n += 1
+    leases.clear(conn, TABLE, ids)
     return n
 
 

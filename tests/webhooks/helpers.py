@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from core.cluster import ClusterNode
 from core.config import load_config
 from core.dispatch import HookDispatcher
 from core.events import OutgoingEvent
@@ -196,7 +197,7 @@ async def wait_rows(store: Store, sql: str, args: tuple[Any, ...] = (), n: int =
 @asynccontextmanager
 async def harness(
     tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True,
-    localserve: bool = True, resolver: Any = None,
+    localserve: bool = True, resolver: Any = None, node: ClusterNode | None = None,
 ) -> AsyncIterator[Harness]:
     """Config + store + dispatcher with the webhooks plugin + a running service."""
     conf = tmp_path / "conf"
@@ -214,6 +215,8 @@ async def harness(
     ctx.clock = clock
     if resolver is not None:
         ctx.resolver = resolver
+    if node is not None:
+        ctx.cluster = node
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
         svc = ctx.service(WebhookService)
