@@ -23,6 +23,7 @@ import trio
 from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
+from core.cluster.listen import attach as attach_listener
 from core.cluster.setup import node_from_settings
 from core.config.reloader import run_reloader
 from core.dispatch import HookDispatcher, HookFailed
@@ -138,6 +139,7 @@ class Server:
             builtin_commands() + queue.ctl_commands() + ctx.hooks.setup("moxtrio_ctl_commands", ctx=ctx)
         )
         tasks = ctx.hooks.setup("moxtrio_background_tasks", ctx=ctx)
+        listener = attach_listener(ctx.store, ctx.cluster.wakeups)
         async with trio.open_nursery() as nursery:
             ctl_path = ctl.socket_path(Path(self.config.data_dir))
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
@@ -145,6 +147,8 @@ class Server:
             await nursery.start(run_reloader, self.config, ctx.refresh_settings)
             for task in tasks:
                 await nursery.start(task)
+            if listener is not None:
+                await nursery.start(listener.run)
             # Listeners live in a nursery of their own so that shutdown can
             # let them finish in-flight work before the workers are cancelled.
             async with trio.open_nursery() as front:

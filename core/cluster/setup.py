@@ -26,9 +26,6 @@ def node_from_settings(ctx: Any) -> ClusterNode:
     except NodeSettingsError as exc:
         raise PluginConfigError(f"plugins/{SETTINGS}.yaml: {exc}") from exc
     node.wakeups.bind()
-    connect = getattr(ctx.store, "connect_wakeups", None)
-    if connect is not None:
-        connect(node.wakeups)
     log.info(
         "cluster node %s (lease %gs, store %s)",
         node.node_id,
