@@ -72,8 +72,16 @@ async def store_incoming(
 
     Returns the new message ids, after the commit.
     """
+    # On PostgreSQL the body is copied to a temp file for the parsers and the
+    # hooks' message_path, valid until the rows are committed.
+    async with ctx.store.files.local_copy(message.file_id) as local:
+        return await _store_incoming(ctx, message, recipients, str(local))
+
+
+async def _store_incoming(
+    ctx: PluginContext, message: IncomingMessage, recipients: list[IncomingRecipient], path: str
+) -> list[int]:
     received = utcnow()
-    path = str(ctx.store.files.path(message.file_id))
     hooks = ctx.hooks
     # Parse once, outside the writer thread: DSN / fromid matching and the
     # incoming webhook payload both need the message's structure.

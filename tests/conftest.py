@@ -89,3 +89,14 @@ def db_backend(request: pytest.FixtureRequest) -> DatabaseSettings | None:
         return None
     settings: DatabaseSettings = request.getfixturevalue("pg_database")
     return settings
+
+
+@pytest.fixture
+def default_db_backend(
+    db_backend: DatabaseSettings | None, monkeypatch: pytest.MonkeyPatch
+) -> DatabaseSettings | None:
+    """``db_backend``, also made the default of running_server and the suites' stores."""
+    from tests.support import backend
+
+    monkeypatch.setattr(backend, "CURRENT", db_backend)
+    return db_backend

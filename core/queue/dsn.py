@@ -81,12 +81,11 @@ async def prepare_dsn(
 ) -> PreparedDSN:
     """Compose the DSN for one entry and store its file durably."""
     hostname = ctx.config.static.Hostname
-    path = str(ctx.store.files.path(entry.file_id)) if entry.file_id else ""
-    headers = (
-        await trio.to_thread.run_sync(_read_headers, path, entry.msg_prefix)
-        if path
-        else header_section(entry.msg_prefix)
-    )
+    if entry.file_id:
+        async with ctx.store.files.local_copy(entry.file_id) as path:
+            headers = await trio.to_thread.run_sync(_read_headers, str(path), entry.msg_prefix)
+    else:
+        headers = header_section(entry.msg_prefix)
     cls = "5" if kind == "failed" else "4"
     lines = list(reply_lines or [])
     rcpt = DSNRecipient(

@@ -244,9 +244,7 @@ class QueueService:
             if file_size is None and req.size is not None:
                 file_size = req.size - len(req.msg_prefix)
             if file_size is None:
-                file_size = await trio.to_thread.run_sync(
-                    lambda: self.store.files.path(req.file_id).stat().st_size
-                )
+                file_size = await self.store.files.size(req.file_id)
             sep = ""
             if req.mail_from is not None and not req.fromid_separator:
                 seps = self.ctx.config.catchall_separators(req.mail_from.domain)

@@ -117,6 +117,9 @@ class SqliteEngine:
             pass
         conn.close()
 
+    def make_files(self, root: Path) -> MessageFiles:
+        return MessageFiles(root)
+
     def open_readers(self, size: int) -> None:
         """SQLite readers are opened on demand by :meth:`read_sync`."""
 
@@ -167,7 +170,7 @@ class Store:
         self.engine = engine
         #: ``"sqlite"`` or ``"postgres"``.
         self.dialect: str = engine.dialect
-        self.files = MessageFiles(data_dir / "msg")
+        self.files: MessageFiles = engine.make_files(data_dir / "msg")
         self.stats = StoreStats()
         self.file_references: list[tuple[str, str]] = list(CORE_FILE_REFERENCES)
         self._conn = conn
@@ -208,8 +211,10 @@ class Store:
         engine: Any
         if database is not None and database.backend == "postgres":
             from core.store.pgengine import PostgresEngine
+            from core.store.pgfiles import MIGRATIONS as PG_FILES_MIGRATIONS
 
             engine = PostgresEngine(database.resolved_url())
+            all_migrations[len(CORE_MIGRATIONS):len(CORE_MIGRATIONS)] = PG_FILES_MIGRATIONS
         else:
             engine = SqliteEngine(data_dir / DB_NAME)
 
@@ -437,7 +442,7 @@ class Store:
 
         def scan() -> tuple[list[str], list[str], int]:
             on_disk = set(self.files.list_ids_sync())
-            orphans = sorted(on_disk - referenced)
+            orphans = sorted(set(self.files.removable_ids_sync()) - referenced)
             for f in orphans:
                 self.files.remove_sync(f)
             temps = self.files.clear_temp_sync()

@@ -195,7 +195,7 @@ def connect(url: str) -> PgConnection:
 
 # -- DDL ----------------------------------------------------------------------
 
-_STRING = re.compile(r"'(?:[^']|'')*'")
+_LITERAL_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
 _DDL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # IDs are never reused: a sequence never hands out a number twice.
     (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\s+AUTOINCREMENT\b", re.I),
@@ -204,6 +204,8 @@ _DDL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bBLOB\b", re.I), "BYTEA"),
     (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),
     (re.compile(r"\bWITHOUT\s+ROWID\b", re.I), ""),
+    # Column names SQLite takes bare but PostgreSQL reserves.
+    (re.compile(r'(?<!")\bauthorization\b(?!")', re.I), '"authorization"'),
 )
 _HEX_BLOB = re.compile(r"\b[xX]'([0-9a-fA-F]*)'")
 
@@ -219,9 +221,10 @@ def translate_ddl(stmt: str) -> str:
     stmt = _HEX_BLOB.sub(lambda m: f"'\\x{m.group(1)}'::bytea", stmt)
     parts: list[str] = []
     pos = 0
-    for m in _STRING.finditer(stmt):
+    for m in _LITERAL_OR_COMMENT.finditer(stmt):
         parts.append(_ddl_code(stmt[pos:m.start()]))
-        parts.append(m.group(0))
+        if not m.group(0).startswith("--"):  # comments are dropped (they may hold quotes)
+            parts.append(m.group(0))
         pos = m.end()
     parts.append(_ddl_code(stmt[pos:]))
     return "".join(parts)

@@ -12,6 +12,8 @@ SQLite read transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.store.pg import PgConnection, configure, connect
@@ -20,8 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from psycopg_pool import ConnectionPool
 
     from core.store.db import Store
+    from core.store.files import MessageFiles
 
 T = TypeVar("T")
+
+#: Pooled connections beyond the readers, for message bodies.
+FILE_CONNECTIONS = 4
 
 
 class PostgresEngine:
@@ -41,13 +47,24 @@ class PostgresEngine:
     def close_writer(self, conn: PgConnection) -> None:
         conn.close()
 
+    def make_files(self, root: Path) -> MessageFiles:
+        from core.store.pgfiles import PgMessageFiles
+
+        return PgMessageFiles(root, self)
+
+    def connection(self) -> AbstractContextManager[Any]:
+        """A pooled autocommit connection (reads, message bodies)."""
+        assert self._pool is not None, "store not open"
+        return self._pool.connection()
+
     def open_readers(self, size: int) -> None:
         from psycopg_pool import ConnectionPool
 
         self._pool = ConnectionPool(
             self.url,
             min_size=1,
-            max_size=max(1, size),
+            # Readers plus message-body transfers (stores, copies for delivery).
+            max_size=max(1, size) + FILE_CONNECTIONS,
             kwargs={"autocommit": True},
             configure=configure,
             name="moxtrio-store-read",

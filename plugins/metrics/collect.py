@@ -19,7 +19,8 @@ from prometheus_client import (
 )
 
 from core import metrics as m
-from core.store.sql import Connection, DatabaseError
+from core.store.sql import Connection
+from moxtrio import DatabaseError
 
 log = logging.getLogger("moxtrio.metrics")
 

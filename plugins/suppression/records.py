@@ -19,11 +19,20 @@ from typing import Any
 
 from core.message.parsed import format_json_time
 from core.store.models import from_db_time, to_db_time, utcnow
-from core.store.sql import Connection, IntegrityError, Row
-from moxtrio import Migration
+from core.store.sql import Connection, Row
+from moxtrio import IntegrityError, Migration
 
 OWNER = "suppression"
 TABLE = "suppression_list"
+
+_V2 = f"""
+-- moxtrio extensions: a reason category and an optional expiry (NULL = never).
+ALTER TABLE {TABLE} ADD COLUMN category TEXT NOT NULL DEFAULT '';
+ALTER TABLE {TABLE} ADD COLUMN until INTEGER;
+UPDATE {TABLE} SET category = CASE WHEN manual THEN 'manual' ELSE 'bounce' END;
+CREATE INDEX suppression_account_category ON {TABLE} (account, category, base_address);
+CREATE INDEX suppression_until ON {TABLE} (until) WHERE until IS NOT NULL;
+"""
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -47,14 +56,11 @@ CREATE UNIQUE INDEX suppression_account_base ON {TABLE} (account, base_address);
     Migration(
         owner=OWNER,
         version=2,
-        sql=f"""
--- moxtrio extensions: a reason category and an optional expiry (NULL = never).
-ALTER TABLE {TABLE} ADD COLUMN category TEXT NOT NULL DEFAULT '';
-ALTER TABLE {TABLE} ADD COLUMN until INTEGER;
-UPDATE {TABLE} SET category = CASE WHEN manual THEN 'manual' ELSE 'bounce' END;
-CREATE INDEX suppression_account_category ON {TABLE} (account, category, base_address);
-CREATE INDEX suppression_until ON {TABLE} (until) WHERE until IS NOT NULL;
-""",
+        sql=_V2,
+        # PostgreSQL has no integer truth values: "WHEN manual" is spelled out.
+        postgres=_V2.replace("WHEN manual THEN", "WHEN manual != 0 THEN").replace(
+            "INTEGER", "BIGINT"
+        ),
     ),
 ]
 

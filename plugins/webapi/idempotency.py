@@ -42,8 +42,8 @@ import trio
 
 from core.failpoints import failpoint
 from core.store.models import from_db_time, to_db_time, utcnow
-from core.store.sql import Connection, upsert
-from moxtrio import Migration, QueueEntry
+from core.store.sql import Connection
+from moxtrio import Migration, QueueEntry, upsert
 from plugins.webapi.errors import WebapiError, user
 from plugins.webapi.jsoncodec import encode
 from plugins.webapi.types import SendRequest, SendResult, Submission

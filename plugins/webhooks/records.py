@@ -13,11 +13,17 @@ from typing import Any
 
 from core.queue.timefmt import format_rfc3339_nano
 from core.store.models import from_db_time, to_db_time
-from core.store.sql import Connection, Row, upsert
+from core.store.sql import Connection, Row
+from moxtrio import upsert
 from plugins.webhooks.gojson import sorted_map
 
 #: The error a result carries while its attempt is in progress.
 DELIVERING = "delivering..."
+
+
+#: ``authorization`` is a reserved word in PostgreSQL: quoted in statements
+#: (both engines accept the quoted name; rows still read it unquoted).
+AUTHORIZATION_COLUMN = '"authorization"'
 
 
 @dataclass(kw_only=True)
@@ -125,7 +131,7 @@ class Hook:
             "extra": _extra_db(self.extra),
             "account": self.account,
             "url": self.url,
-            "authorization": self.authorization,
+            AUTHORIZATION_COLUMN: self.authorization,
             "is_incoming": int(self.is_incoming),
             "outgoing_event": self.outgoing_event,
             "payload": self.payload,
@@ -255,7 +261,7 @@ class RetiredHook:
             "extra": _extra_db(self.extra),
             "account": self.account,
             "url": self.url,
-            "authorization": int(self.authorization),
+            AUTHORIZATION_COLUMN: int(self.authorization),
             "is_incoming": int(self.is_incoming),
             "outgoing_event": self.outgoing_event,
             "payload": self.payload,
@@ -318,6 +324,7 @@ class RetiredHook:
 
 
 # -- row helpers (synchronous, caller's transaction) ---------------------------
+
 
 
 def insert_hook(conn: Connection, hook: Hook) -> int:

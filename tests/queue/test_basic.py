@@ -51,8 +51,8 @@ async def test_success_delivers_and_retires(harness_factory: Any, sink_factory: 
         )
         # The message file goes with the last row referencing it (removed
         # right after the commit that retired the entry).
-        path = h.ctx.store.files.path(e.file_id)
-        await h.wait_for(lambda: not path.exists(), timeout=5)
+        files = h.ctx.store.files
+        await h.wait_for(lambda: e.file_id not in files.list_ids_sync(), timeout=5)
 
 
 async def test_multi_recipient_one_transaction_and_baseid(

@@ -26,6 +26,7 @@ from core.queue.clock import FakeClock
 from core.store import Store
 from plugins.localserve.init import write_localserve_config
 from plugins.webhooks.service import WebhookService
+from tests.support import backend
 
 START = datetime(2026, 11, 23, 23, 57, 48, 512469, tzinfo=UTC)
 
@@ -209,7 +210,7 @@ async def harness(
         (conf / "plugins" / "webhooks.yaml").write_text(settings)
     config = load_config(conf / "mox.conf")
     hooks = HookDispatcher(create_manager(["webhooks"]))
-    store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
+    store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"), database=backend.current())
     clock = FakeClock(START)
     ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
     ctx.clock = clock
