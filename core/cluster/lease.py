@@ -38,18 +38,29 @@ def skip_locked(conn: Any) -> str:
     return " FOR UPDATE SKIP LOCKED" if dialect(conn) == "postgres" else ""
 
 
-def serialize_claims(conn: Any, table: str) -> None:
-    """Hold the cluster-wide claim lock of ``table`` until this transaction ends.
+#: Key of the cluster-wide claim lock (PostgreSQL advisory lock), one for
+#: every leased table: a writer's batch may hold claims of several tables,
+#: and one key cannot be taken in two orders by two nodes.
+CLAIM_LOCK_KEY = zlib.crc32(b"moxtrio-claims")
 
-    PostgreSQL: a transaction-level advisory lock keyed by the table name,
-    so two nodes' claims of one table run one after the other and the
-    in-flight counts a claim reads (per destination domain, per webhook
-    URL) cannot be exceeded by a concurrent claim. SQLite: nothing (one
-    writer).
+
+def serialize_claims(conn: Any, table: str) -> bool:
+    """Take the cluster-wide claim lock until this transaction ends; False if
+    another node holds it (claim nothing now, try again shortly).
+
+    PostgreSQL: a transaction-level advisory lock, so two nodes' claims run
+    one after the other and the in-flight counts a claim reads (per
+    destination domain, per webhook URL) cannot be exceeded by a concurrent
+    claim. It is only tried, never waited for: a node's writer commits many
+    writes in one transaction, and waiting on the lock there while holding
+    row locks of other writes could deadlock with another node. SQLite:
+    nothing to take (one writer), always True.
     """
-    if dialect(conn) == "postgres":
-        key = zlib.crc32(f"moxtrio-claim-{_table(table)}".encode())
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+    _table(table)
+    if dialect(conn) != "postgres":
+        return True
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(?)", (CLAIM_LOCK_KEY,)).fetchone()
+    return bool(row[0])
 
 
 def expired(conn: Any, table: str, now_us: int, *, mine: str = "", include_mine: bool = False) -> list[int]:

@@ -141,6 +141,8 @@ def _fix_sequences(src: sqlite3.Connection, conn: Any, tables: list[str]) -> Non
     except sqlite3.Error:
         pass  # no AUTOINCREMENT table in this store
     for table in tables:
+        if "id" not in _pg_columns(conn, table):
+            continue
         row = conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()
         if row is None or row[0] is None:
             continue

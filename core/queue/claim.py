@@ -55,6 +55,8 @@ class Round:
     reaped_count: int = 0
     #: Due entries were left because of the limits (wake again soon).
     blocked: bool = False
+    #: Another node held the claim lock: nothing was looked at.
+    contended: bool = False
 
 
 def domain_groups_in_flight(conn: Any, at_us: int) -> dict[str, int]:
@@ -158,9 +160,11 @@ def claim_round(
     loopback: bool,
 ) -> Round:
     """Reap, count, pick and claim (in the caller's write transaction)."""
-    leases.serialize_claims(conn, TABLE)
-    at = now_us()
     rnd = Round()
+    if not leases.serialize_claims(conn, TABLE):
+        rnd.blocked = rnd.contended = True  # another node is claiming: again shortly
+        return rnd
+    at = now_us()
     rnd.reaped, rnd.reaped_count = reap_expired(
         conn, ctx, now, at, loopback=loopback, node=node.node_id
     )

@@ -19,6 +19,7 @@ loop looks again every :data:`BLOCKED_POLL` seconds.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,8 @@ IDLE_SLEEP = 24 * 3600.0
 ERROR_SLEEP = 60.0
 #: Re-check interval while due entries wait for domain slots other nodes hold.
 BLOCKED_POLL = 1.0
+#: Pause (jittered) before claiming again when another node held the claim lock.
+CONTENDED_RETRY = 0.05
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Scheduler:
         #: Delivery groups this node runs.
         self.active = 0
         self.rounds = 0
+        self.contended = False
         self._wake = trio.Event()
 
     def kick(self) -> None:
@@ -105,15 +109,19 @@ class Scheduler:
         node = self.node_id
         waiting = await self.store.read(lambda c: work_waiting(c, now, at, node))  # type: ignore[attr-defined]
         if not waiting:
+            self.contended = False
             return 0, False
         rnd = await claim(free)
         for claimed, domain in rnd.groups:
             self.inflight.update(claimed.started)
             self.active += 1
             nursery.start_soon(deliver, claimed, domain)
+        self.contended = rnd.contended
         return len(rnd.groups), rnd.blocked or free <= 0
 
     async def _next_delay(self, blocked: bool) -> float:
+        if self.contended:
+            return CONTENDED_RETRY * (1 + random.random())
         node = self.node_id
         t, expiry = await self.store.read(lambda c: _earliest(c, node))  # type: ignore[attr-defined]
         delay = IDLE_SLEEP

@@ -108,6 +108,8 @@ class Claim:
     taken_over: int = 0
     #: A due hook waits for its URL, in flight on another node (look again soon).
     blocked: bool = False
+    #: Another node held the claim lock: nothing was looked at (claim again very soon).
+    contended: bool = False
 
 
 def start_attempts(
@@ -128,7 +130,9 @@ def start_attempts(
     Attempts += 1, NextAttempt = now + backoff, a "delivering..." result
     appended, the node's lease set, saved.
     """
-    serialize_claims(conn, TABLE)
+    if not serialize_claims(conn, TABLE):
+        # Another node is claiming right now: nothing looked at, try again soon.
+        return Claim([], None, contended=True)
     at = now_us()
     taken_over = _release(conn, now, leases.expired(conn, TABLE, at, mine=node))
     remote = {

@@ -60,6 +60,8 @@ IDLE_MAX = 24 * 3600.0
 DB_ERROR_RETRY = 60.0
 #: Re-check interval while due hooks wait for a URL another node is posting to.
 BLOCKED_POLL = 1.0
+#: Pause (jittered) before claiming again when another node held the claim lock.
+CONTENDED_RETRY = 0.05
 FINISH_TIMEOUT = 30.0
 
 
@@ -217,6 +219,8 @@ class WebhookService:
         claim = await self.store.write(
             lambda c: queue_ops.start_attempts(c, now, busy, free, rng, node.node_id, until)
         )
+        if claim.contended:
+            return CONTENDED_RETRY * (1 + self.rng.random())
         if claim.taken_over:
             log.warning(
                 "took over %d webhooks whose lease expired (their node stopped); posting again",

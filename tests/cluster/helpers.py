@@ -33,9 +33,10 @@ def dns_records(sink_host: str) -> dict[str, Any]:
 
 def node_config(tmp_path: Path, db_url: str, sink_port: int, hook_url: str, lease: float) -> tuple[Path, str]:
     """A config dir for one node: its own 127.x address and data dir, the shared database."""
+    hooks = account_edit(out_url=hook_url)
     directory, ip = localserve_config_dir(
         tmp_path,
-        edit_domains=account_edit(out_url=hook_url),
+        edit_domains=lambda t: raise_limits(hooks(t)),
         edit_mox=lambda t: t.replace("LogLevel: traceauth", "LogLevel: info"),
     )
     plugins = directory / "plugins"
@@ -45,6 +46,15 @@ def node_config(tmp_path: Path, db_url: str, sink_port: int, hook_url: str, leas
     (plugins / "cluster.yaml").write_text(f"LeaseSeconds: {lease}\n")
     (plugins / "webhooks.yaml").write_text("AllowedWebhookNetworks:\n  - 127.0.0.0/8\n")
     return directory, ip
+
+
+def raise_limits(domains_conf: str) -> str:
+    """Account ``mox`` may send thousands of messages to new recipients a day."""
+    return domains_conf.replace(
+        "\tmox:\n",
+        "\tmox:\n\t\tMaxOutgoingMessagesPerDay: 100000000\n\t\tMaxFirstTimeRecipientsPerDay: 100000000\n",
+        1,
+    )
 
 
 def node_id(output: str) -> str:
@@ -69,6 +79,8 @@ class Load:
     acked: list[str] = field(default_factory=list)
     tried: list[str] = field(default_factory=list)
     up: set[str] = field(default_factory=set)
+    #: Answers other than success, by kind (a kill's cut connections, refusals).
+    failures: Counter[str] = field(default_factory=Counter)
     _next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -87,6 +99,10 @@ class Load:
             self.tried.append(f"c{i}")
             return i, ip
 
+    def _fail(self, what: str) -> None:
+        with self._lock:
+            self.failures[what] += 1
+
     def _webapi(self) -> None:
         clients: dict[str, httpx.Client] = {}
         try:
@@ -96,12 +112,15 @@ class Load:
                 subject = f"c{i}"
                 try:
                     r = webapi_send(http, ip, f"r{i}@{DOMAINS[i % len(DOMAINS)]}", subject)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     clients.pop(ip).close()
+                    self._fail(f"webapi {type(exc).__name__}")
                     continue
                 if r.status_code == 200:
                     with self._lock:
                         self.acked.append(subject)
+                else:
+                    self._fail(f"webapi {r.status_code} {r.text[:80]}")
         finally:
             for c in clients.values():
                 c.close()
@@ -118,8 +137,9 @@ class Load:
                         s = conns[ip] = smtplib.SMTP(ip, 1587, timeout=20)
                         s.login(*AUTH)
                     smtp_submit(s, f"r{i}@{DOMAINS[i % len(DOMAINS)]}", subject)
-                except (smtplib.SMTPException, OSError):
+                except (smtplib.SMTPException, OSError) as exc:
                     conns.pop(ip, None)
+                    self._fail(f"smtp {type(exc).__name__} {str(exc)[:80]}")
                     continue
                 with self._lock:
                     self.acked.append(subject)

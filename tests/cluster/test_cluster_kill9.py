@@ -145,6 +145,11 @@ async def test_cluster_of_three_survives_kill9_of_one(tmp_path: Path, pg_databas
                     restarted = await trio.to_thread.run_sync(start, 1)
                     assert node_id(restarted.output()) != vid
                     load.up.add(configs[1][1])
+                except BaseException:
+                    for n in nodes:
+                        problems = [ln for ln in n.lines if "l=error" in ln or "Traceback" in ln]
+                        print(f"node {n.ip}: {len(problems)} error lines", *problems[:10], sep="\n")
+                    raise
                 finally:
                     await trio.to_thread.run_sync(load.join, 300.0)
 
@@ -204,5 +209,6 @@ async def test_cluster_of_three_survives_kill9_of_one(tmp_path: Path, pg_databas
     print(
         f"acked {len(load.acked)} of {TOTAL}, delivered {len(messages)}, victim held {len(held)},"
         f" webhook posts {sum(posts.values())} for {len(posts)} ids (resent {len(resent)}),"
-        f" peak per-domain concurrency {max(peaks.values())}, subjects e.g. {subject_of(messages[0].data)}"
+        f" peak per-domain concurrency {max(peaks.values())}, load failures {dict(load.failures)},"
+        f" subjects e.g. {subject_of(messages[0].data)}"
     )
