@@ -46,18 +46,17 @@ class PgListener:
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             listening: set[str] = set()
-            first = not self.connected.is_set()
             while not self._stop.is_set():
                 # Subscribers may come later than the thread (the queue
-                # starts after the listeners); a new channel is listened to
-                # within a poll interval, and its subscriber's own first
-                # round covers what came before.
+                # starts after the listeners), and a reconnect loses what was
+                # sent meanwhile: a channel is listened to within a poll
+                # interval of its first subscriber, and then kicked once, so
+                # its subscriber looks at what other nodes committed before.
                 for ch in self.wakeups.channels:
                     if ch not in listening:
                         conn.execute(f"LISTEN {PREFIX}{ch}")  # type: ignore[arg-type]
                         listening.add(ch)
-                        if not first:
-                            self.wakeups.kick_threadsafe(ch)
+                        self.wakeups.kick_threadsafe(ch)
                 self.connected.set()
                 for n in conn.notifies(timeout=POLL):
                     self.wakeups.received_from_database(n.channel)

@@ -39,6 +39,13 @@ async def test_notify_reaches_other_node_only_on_commit(tmp_path: Path, pg_datab
         b.subscribe("webhooks", on("webhooks"))
         async with trio.open_nursery() as n:
             await n.start(listener.run)
+            # Once listening, every channel is kicked once (its subscriber
+            # catches up on what came before); wait for that, then start clean.
+            with trio.fail_after(15):
+                while set(got) != {"queue", "webhooks"}:
+                    await trio.sleep(0.01)
+            got.clear()
+            woke = trio.Event()
 
             def rolled_back(c: Any) -> None:
                 a.notify(c, "queue")
