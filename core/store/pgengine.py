@@ -35,7 +35,7 @@ class PostgresEngine:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.description = _redact(url)
+        self.description = redact_url(url)
         self._pool: ConnectionPool[Any] | None = None
 
     def connect_writer(self) -> PgConnection:
@@ -87,7 +87,7 @@ class PostgresEngine:
             self._pool.close()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without its password, for logs."""
     from urllib.parse import urlsplit, urlunsplit
 
