@@ -138,7 +138,8 @@ def main() -> None:
     ap.add_argument("--postgres", action="store_true", help="store on PostgreSQL (private cluster)")
     args = ap.parse_args()
     ip = unique_loopback_ip()
-    cluster = PgCluster().start() if args.postgres else None
+    # fsync on: a commit's flush is part of what SQLite pays too.
+    cluster = PgCluster(fsync=True).start() if args.postgres else None
     try:
         run(args, ip, cluster)
     finally:
