@@ -11,6 +11,7 @@ SQLite read transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.store.files import MessageFiles
 
 T = TypeVar("T")
+log = logging.getLogger("moxtrio.store")
 
 #: Pooled connections beyond the readers, for message bodies.
 FILE_CONNECTIONS = 4
@@ -39,6 +41,14 @@ class PostgresEngine:
         self._pool: ConnectionPool[Any] | None = None
 
     def connect_writer(self) -> PgConnection:
+        return connect(self.url)
+
+    def ensure_writer(self, conn: PgConnection) -> PgConnection:
+        """The writer connection, replaced by a new one when the old one broke."""
+        if not (conn.raw.closed or conn.raw.broken):
+            return conn
+        log.warning("store writer: connection to PostgreSQL lost, reconnecting")
+        conn.close()
         return connect(self.url)
 
     def begin_write(self, conn: PgConnection) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.store import Store
+import pytest
+
+from core.store import Store, WriteAborted
 from core.store.pg import translate_ddl, translate_placeholders
 from core.store.settings import DatabaseSettings
-from core.store.sql import Connection
+from core.store.sql import Connection, DatabaseError
 
 
 def test_placeholders_outside_literals_only() -> None:
@@ -55,3 +57,18 @@ async def test_rows_types_and_ids_on_postgres(tmp_path: Path, pg_database: Datab
             lambda c: c.execute("SELECT instr('moxtrio', 'trio'), instr('moxtrio', 'x?')").fetchone()
         )
         assert tuple(found) == (4, 0)
+
+
+async def test_writer_reconnects_after_losing_its_connection(
+    tmp_path: Path, pg_database: DatabaseSettings
+) -> None:
+    async with await Store.open(tmp_path, database=pg_database) as store:
+        writer_pid = await store.write(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        # An administrator (or a failover) ends the writer's session.
+        await store.read(lambda c: c.execute("SELECT pg_terminate_backend(?)", (writer_pid,)).fetchone())
+        with pytest.raises((*DatabaseError, WriteAborted)):
+            await store.write(lambda c: c.execute("SELECT 1").fetchone())
+        new_pid = await store.write(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        assert new_pid != writer_pid
+        await store.write(lambda c: c.execute("CREATE TABLE after_reconnect (x INTEGER)"))
+        assert await store.read(lambda c: c.execute("SELECT COUNT(*) FROM after_reconnect").fetchone()[0]) == 0
