@@ -234,6 +234,7 @@ class Store:
             return conn
 
         conn = await trio.to_thread.run_sync(setup)
+        log.info("store: %s %s", engine.dialect, engine.description)
         store = cls(data_dir, engine, conn, read_pool_size)
         store._thread.start()
         return store

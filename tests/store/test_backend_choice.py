@@ -97,3 +97,10 @@ async def test_unreachable_database_fails_start_with_a_clear_error(tmp_path: Pat
     settings = DatabaseSettings(backend="postgres", url=f"postgresql://x@{unique_loopback_ip()}:1/db?connect_timeout=3")
     with pytest.raises(DatabaseUnavailable, match="^cannot connect to PostgreSQL at postgresql://x@"):
         await Store.open(tmp_path, database=settings)
+
+
+def test_logged_url_hides_the_password() -> None:
+    from core.store.pgengine import redact_url
+
+    assert redact_url("postgresql://mox:s3cret@db.example:5433/mail") == "postgresql://mox:***@db.example:5433/mail"
+    assert redact_url("postgresql://mox@db.example/mail") == "postgresql://mox@db.example/mail"
