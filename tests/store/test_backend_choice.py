@@ -104,3 +104,12 @@ def test_logged_url_hides_the_password() -> None:
 
     assert redact_url("postgresql://mox:s3cret@db.example:5433/mail") == "postgresql://mox:***@db.example:5433/mail"
     assert redact_url("postgresql://mox@db.example/mail") == "postgresql://mox@db.example/mail"
+
+
+def test_missing_postgresql_binaries_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import pgcluster
+
+    monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
+    with pytest.raises(pgcluster.PostgresMissing, match=r"apt-get install -y postgresql"):
+        pgcluster.find_bindir()
