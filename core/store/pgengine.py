@@ -41,7 +41,18 @@ class PostgresEngine:
         self._pool: ConnectionPool[Any] | None = None
 
     def connect_writer(self) -> PgConnection:
-        return connect(self.url)
+        conn = connect(self.url)
+        collate = conn.execute(
+            "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]
+        if collate not in ("C", "POSIX", "C.UTF-8", "C.utf8"):
+            # Listings ordered by text (accounts, suppressions) then differ from
+            # SQLite's byte order, which is also mox's.
+            log.warning(
+                "database collation is %s: text sorts differently than on SQLite;"
+                " create the database with LC_COLLATE 'C' for byte order", collate,
+            )
+        return conn
 
     def ensure_writer(self, conn: PgConnection) -> PgConnection:
         """The writer connection, replaced by a new one when the old one broke."""
