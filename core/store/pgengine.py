@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.store.pg import PgConnection, configure, connect
+from core.store.sql import PgError
 
 if TYPE_CHECKING:  # pragma: no cover
     from psycopg_pool import ConnectionPool
@@ -94,14 +95,25 @@ class PostgresEngine:
 
     def read_sync(self, store: Store, fn: Callable[[Any], T]) -> T:
         assert self._pool is not None
-        with self._pool.connection() as raw:
-            conn = PgConnection(raw)
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                return fn(conn)
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+        # Pooled connections may have died while idle (database restart,
+        # failover): the pool drops each one found broken, and the read, which
+        # has not started yet, takes the next (a new one at the latest).
+        attempts = self._pool.max_size + 1
+        for attempt in range(1, attempts + 1):
+            with self._pool.connection() as raw:
+                conn = PgConnection(raw)
+                try:
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                except PgError:
+                    if attempt < attempts and raw.broken:
+                        continue
+                    raise
+                try:
+                    return fn(conn)
+                finally:
+                    if conn.in_transaction and not raw.broken:
+                        conn.execute("ROLLBACK")
+        raise AssertionError("unreachable")
 
     def close_readers(self, store: Store) -> None:
         if self._pool is not None:

@@ -72,3 +72,19 @@ async def test_writer_reconnects_after_losing_its_connection(
         assert new_pid != writer_pid
         await store.write(lambda c: c.execute("CREATE TABLE after_reconnect (x INTEGER)"))
         assert await store.read(lambda c: c.execute("SELECT COUNT(*) FROM after_reconnect").fetchone()[0]) == 0
+
+
+async def test_reads_survive_pooled_connections_dying(tmp_path: Path, pg_database: DatabaseSettings) -> None:
+    async with await Store.open(tmp_path, database=pg_database) as store:
+        reader_pid = await store.read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        # End every session but the writer's, as a restart of the server would.
+        writer_pid = await store.write(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        await store.write(
+            lambda c: c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid != ?",
+                (writer_pid,),
+            ).fetchall()
+        )
+        again = await store.read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        assert again != reader_pid
