@@ -107,6 +107,9 @@ class SqliteEngine:
     def connect_writer(self) -> sqlite3.Connection:
         return _connect(self.path, readonly=False)
 
+    def ensure_writer(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        return conn  # a file does not go away
+
     def begin_write(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
 
@@ -231,6 +234,7 @@ class Store:
             return conn
 
         conn = await trio.to_thread.run_sync(setup)
+        log.info("store: %s %s", engine.dialect, engine.description)
         store = cls(data_dir, engine, conn, read_pool_size)
         store._thread.start()
         return store
@@ -291,6 +295,9 @@ class Store:
                     n = min(len(self._pending), MAX_BATCH)
                     batch = [self._pending.popleft() for _ in range(n)]
                 try:
+                    # A lost database connection fails one batch (its callers
+                    # hear an error); the next batch reconnects.
+                    conn = self._conn = self.engine.ensure_writer(conn)
                     self._run_batch(conn, batch)
                 except BaseException as exc:  # noqa: BLE001 - never leave a caller hanging
                     log.exception("store writer: batch failed")

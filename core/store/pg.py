@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.store.sql import PgError, PgIntegrityError
+from core.store.sql import DatabaseUnavailable, PgError, PgIntegrityError
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -187,6 +187,10 @@ def connect(url: str) -> PgConnection:
 
     try:
         raw = psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        from core.store.pgengine import redact_url
+
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}") from exc
     except psycopg.Error as exc:
         raise _translate_error(exc) from exc
     configure(raw)

@@ -95,7 +95,10 @@ def parse_database_settings(data: dict[str, Any], where: str = SETTINGS_FILE) ->
         url_file=section.get("URLFile", ""),
         url_env=section.get("URLEnv", ""),
     )
-    url = s.resolved_url()
+    try:
+        url = s.resolved_url()
+    except DatabaseSettingsError as exc:
+        raise DatabaseSettingsError(f"{where}: {exc}") from exc
     if not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
         raise DatabaseSettingsError(
             f"{where}: Database URL must be a postgresql:// URL or a libpq key=value string"

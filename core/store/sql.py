@@ -76,6 +76,10 @@ class PgIntegrityError(PgError):
     """A PostgreSQL constraint violation (unique, foreign key, check, not null)."""
 
 
+class DatabaseUnavailable(OSError):
+    """The database server cannot be reached (start-up reports it in one line, like a busy port)."""
+
+
 #: Catch these instead of ``sqlite3.Error`` / ``sqlite3.IntegrityError``.
 DatabaseError: tuple[type[Exception], ...] = (sqlite3.Error, PgError)
 IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, PgIntegrityError)

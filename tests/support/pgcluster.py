@@ -59,7 +59,9 @@ def _free_port(ip: str) -> int:
 class PgCluster:
     """One running cluster; ``url(db)`` gives a connection URL for a database in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        """``fsync=True`` for benchmarks, where the commit's flush is part of the cost."""
+        self.fsync = fsync
         self.bindir = find_bindir()
         self.dir = Path(tempfile.mkdtemp(prefix="moxtrio-pg-"))
         self.datadir = self.dir / "data"
@@ -93,7 +95,8 @@ class PgCluster:
         ])
         opts = " ".join([
             f"-c listen_addresses={self.host}", f"-p {self.port}",
-            f"-c unix_socket_directories={self.dir}", "-c fsync=off", "-c full_page_writes=off",
+            f"-c unix_socket_directories={self.dir}",
+            "-c fsync=on -c full_page_writes=on" if self.fsync else "-c fsync=off -c full_page_writes=off",
             "-c synchronous_commit=on", "-c max_connections=400", "-c shared_buffers=32MB",
             "-c log_min_messages=warning", "-c log_min_error_statement=panic",
         ])
