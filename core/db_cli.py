@@ -55,7 +55,7 @@ def load_target(config_path: str) -> Target:
     from core.dispatch import HookDispatcher, HookFailed
     from core.plugin_api import PluginLoadError
     from core.plugins import create_manager
-    from core.store.pgengine import _redact
+    from core.store.pgengine import redact_url
     from core.store.schema import CORE_MIGRATIONS
     from core.store.settings import DatabaseSettingsError, load_database_settings
 
@@ -69,7 +69,7 @@ def load_target(config_path: str) -> Target:
         raise DBCommandError(str(exc)) from exc
     data_dir = Path(config.data_dir)
     if database.backend == "postgres":
-        return Target(config, "postgres", _redact(url), url, data_dir, migrations)
+        return Target(config, "postgres", redact_url(url), url, data_dir, migrations)
     from core.store.db import DB_NAME
 
     path = data_dir / DB_NAME
