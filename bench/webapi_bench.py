@@ -11,7 +11,11 @@ is the Send path alone (auth, decode, compose, durable file + queue
 commit); ``--deliver`` lets localserve deliver each message to itself at
 once, which adds SMTP delivery and Inbox storage to the same two cores.
 
-    .venv/bin/python bench/webapi_bench.py [--seconds 10] [--levels 1,8,32] [--deliver]
+    .venv/bin/python bench/webapi_bench.py [--seconds 10] [--levels 1,8,32] [--deliver] [--postgres]
+
+``--postgres`` runs the server on PostgreSQL (a private cluster started for
+the run, as the tests do) and also reports the database server's CPU time
+per request.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.store.settings import DatabaseSettings  # noqa: E402
 from plugins.localserve.init import write_localserve_config  # noqa: E402
+from tests.support.backend import write_store_settings  # noqa: E402
+from tests.support.pgcluster import PgCluster  # noqa: E402
 from tests.support.procs import running, unique_loopback_ip  # noqa: E402
 
 AUTH = ("mox@localhost", "moxmoxmox")
@@ -50,6 +57,24 @@ def cpu_seconds(pid: int) -> float:
     import os
 
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_cpu_seconds(cluster: PgCluster) -> float:
+    """CPU time of the cluster's postmaster and all its backends so far."""
+    import os
+
+    pid = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(pid)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def request_body(deliver: bool) -> str:
@@ -110,8 +135,19 @@ def main() -> None:
     ap.add_argument("--levels", default="1,8,32")
     ap.add_argument("--deliver", action="store_true")
     ap.add_argument("--no-dkim", action="store_true", help="drop localserve's DKIM signing selector")
+    ap.add_argument("--postgres", action="store_true", help="store on PostgreSQL (private cluster)")
     args = ap.parse_args()
     ip = unique_loopback_ip()
+    # fsync on: a commit's flush is part of what SQLite pays too.
+    cluster = PgCluster(fsync=True).start() if args.postgres else None
+    try:
+        run(args, ip, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def run(args: argparse.Namespace, ip: str, cluster: PgCluster | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "localserve"
         write_localserve_config(directory, ip)
@@ -125,20 +161,26 @@ def main() -> None:
         if args.no_dkim:
             text = text.replace("\t\t\tSign:\n\t\t\t\t- localserve\n", "")
         domains.write_text(text)
+        if cluster is not None:
+            url = cluster.url(cluster.create_database())
+            write_store_settings(directory, DatabaseSettings(backend="postgres", url=url))
         with running(["localserve", "-dir", str(directory)], directory, ip) as server:
             url = f"http://{ip}:1080/webapi/v0/Send"
             body = request_body(args.deliver)
             print(f"server pid {server.proc.pid}, RSS at start {rss_kib(server.proc.pid)} KiB")
             for c in (int(x) for x in args.levels.split(",")):
                 cpu0 = cpu_seconds(server.proc.pid)
+                pg0 = pg_cpu_seconds(cluster) if cluster is not None else 0.0
                 res = trio.run(level, url, c, args.seconds, body)
                 cpu = cpu_seconds(server.proc.pid) - cpu0
+                pg = pg_cpu_seconds(cluster) - pg0 if cluster is not None else 0.0
                 res["rss_kib"] = rss_kib(server.proc.pid)
                 res["cpu_ms_per_req"] = cpu * 1000 / max(1, res["requests"])
                 print(
                     f"c={c:3d}  {res['rps']:7.1f} req/s  p50 {res['p50_ms']:6.2f} ms  "
                     f"p99 {res['p99_ms']:7.2f} ms  n={res['requests']} errors={res['errors']}  "
                     f"RSS {res['rss_kib'] / 1024:.1f} MiB  server CPU {res['cpu_ms_per_req']:.2f} ms/req"
+                    + (f"  PostgreSQL CPU {pg * 1000 / max(1, res['requests']):.2f} ms/req" if cluster else "")
                 )
 
 

@@ -6,10 +6,10 @@ At start-up every account in domains.conf gets its rows (mailboxes).
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from core.plugin_api import PluginContext
 from core.store import accounts as store_accounts
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.accounts")
 
@@ -18,7 +18,7 @@ async def sync_accounts(ctx: PluginContext) -> None:
     """Create store rows for every configured account (idempotent)."""
     names = sorted(ctx.config.dynamic.Accounts)
 
-    def sync(conn: sqlite3.Connection) -> list[str]:
+    def sync(conn: Connection) -> list[str]:
         created = []
         for name in names:
             if store_accounts.get_account(conn, name) is None:
@@ -35,7 +35,7 @@ async def set_password(ctx: PluginContext, account: str, password: str) -> None:
     if account not in ctx.config.dynamic.Accounts:
         raise KeyError(f"unknown account {account!r}")
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Connection) -> None:
         store_accounts.ensure_account(conn, account)
         store_accounts.set_password(conn, account, password)
 

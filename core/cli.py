@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_config_test(parsed.config or config_path)
         if name == "plugins":
             return _cmd_plugins(config_path)
+        if name.startswith("db"):
+            return _cmd_db(config_path, name, parsed)
         raise AssertionError(name)
     except KeyboardInterrupt:
         return 130
@@ -180,6 +182,19 @@ def _cmd_plugins(config_path: str) -> int:
         print(f"{info.name} {info.version} ({info.source})")
         print(f"  hooks: {', '.join(info.hooks) or '(none)'}")
     return 0
+
+
+def _cmd_db(config_path: str, name: str, a: argparse.Namespace) -> int:
+    from core import db_cli
+
+    if name == "db migrate":
+        return db_cli.cmd_migrate(config_path)
+    if name == "db status":
+        return db_cli.cmd_status(config_path)
+    if name == "db copy":
+        return db_cli.cmd_copy(config_path, a.to, a.to_file, a.to_env)
+    sys.stderr.write(catalog.db_parser().format_help())
+    return 2
 
 
 def _cmd_serve(config_path: str, loglevel: str) -> int:

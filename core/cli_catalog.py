@@ -71,11 +71,66 @@ def plugins_parser() -> Parser:
     )
 
 
+def db_parser() -> Parser:
+    return Parser(
+        "moxtrio db",
+        "The store's database (plugins/store.yaml: SQLite in the data directory, or PostgreSQL).\n"
+        "\n"
+        "  moxtrio db migrate   apply pending schema migrations of the core and the configured\n"
+        "                       plugins; on PostgreSQL one process migrates, others wait for it\n"
+        "  moxtrio db status    backend, schema versions per owner, pending migrations, and the\n"
+        "                       delivery and webhook leases each node holds; changes nothing\n"
+        "  moxtrio db copy -to URL | -to-file PATH | -to-env NAME\n"
+        "                       copy this SQLite installation's store (rows and message bodies)\n"
+        "                       into an empty PostgreSQL database; stop the server first\n"
+        "\n"
+        "Each works on the database -config names, with or without a running server.\n"
+        "Errors go to stderr with exit status 1.",
+    )
+
+
+def db_migrate_parser() -> Parser:
+    return Parser(
+        "moxtrio db migrate",
+        "Apply the pending schema migrations (core and configured plugins) to the database\n"
+        "-config names. On PostgreSQL the migration lock makes concurrent runs (and starting\n"
+        "nodes) wait for the one that migrates. Prints each migration applied.",
+    )
+
+
+def db_status_parser() -> Parser:
+    return Parser(
+        "moxtrio db status",
+        "Show the backend, the schema version of each owner (core and plugins), the\n"
+        "migrations this code would still apply, and per node the queue deliveries and\n"
+        "webhooks it holds a lease on. Changes nothing.",
+    )
+
+
+def db_copy_parser() -> Parser:
+    p = Parser(
+        "moxtrio db copy",
+        "Copy the SQLite store of -config's installation (every table, message bodies\n"
+        "included) into an empty PostgreSQL database, in one transaction: a failure leaves\n"
+        "the target empty. The target must have no moxtrio tables; the schema is created at\n"
+        "this code's versions (the SQLite store is migrated first, as a server start would).\n"
+        "Stop the server before copying; then point plugins/store.yaml at the new database.",
+    )
+    p.add_argument("-to", default="", metavar="URL", help="postgresql:// URL of the empty target database")
+    p.add_argument("-to-file", dest="to_file", default="", metavar="PATH", help="file holding the URL")
+    p.add_argument("-to-env", dest="to_env", default="", metavar="NAME", help="environment variable holding the URL")
+    return p
+
+
 #: The core's local commands; ``cli.main`` dispatches them by their words.
 LOCAL_COMMANDS: list[CliCommand] = [
     CliCommand(("serve",), "run the server for -config", serve_parser),
     CliCommand(("config", "test"), "check mox.conf, domains.conf and plugins", config_test_parser),
     CliCommand(("plugins",), "list plugins, versions and hooks", plugins_parser),
+    CliCommand(("db",), "the store's database: migrate, status, copy", db_parser),
+    CliCommand(("db", "migrate"), "apply pending schema migrations", db_migrate_parser),
+    CliCommand(("db", "status"), "schema versions, pending migrations, leases", db_status_parser),
+    CliCommand(("db", "copy"), "copy a SQLite store into an empty PostgreSQL database", db_copy_parser),
     CliCommand(("version",), "print the version", version_parser),
     CliCommand(("help",), "describe commands: moxtrio help COMMAND", help_parser),
 ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -242,7 +241,7 @@ class HookDispatcher:
         args = [kwargs[a] for a in impl.argnames]
         conn = kwargs.get("conn")
         savepoint = f"hook_{abs(hash((name, impl.plugin_name)))}"
-        if isinstance(conn, sqlite3.Connection) and conn.in_transaction:
+        if conn is not None and getattr(conn, "in_transaction", False):
             conn.execute(f"SAVEPOINT {savepoint}")
         else:
             savepoint = ""

@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    import sqlite3
 
     from core.events import (
         CommittedEvent,
@@ -68,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     )
     from core.plugin_api import CliCommand, CtlCommand, HTTPService, PluginContext, Rejection
     from core.store.migrations import Migration
+    from core.store.sql import Connection
 
 PROJECT = "moxtrio"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -273,7 +273,7 @@ def moxtrio_submission(ctx: PluginContext, submission: Submission) -> Rejection 
 
 @_kind("verdict")
 @hookspec
-def moxtrio_queue_adding(conn: sqlite3.Connection, ctx: PluginContext, entries: list[Any]) -> None:
+def moxtrio_queue_adding(conn: Connection, ctx: PluginContext, entries: list[Any]) -> None:
     """New queue entries are about to be inserted (in-transaction).
 
     ``entries`` are :class:`core.store.models.QueueEntry` objects of one
@@ -286,7 +286,7 @@ def moxtrio_queue_adding(conn: sqlite3.Connection, ctx: PluginContext, entries: 
 @_kind("verdict")
 @hookspec(firstresult=True)
 def moxtrio_delivery_precheck(
-    conn: sqlite3.Connection, ctx: PluginContext, entry: Any
+    conn: Connection, ctx: PluginContext, entry: Any
 ) -> DeliveryOutcome | None:
     """A recipient's delivery attempt is due (in-transaction, per recipient).
 
@@ -300,7 +300,7 @@ def moxtrio_delivery_precheck(
 @_kind("verdict")
 @hookspec(firstresult=True)
 def moxtrio_suppress_decision(
-    conn: sqlite3.Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
+    conn: Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
 ) -> bool | None:
     """A recipient failed; decide whether it goes on the suppression list.
 
@@ -312,7 +312,7 @@ def moxtrio_suppress_decision(
 
 @_kind("observer")
 @hookspec
-def moxtrio_outgoing_event(conn: sqlite3.Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
+def moxtrio_outgoing_event(conn: Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
     """An outgoing delivery event happened (in-transaction observer).
 
     Events: delivered, suppressed, delayed, failed, relayed, expanded,
@@ -360,7 +360,7 @@ async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
 @_kind("observer")
 @hookspec
 def moxtrio_incoming_delivered(
-    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered
+    conn: Connection, ctx: PluginContext, delivered: IncomingDelivered
 ) -> None:
     """A message was stored in an account's mailbox from SMTP delivery.
 
@@ -390,7 +390,7 @@ async def moxtrio_incoming_inspect(
 @_kind("observer")
 @hookspec(firstresult=True)
 def moxtrio_incoming_report(
-    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+    conn: Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
 ) -> bool | None:
     """A stored message is a report about mail we sent (in-transaction, per recipient).
 

@@ -9,7 +9,6 @@ SMTP server answers 250.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from core.queue.loopback import mark_delivered
 from core.store import accounts as store_accounts
 from core.store import messages as store_messages
 from core.store.models import MessageMeta, utcnow
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.incoming")
 
@@ -72,8 +72,16 @@ async def store_incoming(
 
     Returns the new message ids, after the commit.
     """
+    # On PostgreSQL the body is copied to a temp file for the parsers and the
+    # hooks' message_path, valid until the rows are committed.
+    async with ctx.store.files.local_copy(message.file_id) as local:
+        return await _store_incoming(ctx, message, recipients, str(local))
+
+
+async def _store_incoming(
+    ctx: PluginContext, message: IncomingMessage, recipients: list[IncomingRecipient], path: str
+) -> list[int]:
     received = utcnow()
-    path = str(ctx.store.files.path(message.file_id))
     hooks = ctx.hooks
     # Parse once, outside the writer thread: DSN / fromid matching and the
     # incoming webhook payload both need the message's structure.
@@ -90,7 +98,7 @@ async def store_incoming(
     reports = await hooks.call("moxtrio_incoming_inspect", ctx=ctx, message_path=path,
                                msg_prefix=message.msg_prefix, message_data=message.data)
 
-    def write(conn: sqlite3.Connection) -> list[int]:
+    def write(conn: Connection) -> list[int]:
         ids = []
         for rcpt in recipients:
             account = rcpt.match.account

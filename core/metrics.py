@@ -17,9 +17,10 @@ Recording is cheap and never raises: a failing sink is logged and skipped.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.metrics")
 
@@ -82,7 +83,7 @@ Measurement = (
 )
 Sink = Callable[[Measurement], None]
 #: Reads the store (in a worker thread) and returns values by label tuple.
-GaugeSource = Callable[[sqlite3.Connection], dict[tuple[str, ...], float]]
+GaugeSource = Callable[[Connection], dict[tuple[str, ...], float]]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sqlite3
 import time
 from typing import Any
 
@@ -37,6 +36,7 @@ from core.events import CommittedEvent, OutgoingEvent
 from core.failpoints import failpoint
 from core.mlog import kv
 from core.store.migrations import Migration
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.outbox")
 
@@ -79,7 +79,7 @@ def migrations(hooks: Any) -> list[Migration]:
     return list(MIGRATIONS) if hooks.implemented(HOOK) else []
 
 
-def record_outgoing(conn: sqlite3.Connection, ctx: Any, event: OutgoingEvent) -> None:
+def record_outgoing(conn: Connection, ctx: Any, event: OutgoingEvent) -> None:
     """Put an outgoing event in the outbox, inside the caller's transaction."""
     if not wanted(ctx):
         return
@@ -95,7 +95,7 @@ def _decode(row: tuple[Any, ...]) -> CommittedEvent:
                           created_us=int(created))
 
 
-def _due(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+def _due(c: Connection) -> list[tuple[Any, ...]]:
     now = int(time.time() * 1_000_000)
     return c.execute(
         "SELECT id, kind, payload, created FROM outbox WHERE next_try <= ? ORDER BY id LIMIT ?", (now, BATCH)
@@ -127,7 +127,7 @@ async def deliver_one(ctx: Any, event: CommittedEvent) -> bool:
 
 
 async def _failed(ctx: Any, event: CommittedEvent, exc: HookFailed) -> None:
-    def update(c: sqlite3.Connection) -> int:
+    def update(c: Connection) -> int:
         row = c.execute("SELECT attempts FROM outbox WHERE id = ?", (event.id,)).fetchone()
         attempts = (row[0] if row else 0) + 1
         if attempts >= MAX_ATTEMPTS:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core import metrics
+from core.cluster import ClusterNode
 from core.loginlimit import LoginLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,6 +209,9 @@ class PluginContext:
     #: "Now" for the queue, webhooks and suppression (tests put a FakeClock here).
     clock: Clock = field(default_factory=_system_clock)
     metrics: Metrics = field(default_factory=Metrics)
+    #: This process as a node of the cluster sharing the store: its id for
+    #: leases, and the wake-ups that reach every node (``wakeups.notify``).
+    cluster: ClusterNode = field(default_factory=ClusterNode)
     core: CoreParts = field(default_factory=CoreParts)
     #: Plugin settings given by the embedder (a plugin's command-line flags,
     #: tests), by plugin name; they win over the settings file's keys.

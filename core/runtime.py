@@ -23,6 +23,8 @@ import trio
 from core import ctl, outbox
 from core.accounts import sync_accounts
 from core.builtin_commands import builtin_commands
+from core.cluster.listen import attach as attach_listener
+from core.cluster.setup import node_from_settings
 from core.config.reloader import run_reloader
 from core.dispatch import HookDispatcher, HookFailed
 from core.dns import Resolver
@@ -35,7 +37,7 @@ from core.queue.clock import Clock
 from core.queue.service import QueueService
 from core.smtp.listeners import check_settings as check_smtp_settings
 from core.smtp.listeners import start_smtp_listeners
-from core.startup_checks import preflight
+from core.startup_checks import database_settings, preflight
 from core.store import Store
 from core.tls import listener_ssl_context
 
@@ -98,7 +100,7 @@ class Server:
         restrict_umask()
         await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
-        store = await Store.open(data_dir, migrations)
+        store = await Store.open(data_dir, migrations, database=await database_settings(self.config))
         try:
             # The mode switch (kept, see __init__) reaches the plugins here.
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve,
@@ -121,6 +123,7 @@ class Server:
         for row in missing:
             log.error("message file missing for stored row: %s", row)
         await ctx.load_settings()
+        ctx.cluster = node_from_settings(ctx)
         check_smtp_settings(ctx)
         ctx.queue = QueueService(ctx, clock=ctx.clock)
         try:
@@ -138,6 +141,7 @@ class Server:
             builtin_commands() + queue.ctl_commands() + ctx.hooks.setup("moxtrio_ctl_commands", ctx=ctx)
         )
         tasks = ctx.hooks.setup("moxtrio_background_tasks", ctx=ctx)
+        listener = attach_listener(ctx.store, ctx.cluster.wakeups)
         async with trio.open_nursery() as nursery:
             ctl_path = ctl.socket_path(Path(self.config.data_dir))
             await nursery.start(ctl.serve_ctl, ctx, ctl_path, commands)
@@ -145,6 +149,8 @@ class Server:
             await nursery.start(run_reloader, self.config, ctx.refresh_settings)
             for task in tasks:
                 await nursery.start(task)
+            if listener is not None:
+                await nursery.start(listener.run)
             # Listeners live in a nursery of their own so that shutdown can
             # let them finish in-flight work before the workers are cancelled.
             async with trio.open_nursery() as front:

@@ -47,6 +47,30 @@ def check_settings_files(config: Any) -> list[str]:
     return problems
 
 
+async def database_settings(config: Any) -> Any:
+    """The store's :class:`~core.store.settings.DatabaseSettings` from ``plugins/store.yaml``.
+
+    An unusable section stops start-up with a PluginConfigError naming it.
+    """
+    from core.store.settings import DatabaseSettingsError, load_database_settings
+
+    try:
+        return await trio.to_thread.run_sync(load_database_settings, config.dir)
+    except DatabaseSettingsError as exc:
+        raise PluginConfigError(str(exc)) from exc
+
+
+def check_database_settings(config: Any) -> list[str]:
+    """``config test``: store.yaml's Database section is usable (URL source readable)."""
+    from core.store.settings import DatabaseSettingsError, load_database_settings
+
+    try:
+        load_database_settings(config.dir)
+    except DatabaseSettingsError as exc:
+        return [str(exc)]
+    return []
+
+
 def check_tls_files(config: Any) -> None:
     """Listener certificates and keys exist and load (ConfigError naming the listener)."""
     from core.tls import listener_ssl_context
@@ -190,6 +214,7 @@ def check_config(path: str) -> list[str]:
     except ConfigError as exc:
         return [str(exc)]
     problems = check_settings_files(config)
+    problems += check_database_settings(config)
     try:
         check_tls_files(config)
     except ConfigError as exc:

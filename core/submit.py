@@ -25,7 +25,6 @@ store's and DKIM's own, as before.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from core.plugin_api import PluginContext, Rejection
 from core.queue.add import AddRecipient, AddRequest, FromIDNotUnique
 from core.store.messages import count_first_time_recipients, count_outgoing
 from core.store.models import QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.submit")
 
@@ -123,7 +123,7 @@ def authorize_sender(config: Any, account: str, addr: Address) -> SenderVerdict:
 # -- daily limits ---------------------------------------------------------------------
 
 
-def sent_past_day(conn: sqlite3.Connection, account: str) -> int:
+def sent_past_day(conn: Connection, account: str) -> int:
     """The account's messages of the past 24 hours, as the daily limits count them."""
     return count_outgoing(conn, account, datetime.now(UTC) - timedelta(hours=24))
 
@@ -152,7 +152,7 @@ async def check_daily_limits(ctx: PluginContext, account: str, recipients: list[
             return
     now = datetime.now(UTC)
 
-    def read(conn: sqlite3.Connection) -> Failure | None:
+    def read(conn: Connection) -> Failure | None:
         n = count_outgoing(conn, account, now - timedelta(hours=24))
         if n + len(recipients) > msg_max:
             return Failure.MESSAGE_LIMIT
@@ -277,7 +277,7 @@ class SubmitRequest:
     canonical_i: bool = False
     strict_dkim: bool = False
     #: Runs inside the queue-add transaction with the new entries.
-    in_transaction: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
+    in_transaction: Callable[[Connection, list[QueueEntry]], None] | None = None
     #: :func:`sent_past_day`, when the front end counted it in a read of its own.
     sent_past_day: int | None = None
 

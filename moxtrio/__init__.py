@@ -53,6 +53,8 @@ from core.services import (
 )
 from core.store.migrations import Migration
 from core.store.models import QueueEntry
+from core.store.sql import Connection as SQLConnection
+from core.store.sql import DatabaseError, IntegrityError, upsert
 
 __all__ = [
     # declaring hook implementations
@@ -68,6 +70,11 @@ __all__ = [
     "DELIVERY_TIME_LIMIT",
     # start-up: tables, commands, HTTP services
     "Migration",
+    # the portable SQL surface of in-transaction hooks (SQLite and PostgreSQL)
+    "SQLConnection",
+    "DatabaseError",
+    "IntegrityError",
+    "upsert",
     "CtlCommand",
     "CliCommand",
     "CtlHandler",

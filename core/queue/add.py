@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from core.dispatch import HookDispatcher
 from core.store.messages import record_outgoing
 from core.store.models import QueueEntry
 from core.store.queue_rows import FromIDNotUnique, insert_queue_entry
+from core.store.sql import Connection
 
 __all__ = [
     "AddRecipient",
@@ -130,7 +130,7 @@ class AddRequest:
     dsn_utf8: bytes = b""
     #: Size of the stored file when the caller knows it (saves a stat).
     file_size: int | None = None
-    in_transaction: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
+    in_transaction: Callable[[Connection, list[QueueEntry]], None] | None = None
 
 
 def build_entries(
@@ -197,13 +197,13 @@ def build_entries(
 
 
 def insert_entries(
-    conn: sqlite3.Connection,
+    conn: Connection,
     hooks: HookDispatcher,
     entries: list[QueueEntry],
     *,
     record: bool,
     now: datetime,
-    after: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None,
+    after: Callable[[Connection, list[QueueEntry]], None] | None = None,
 ) -> list[QueueEntry]:
     """In-transaction part of an add: hooks, fromid check, insert, BaseID, outgoing records.
 

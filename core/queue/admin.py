@@ -10,7 +10,6 @@ the commit.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 
 from core.sqlfilter import Sort, Where
 from core.store.models import QueueEntry, RetiredEntry
+from core.store.sql import Connection, Row
 
 E = TypeVar("E", bound=QueueEntry)
 
@@ -83,7 +83,7 @@ _RETIRED_SORT = {"": "last_activity", "LastActivity": "last_activity", "Queued":
 
 
 def select_queue(
-    conn: sqlite3.Connection, f: QueueFilter, now: datetime, sort: QueueSort | None = None
+    conn: Connection, f: QueueFilter, now: datetime, sort: QueueSort | None = None
 ) -> list[QueueEntry]:
     """Queue entries matching the filter (sorted when ``sort`` is given, else by ID)."""
     q = Where()
@@ -96,7 +96,7 @@ def select_queue(
 
 
 def _collect(
-    conn: sqlite3.Connection, table: str, from_row: Callable[[sqlite3.Row], E], q: Where, order: str,
+    conn: Connection, table: str, from_row: Callable[[Row], E], q: Where, order: str,
     f: QueueFilter | RetiredFilter,
 ) -> list[E]:
     """Rows matching the SQL conditions and the From/To substrings, up to ``f.Max``."""
@@ -112,7 +112,7 @@ def _collect(
 
 
 def select_retired(
-    conn: sqlite3.Connection, f: RetiredFilter, now: datetime, sort: RetiredSort | None = None
+    conn: Connection, f: RetiredFilter, now: datetime, sort: RetiredSort | None = None
 ) -> list[RetiredEntry]:
     q = Where()
     _common(q, f, now)
@@ -124,7 +124,7 @@ def select_retired(
 
 
 def update_matching(
-    conn: sqlite3.Connection, f: QueueFilter, now: datetime, sets: str, args: tuple[Any, ...]
+    conn: Connection, f: QueueFilter, now: datetime, sets: str, args: tuple[Any, ...]
 ) -> int:
     """Apply ``UPDATE queue SET <sets>`` to the matching entries; returns the count."""
     ids = [e.id for e in select_queue(conn, f, now)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -62,11 +63,11 @@ def rcpt_of(e: QueueEntry) -> str:
     )
 
 
-def make_batch(ctx: Any, batch: list[QueueEntry]) -> DeliveryBatch:
+def make_batch(batch: list[QueueEntry], message_path: Path | None) -> DeliveryBatch:
     e0 = batch[0]
     return DeliveryBatch(
         entries=list(batch),
-        message_path=str(ctx.store.files.path(e0.file_id)) if e0.file_id else "",
+        message_path=str(message_path) if message_path is not None else "",
         msg_prefix=e0.msg_prefix,
         mail_from=mail_from_of(e0),
         recipients=[rcpt_of(e) for e in batch],
@@ -137,7 +138,8 @@ def _resolver(ctx: Any) -> Resolver:
 
 
 async def direct_delivery(
-    ctx: Any, settings: DeliverySettings, batch: list[QueueEntry], choice: TransportChoice
+    ctx: Any, settings: DeliverySettings, batch: list[QueueEntry], choice: TransportChoice,
+    data: Path,
 ) -> list[RecipientOutcome]:
     """MX lookup and SMTP to the MX hosts in order, until one takes part in a transaction."""
     e0 = batch[0]
@@ -147,7 +149,6 @@ async def direct_delivery(
         mx = await resolver.lookup_mx(e0.recipient_domain_str)
     except DNSError as exc:
         return _all(batch, permanent=exc.permanent, error=str(exc))
-    data = ctx.store.files.path(e0.file_id)
     require_tls = e0.require_tls is True
     last: DeliveryResult | None = None
     last_error = "no mx hosts"
@@ -202,8 +203,21 @@ async def deliver_claimed(
     """Deliver a claimed batch; never raises for delivery problems."""
     if choice.config is not None and choice.config.Fail is not None:
         return fail_transport(batch, choice)
+    file_id = batch[0].file_id
+    if not file_id:
+        return await _deliver_from(ctx, settings, batch, choice, None)
+    # On disk the stored file itself; on PostgreSQL a temp copy streamed from
+    # the database, removed once the delivery is over.
+    async with ctx.store.files.local_copy(file_id) as path:
+        return await _deliver_from(ctx, settings, batch, choice, path)
+
+
+async def _deliver_from(
+    ctx: Any, settings: DeliverySettings, batch: list[QueueEntry], choice: TransportChoice,
+    path: Path | None,
+) -> list[RecipientOutcome]:
     try:
-        res = await ctx.hooks.first("moxtrio_deliver", ctx=ctx, batch=make_batch(ctx, batch))
+        res = await ctx.hooks.first("moxtrio_deliver", ctx=ctx, batch=make_batch(batch, path))
     except HookFailed as exc:
         log.error("delivery plugin failed: %s", exc)
         return _all(batch, error=f"delivery plugin failed: {exc.cause}")
@@ -216,7 +230,9 @@ async def deliver_claimed(
         return _all(
             batch, error=f'transport "{choice.name}": this kind of transport is not supported yet'
         )
-    return await direct_delivery(ctx, settings, batch, choice)
+    if path is None:
+        return _all(batch, error="queue entry without a message file")
+    return await direct_delivery(ctx, settings, batch, choice, path)
 
 
 async def deliver_with_timing(

@@ -16,7 +16,6 @@ mailbox from mox.conf get it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from core.message.headers import header_section
 from core.store.accounts import MailboxNotFound, create_mailbox, get_account, mailbox_by_name
 from core.store.messages import insert_message
 from core.store.models import MessageMeta, QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue.dsn")
 
@@ -81,12 +81,11 @@ async def prepare_dsn(
 ) -> PreparedDSN:
     """Compose the DSN for one entry and store its file durably."""
     hostname = ctx.config.static.Hostname
-    path = str(ctx.store.files.path(entry.file_id)) if entry.file_id else ""
-    headers = (
-        await trio.to_thread.run_sync(_read_headers, path, entry.msg_prefix)
-        if path
-        else header_section(entry.msg_prefix)
-    )
+    if entry.file_id:
+        async with ctx.store.files.local_copy(entry.file_id) as path:
+            headers = await trio.to_thread.run_sync(_read_headers, str(path), entry.msg_prefix)
+    else:
+        headers = header_section(entry.msg_prefix)
     cls = "5" if kind == "failed" else "4"
     lines = list(reply_lines or [])
     rcpt = DSNRecipient(
@@ -129,7 +128,7 @@ async def prepare_dsn(
     )
 
 
-def store_dsn(conn: sqlite3.Connection, ctx: Any, dsn: PreparedDSN, now: datetime) -> int | None:
+def store_dsn(conn: Connection, ctx: Any, dsn: PreparedDSN, now: datetime) -> int | None:
     """Insert the DSN into the sender's Inbox (or the postmaster mailbox); its message ID.
 
     Never raises for a missing account or mailbox: a DSN that can't be

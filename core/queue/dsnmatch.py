@@ -15,7 +15,6 @@ reads and parses the stored message in a worker thread before the write;
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from core.message.parsed import incoming_fields, is_automated
 from core.queue.events import enhanced_code, raise_outgoing_event
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.dsnmatch")
 
@@ -126,7 +126,7 @@ async def prepare_incoming(
 
 
 def _find(
-    conn: sqlite3.Connection, from_id: str
+    conn: Connection, from_id: str
 ) -> tuple[Literal["queue", "retired"], QueueEntry] | None:
     entry = queue_rows.queue_entry_by_from_id(conn, from_id)
     if entry is not None:
@@ -138,7 +138,7 @@ def _find(
 
 
 def apply_incoming(
-    conn: sqlite3.Connection, ctx: Any, prepared: Prepared, delivered: IncomingDelivered
+    conn: Connection, ctx: Any, prepared: Prepared, delivered: IncomingDelivered
 ) -> bool:
     """In-transaction: match one recipient's copy; True = matched, no incoming webhook.
 
@@ -167,7 +167,7 @@ def apply_incoming(
 
 
 def _match(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Any,
     prepared: Prepared,
     delivered: IncomingDelivered,

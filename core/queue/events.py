@@ -8,12 +8,12 @@ their rows (a webhook to send) commit or roll back with the core's.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from core.events import EventName, OutgoingEvent
 from core.outbox import record_outgoing
 from core.store.models import QueueEntry
+from core.store.sql import Connection
 
 
 def enhanced_code(code: int, secode: str) -> str:
@@ -24,7 +24,7 @@ def enhanced_code(code: int, secode: str) -> str:
 
 
 def raise_outgoing_event(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Any,
     entry: QueueEntry,
     event: EventName,
@@ -72,7 +72,7 @@ def raise_outgoing_event(
     return ev
 
 
-def publish_outgoing(conn: sqlite3.Connection, ctx: Any, ev: OutgoingEvent) -> None:
+def publish_outgoing(conn: Connection, ctx: Any, ev: OutgoingEvent) -> None:
     """Hand an outgoing event to the in-transaction observers and to the outbox."""
     ctx.hooks.call_sync("moxtrio_outgoing_event", conn=conn, ctx=ctx, event=ev)
     record_outgoing(conn, ctx, ev)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from core.metrics import Gauge, add_gauge
+from core.store.sql import Connection
 
 
-def _held(conn: sqlite3.Connection) -> dict[tuple[str, ...], float]:
+def _held(conn: Connection) -> dict[tuple[str, ...], float]:
     return {(): float(conn.execute("SELECT COUNT(*) FROM queue WHERE hold != 0").fetchone()[0])}
 
 
-def _size(conn: sqlite3.Connection) -> dict[tuple[str, ...], float]:
+def _size(conn: Connection) -> dict[tuple[str, ...], float]:
     return {(): float(conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])}
 
 

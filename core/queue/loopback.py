@@ -17,11 +17,11 @@ at once, as if the attempt had never started).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from core.store import queue_rows
 from core.store.models import QueueEntry
+from core.store.sql import Connection
 
 DELIVERING = "delivering..."
 DELIVERED_UNRECORDED = "delivered, result not yet recorded"
@@ -66,7 +66,7 @@ class LoopbackDeliveries:
         return [e.id for e in entries if _recipient_keys(e) & wanted]
 
 
-def mark_delivered(conn: sqlite3.Connection, entry_ids: list[int]) -> None:
+def mark_delivered(conn: Connection, entry_ids: list[int]) -> None:
     """In the receiving transaction: these entries' current attempts delivered."""
     for entry_id in entry_ids:
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,7 @@ from core.queue.results import DELIVERING, RecipientOutcome
 from core.queue.routing import TransportChoice, resolve_transport
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -46,7 +46,7 @@ def _temporary(entry: QueueEntry, error: str, now: datetime) -> RecipientOutcome
 
 
 def claim_batch(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Any,
     lead_id: int,
     candidate_ids: list[int],

@@ -13,26 +13,34 @@ and when a shutdown cancels an attempt, each such entry is settled:
   attempt costs no backoff and sends no ``delayed`` webhook;
 - delivered elsewhere, outcome unknown: as mox, the attempt counts and the
   entry is retried after its backoff; the result says so (no event).
+
+With several nodes on one store, an attempt in progress is only settled by
+whoever may: the node that starts settles the attempts of leases that
+expired (their node is gone) and those held under its own node id; an
+attempt another live node holds is left alone, however it looks. A lease
+that expires while its node is away is settled by any node's scheduler
+(:mod:`core.queue.claim`) and the entry is retried at once: the lease's
+length was the pause.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from core.queue.loopback import DELIVERED_UNRECORDED, in_progress
 from core.queue.results import Applied, RecipientOutcome, apply_outcomes
 from core.store import queue_rows
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
 INTERRUPTED = "delivery attempt interrupted, outcome unknown"
 
 
-def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
-    """Queue entries whose latest attempt has no recorded outcome."""
+def interrupted_ids(conn: Connection) -> list[int]:
+    """Queue entries whose latest attempt has no recorded outcome (every node's)."""
     rows = conn.execute(
         "SELECT id FROM queue WHERE results LIKE '%delivering...%' OR results LIKE ?",
         (f"%{DELIVERED_UNRECORDED}%",),
@@ -41,12 +49,20 @@ def interrupted_ids(conn: sqlite3.Connection) -> list[int]:
 
 
 def settle_interrupted(
-    conn: sqlite3.Connection, ctx: Any, ids: list[int], now: datetime, *, loopback: bool
+    conn: Connection,
+    ctx: Any,
+    ids: list[int],
+    now: datetime,
+    *,
+    loopback: bool,
+    retry_now: bool = False,
 ) -> tuple[Applied, int]:
     """Settle the given entries (in-transaction); returns what was applied and how many reset.
 
     ``loopback``: attempts went to our own listener, so a missing mark
-    means not delivered.
+    means not delivered. ``retry_now``: an attempt whose outcome is unknown
+    is retried at once rather than after its backoff (a lease taken over).
+    The caller clears the entries' leases.
     """
     delivered: list[RecipientOutcome] = []
     reset = 0
@@ -69,6 +85,8 @@ def settle_interrupted(
             reset += 1
         else:
             last.error = INTERRUPTED
+            if retry_now:
+                e.next_attempt = now
         queue_rows.update_queue_entry(conn, e)
     applied = apply_outcomes(conn, ctx, delivered, {}, now) if delivered else Applied()
     return applied, reset

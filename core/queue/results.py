@@ -8,7 +8,6 @@ outgoing event commit together, so an event is never lost or doubled.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from core.queue.loopback import DELIVERED_UNRECORDED, DELIVERING, in_progress
 from core.queue.retire import retire_entry
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -118,7 +118,7 @@ class Applied:
 
 
 def apply_outcomes(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Any,
     outcomes: list[RecipientOutcome],
     dsns: dict[int, PreparedDSN],

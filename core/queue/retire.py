@@ -12,13 +12,13 @@ Message files are removed after the commit that dropped their last row.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.store import queue_rows
 from core.store.messages import prune_outgoing
 from core.store.models import QueueEntry
+from core.store.sql import Connection
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -37,7 +37,7 @@ def keep_until_for(config: Any, account: str, now: datetime) -> datetime | None:
 
 
 def retire_entry(
-    conn: sqlite3.Connection, config: Any, entry: QueueEntry, *, success: bool, now: datetime
+    conn: Connection, config: Any, entry: QueueEntry, *, success: bool, now: datetime
 ) -> str:
     """Save the entry's final state and move it out of the queue; returns its file id.
 
@@ -49,7 +49,7 @@ def retire_entry(
     return queue_rows.retire(conn, entry.id, success=success, now=now, keep_until=keep)
 
 
-def cleanup_retired(conn: sqlite3.Connection, now: datetime) -> int:
+def cleanup_retired(conn: Connection, now: datetime) -> int:
     """The queue's periodic cleanup: delete retired records whose KeepUntil
     passed (returns how many) and prune old submission records."""
     pruned = prune_outgoing(conn, now)

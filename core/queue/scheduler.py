@@ -1,36 +1,47 @@
 """The delivery loop: one trio task that sleeps until something is due.
 
-No polling: the task computes the earliest NextAttempt among non-held
-entries it could start (not in flight, domain not at its limit) and sleeps
-until then (24 h when there is nothing), woken early by :meth:`kick` (new
-entries, admin changes, finished deliveries, a fake clock moving).
+No polling while idle: the task computes the earliest NextAttempt among
+non-held, unclaimed entries (and the earliest lease expiry, when another
+node's claim could need taking over) and sleeps until then (24 h when
+there is nothing), woken early by :meth:`kick` (new entries on any node,
+admin changes, finished deliveries, a fake clock moving).
 
-Due entries are grouped per message (BaseID) and recipient domain into one
-delivery task per group; the group's IDs are marked in flight so a second
-round never starts them twice, and the claim transaction (see
-:mod:`core.queue.prepare`) re-checks each entry, so a race between two
-claims ends with one winner. Concurrency is bounded overall and per
-recipient domain (:class:`QueueSettings`).
+Each round first checks with a cheap read whether anything is due; if so
+it claims in one write transaction (:mod:`core.queue.claim`): due entries
+grouped per message (BaseID) and recipient domain, one delivery task per
+group, each group under this node's lease. Concurrency is bounded per node
+(``max_deliveries``, kept here) and per recipient domain across every node
+sharing the store (``max_per_domain``, counted in the claim from the
+leases). When due entries wait only for another node's domain slots, the
+loop looks again every :data:`BLOCKED_POLL` seconds.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import trio
 
+from core.cluster.node import now_us
+from core.queue.claim import Round, work_waiting
 from core.queue.clock import Clock
 from core.queue.deliver import DeliverySettings
-from core.store.models import from_db_time, to_db_time
+from core.queue.prepare import Claimed
+from core.store.models import from_db_time
 
 log = logging.getLogger("moxtrio.queue")
 
 IDLE_SLEEP = 24 * 3600.0
 ERROR_SLEEP = 60.0
+#: Re-check interval while due entries wait for domain slots other nodes hold.
+BLOCKED_POLL = 1.0
+#: Pause (jittered) before claiming again when another node held the claim lock.
+CONTENDED_RETRY = 0.05
 
 
 @dataclass
@@ -44,47 +55,38 @@ class QueueSettings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
-DeliverGroup = Callable[[list[int], str], Awaitable[None]]
+ClaimFn = Callable[[int], Awaitable[Round]]
+DeliverFn = Callable[[Claimed, str], Awaitable[None]]
 
 
-def _due_rows(
-    conn: sqlite3.Connection, now: datetime, saturated: list[str], limit: int
-) -> list[tuple[int, int, str]]:
-    q = "SELECT id, base_id, recipient_domain_str FROM queue WHERE hold = 0 AND next_attempt <= ?"
-    args: list[object] = [to_db_time(now)]
-    if saturated:
-        q += f" AND recipient_domain_str NOT IN ({', '.join('?' for _ in saturated)})"
-        args += saturated
-    q += " ORDER BY next_attempt, id LIMIT ?"
-    args.append(limit)
-    return [(r[0], r[1], r[2]) for r in conn.execute(q, args)]
-
-
-def _earliest(conn: sqlite3.Connection, saturated: list[str], skip: set[int]) -> datetime | None:
-    q = "SELECT id, next_attempt FROM queue WHERE hold = 0"
-    args: list[object] = []
-    if saturated:
-        q += f" AND recipient_domain_str NOT IN ({', '.join('?' for _ in saturated)})"
-        args += saturated
-    q += " ORDER BY next_attempt, id LIMIT ?"
-    args.append(len(skip) + 1)
-    for rid, t in conn.execute(q, args):
-        if rid not in skip:
-            return from_db_time(t)
-    return None
+def _earliest(conn: Any, node: str) -> tuple[datetime | None, int | None]:
+    """The earliest NextAttempt of a free, unheld entry, and the earliest expiry
+    of another node's lease (when a takeover may be due)."""
+    row = conn.execute(
+        "SELECT MIN(next_attempt) FROM queue WHERE hold = 0 AND lease_node = ''"
+    ).fetchone()
+    t = None if row is None or row[0] is None else from_db_time(row[0])
+    row = conn.execute(
+        "SELECT MIN(lease_until) FROM queue WHERE lease_node != '' AND lease_node != ?", (node,)
+    ).fetchone()
+    expiry = None if row is None or row[0] is None else int(row[0])
+    return t, expiry
 
 
 class Scheduler:
-    """Picks due entries and starts delivery tasks; see the module docstring."""
+    """Claims due entries and starts delivery tasks; see the module docstring."""
 
-    def __init__(self, store: object, clock: Clock, settings: QueueSettings) -> None:
+    def __init__(self, store: object, clock: Clock, settings: QueueSettings, node_id: str = "") -> None:
         self.store = store
+        self.node_id = node_id
         self.clock = clock
         self.settings = settings
+        #: Entries this node is delivering (for tests and shutdown).
         self.inflight: set[int] = set()
-        self.domain_busy: dict[str, int] = {}
+        #: Delivery groups this node runs.
         self.active = 0
         self.rounds = 0
+        self.contended = False
         self._wake = trio.Event()
         #: When the sleeping loop wakes by itself; None while a round runs.
         self._wake_at: datetime | None = None
@@ -109,72 +111,53 @@ class Scheduler:
         if not later:
             self._wake.set()
 
-    def _saturated(self) -> list[str]:
-        return [d for d, n in self.domain_busy.items() if n >= self.settings.max_per_domain]
-
-    def release(self, ids: list[int], domain: str | None = None) -> None:
-        """Entries no longer in flight; with ``domain``, the group's slot is freed too."""
+    def release(self, ids: list[int], group_done: bool = False) -> None:
+        """Entries no longer in flight; with ``group_done``, the group's slot is freed too."""
         self.inflight.difference_update(ids)
-        if domain is not None:
+        if group_done:
             self.active -= 1
-            n = self.domain_busy.get(domain, 0) - 1
-            if n <= 0:
-                self.domain_busy.pop(domain, None)
-            else:
-                self.domain_busy[domain] = n
         self.kick()
 
-    async def _start_due(self, nursery: trio.Nursery, deliver_group: DeliverGroup) -> int:
-        if self.active >= self.settings.max_deliveries:
-            return 0
-        now = self.clock.now()
-        saturated = self._saturated()
-        limit = self.settings.due_batch
-        rows = await self.store.read(  # type: ignore[attr-defined]
-            lambda c: _due_rows(c, now, saturated, limit)
-        )
-        groups: dict[tuple[int, str], list[int]] = {}
-        singles: list[tuple[list[int], str]] = []
-        starting: dict[str, int] = {}
+    async def _start_due(
+        self, nursery: trio.Nursery, claim: ClaimFn, deliver: DeliverFn
+    ) -> tuple[int, bool]:
         free = self.settings.max_deliveries - self.active
-        for rid, base_id, domain in rows:
-            if rid in self.inflight:
-                continue
-            if base_id and (base_id, domain) in groups:
-                groups[(base_id, domain)].append(rid)
-                continue
-            if free <= 0:
-                continue
-            if (
-                self.domain_busy.get(domain, 0) + starting.get(domain, 0)
-                >= self.settings.max_per_domain
-            ):
-                continue
-            starting[domain] = starting.get(domain, 0) + 1
-            free -= 1
-            if base_id:
-                groups[(base_id, domain)] = [rid]
-            else:
-                singles.append(([rid], domain))
-        todo = [(ids, key[1]) for key, ids in groups.items()] + singles
-        for ids, domain in todo:
-            self.inflight.update(ids)
+        now = self.clock.now()
+        at = now_us()
+        node = self.node_id
+        waiting = await self.store.read(lambda c: work_waiting(c, now, at, node))  # type: ignore[attr-defined]
+        if not waiting:
+            self.contended = False
+            return 0, False
+        rnd = await claim(free)
+        for claimed, domain in rnd.groups:
+            self.inflight.update(claimed.started)
             self.active += 1
-            self.domain_busy[domain] = self.domain_busy.get(domain, 0) + 1
-            nursery.start_soon(deliver_group, ids, domain)
-        return len(todo)
+            nursery.start_soon(deliver, claimed, domain)
+        self.contended = rnd.contended
+        return len(rnd.groups), rnd.blocked or free <= 0
 
-    async def _next_delay(self) -> float:
-        if self.active >= self.settings.max_deliveries:
-            return IDLE_SLEEP
-        saturated = self._saturated()
-        skip = set(self.inflight)
-        t = await self.store.read(lambda c: _earliest(c, saturated, skip))  # type: ignore[attr-defined]
-        if t is None:
-            return IDLE_SLEEP
-        return min(max((t - self.clock.now()).total_seconds(), 0.0), IDLE_SLEEP)
+    async def _next_delay(self, blocked: bool) -> float:
+        if self.contended:
+            return CONTENDED_RETRY * (1 + random.random())
+        node = self.node_id
+        t, expiry = await self.store.read(lambda c: _earliest(c, node))  # type: ignore[attr-defined]
+        delay = IDLE_SLEEP
+        if t is not None:
+            due_in = (t - self.clock.now()).total_seconds()
+            if due_in > 0:
+                delay = due_in
+            elif self.active >= self.settings.max_deliveries:
+                pass  # a finishing delivery kicks us
+            elif blocked:
+                delay = BLOCKED_POLL
+            else:
+                delay = 0.0
+        if expiry is not None:
+            delay = min(delay, max((expiry - now_us()) / 1e6, 0.0) + 0.01)
+        return min(max(delay, 0.0), IDLE_SLEEP)
 
-    async def run(self, nursery: trio.Nursery, deliver_group: DeliverGroup) -> None:
+    async def run(self, nursery: trio.Nursery, claim: ClaimFn, deliver: DeliverFn) -> None:
         """The loop; runs until cancelled."""
         while True:
             self._wake = trio.Event()
@@ -182,8 +165,8 @@ class Scheduler:
             self.rounds += 1
             started = 0
             try:
-                started = await self._start_due(nursery, deliver_group)
-                delay = await self._next_delay()
+                started, blocked = await self._start_due(nursery, claim, deliver)
+                delay = await self._next_delay(blocked)
             except Exception:  # noqa: BLE001 - keep delivering after a DB hiccup
                 log.exception("queue scheduler: database error, retrying in a minute")
                 delay = ERROR_SLEEP

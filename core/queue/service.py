@@ -20,13 +20,14 @@ import builtins
 import copy
 import logging
 import random
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import trio
 
+from core.cluster import lease as leases
+from core.cluster.node import now_us
 from core.plugin_api import CtlCommand, PluginContext
 from core.queue.add import AddRequest, build_entries, insert_entries
 from core.queue.admin import (
@@ -38,18 +39,20 @@ from core.queue.admin import (
     select_retired,
     update_matching,
 )
+from core.queue.claim import ClaimLimits, Round, claim_round, reap_expired
 from core.queue.clock import Clock, SystemClock
 from core.queue.deliver import DeliverySettings, deliver_with_timing
 from core.queue.dsn import PreparedDSN, prepare_dsn, store_dsn, wants_dsn
 from core.queue.events import raise_outgoing_event
 from core.queue.loopback import LoopbackDeliveries
-from core.queue.prepare import claim_batch
+from core.queue.prepare import Claimed
 from core.queue.recover import interrupted_ids, settle_interrupted
-from core.queue.results import RecipientOutcome, apply_outcomes, dsn_kind_for
+from core.queue.results import Applied, RecipientOutcome, apply_outcomes, dsn_kind_for
 from core.queue.retire import cleanup_retired, retire_entry
 from core.queue.scheduler import QueueSettings, Scheduler
 from core.store import WriteAborted, queue_rows
 from core.store.models import MsgResult, QueueEntry, RetiredEntry
+from core.store.sql import Connection, DatabaseError
 
 log = logging.getLogger("moxtrio.queue")
 
@@ -60,6 +63,8 @@ FINISH_TIMEOUT = 30.0
 #: Waits between attempts to record an outcome the store refused (disk full).
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 30.0
+#: Failures of recording delivery outcomes that are retried.
+_RETRYABLE: tuple[type[Exception], ...] = (*DatabaseError, OSError, WriteAborted)
 #: Pause after a delivery task failed outright (e.g. its claim could not be written).
 FAILED_CLAIM_PAUSE = 1.0
 #: Time in-flight deliveries get to finish when the server stops.
@@ -85,7 +90,8 @@ class QueueService:
         self._settings_given = settings is not None
         self.settings = settings or QueueSettings()
         self.rng = rng or random.Random()
-        self.scheduler = Scheduler(ctx.store, self.clock, self.settings)
+        self.node = ctx.cluster
+        self.scheduler = Scheduler(ctx.store, self.clock, self.settings, self.node.node_id)
         subscribe = getattr(self.clock, "subscribe", None)
         if subscribe is not None:
             subscribe(self.kick)
@@ -123,16 +129,18 @@ class QueueService:
         starts. Runs until :meth:`stop` (or cancellation).
         """
         await trio.to_thread.run_sync(self._load_settings)
+        self.node.wakeups.subscribe("queue", self.kick)
         await self._settle_interrupted(None, "start-up")
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._cleanup_loop)
+                nursery.start_soon(self._renew_loop)
                 async with trio.open_nursery() as deliveries:
                     self._deliveries = deliveries
                     with trio.CancelScope() as scope:
                         self._scheduler_scope = scope
                         task_status.started()
-                        await self.scheduler.run(deliveries, self._deliver_group)
+                        await self.scheduler.run(deliveries, self._claim, self._deliver_claimed)
                 nursery.cancel_scope.cancel()
         finally:
             self._stopped.set()
@@ -152,25 +160,59 @@ class QueueService:
         await self._stopped.wait()
 
     async def _settle_interrupted(self, ids: builtins.list[int] | None, why: str) -> None:
-        """Settle attempts without a recorded outcome (all of them when ``ids`` is None)."""
+        """Settle attempts without a recorded outcome and free their leases.
+
+        ``ids``: this node's own attempts (shutdown). None (start-up): on a
+        store of its own (SQLite) every interrupted attempt; on a shared store
+        only those whose lease expired or that this node id held, never what
+        another live node is delivering.
+        """
         now = self.clock.now()
         # An attempt to our own listener may already be stored (its mark says so).
         loopback = self.loopback.active
+        node = self.node
 
-        def tx(conn: sqlite3.Connection) -> tuple[builtins.list[str], int, int]:
+        def tx(conn: Connection) -> tuple[builtins.list[str], int, int]:
+            if ids is None and node.shared:
+                applied, n = reap_expired(
+                    conn, self.ctx, now, now_us(), loopback=loopback, node=node.node_id,
+                    include_mine=True,
+                )
+                return applied.file_ids, len(applied.events), n - len(applied.events)
             todo = interrupted_ids(conn) if ids is None else ids
             applied, reset = settle_interrupted(conn, self.ctx, todo, now, loopback=loopback)
+            if ids is None:
+                conn.execute("UPDATE queue SET lease_node = '', lease_until = 0 WHERE lease_node != ''")
+            else:
+                leases.clear(conn, "queue", todo)
             return applied.file_ids, len(applied.events), reset
 
         files, delivered, reset = await self.store.write(tx)
         await self.store.remove_unreferenced(files)
         if delivered or reset:
             log.info(
-                "interrupted deliveries settled at %s: %d recorded as delivered, %d to retry now",
+                "interrupted deliveries settled at %s: %d recorded as delivered, %d to retry",
                 why,
                 delivered,
                 reset,
             )
+
+    async def _renew_loop(self) -> None:
+        """Keep this node's leases alive while it delivers (a delivery can take minutes)."""
+        node = self.node
+        while True:
+            await trio.sleep(node.renew_every)
+            if not self.scheduler.inflight:
+                continue
+            until = node.lease_until()
+
+            def renew(c: Connection, until: int = until) -> int:
+                return leases.renew(c, "queue", node.node_id, until)
+
+            try:
+                await self.store.write(renew)
+            except Exception:  # noqa: BLE001 - try again at the next interval
+                log.exception("renewing queue leases")
 
     async def _cleanup_loop(self) -> None:
         await trio.sleep(CLEANUP_FIRST)
@@ -200,20 +242,24 @@ class QueueService:
             if file_size is None and req.size is not None:
                 file_size = req.size - len(req.msg_prefix)
             if file_size is None:
-                file_size = await trio.to_thread.run_sync(
-                    lambda: self.store.files.path(req.file_id).stat().st_size
-                )
+                file_size = await self.store.files.size(req.file_id)
             sep = ""
             if req.mail_from is not None and not req.fromid_separator:
                 seps = self.ctx.config.catchall_separators(req.mail_from.domain)
                 sep = seps[0] if seps else ""
             entries = build_entries(req, now, file_size, sep)
-            entries = await self.store.write(
-                lambda c: insert_entries(
+
+            def tx(c: Connection) -> builtins.list[QueueEntry]:
+                added = insert_entries(
                     c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
                     after=req.in_transaction,
                 )
-            )
+                # Every node's scheduler wakes once this commits: a Send on
+                # one node is delivered by whichever node has a free slot.
+                self.node.wakeups.notify(c, "queue")
+                return added
+
+            entries = await self.store.write(tx)
         except BaseException:
             if not req.keep_file_on_failure:
                 with trio.CancelScope(shield=True):
@@ -224,19 +270,35 @@ class QueueService:
 
     # -- delivery ----------------------------------------------------------------
 
-    async def _deliver_group(self, ids: list[int], domain: str) -> None:
-        claimed_ids: list[int] = []
+    async def _claim(self, free: int) -> Round:
+        """One claim round in one write transaction (see :mod:`core.queue.claim`)."""
+        now = self.clock.now()
+        s = self.settings
+        limits = ClaimLimits(free=free, max_per_domain=s.max_per_domain, due_batch=s.due_batch)
+        loopback = self.loopback.active
         try:
-            now = self.clock.now()
-            lead = ids[0]
-            claimed = await self.store.write(
-                lambda c: claim_batch(c, self.ctx, lead, ids, now, self.rng)
+            rnd = await self.store.write(
+                lambda c: claim_round(c, self.ctx, self.node, now, limits, self.rng, loopback=loopback)
             )
-            if claimed is None:
-                return
-            claimed_ids = list(claimed.started)
-            # Candidates that did not join the batch may start on their own.
-            self.scheduler.release([i for i in ids if i not in claimed.started])
+        except _RETRYABLE as exc:
+            # Nothing was claimed; a store that refuses writes (disk full)
+            # is asked again shortly, not in a busy loop.
+            log.error("claiming due queue entries: %s", exc)
+            await trio.sleep(FAILED_CLAIM_PAUSE)
+            return Round(blocked=True)
+        if rnd.reaped_count:
+            log.warning(
+                "took over %d queue entries whose delivery lease expired (their node stopped);"
+                " outcome unknown, retrying", rnd.reaped_count,
+            )
+            await self.store.remove_unreferenced(rnd.reaped.file_ids)
+        return rnd
+
+    async def _deliver_claimed(self, claimed: Claimed, domain: str) -> None:
+        claimed_ids = list(claimed.started)
+        try:
+            first = next(iter(claimed.started.values()), None)
+            now = (first.last_attempt if first else None) or self.clock.now()
             outcomes = list(claimed.settled)
             if claimed.batch:
                 outcomes += await deliver_with_timing(
@@ -247,24 +309,29 @@ class QueueService:
                 o.start = o.start or now
             await self._finish(claimed.started, outcomes)
         except Exception:  # noqa: BLE001 - one bad batch must not stop the queue
-            log.exception("queue delivery of %s failed", ids)
-            # The entries stay due (a failed claim changed nothing): a pause
-            # keeps a store that refuses writes (disk full) from a busy loop.
+            log.exception("queue delivery of %s failed", claimed_ids)
+            # The entries keep their lease until the outcome is recorded; a
+            # pause keeps a store that refuses writes (disk full) from a busy
+            # loop. Settled now, as after an interrupted attempt.
             await trio.sleep(FAILED_CLAIM_PAUSE)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._settle_interrupted(claimed_ids, "delivery error")
+                except Exception:  # noqa: BLE001 - the lease expires and another round settles it
+                    log.exception("settling failed delivery of %s", claimed_ids)
         except BaseException:
             # Shutdown ended the attempt (trio.Cancelled, possibly inside an
             # exception group from a nursery in the delivery): settle it now
             # rather than leaving "delivering..." for the next start.
-            if claimed_ids:
-                with trio.CancelScope(shield=True) as cs:
-                    cs.deadline = trio.current_time() + FINISH_TIMEOUT
-                    try:
-                        await self._settle_interrupted(claimed_ids, "shutdown")
-                    except Exception:  # noqa: BLE001 - settled again at next start
-                        log.exception("settling interrupted delivery of %s", claimed_ids)
+            with trio.CancelScope(shield=True) as cs:
+                cs.deadline = trio.current_time() + FINISH_TIMEOUT
+                try:
+                    await self._settle_interrupted(claimed_ids, "shutdown")
+                except Exception:  # noqa: BLE001 - settled again at next start
+                    log.exception("settling interrupted delivery of %s", claimed_ids)
             raise
         finally:
-            self.scheduler.release(list({*ids, *claimed_ids}), domain)
+            self.scheduler.release(claimed_ids, group_done=True)
 
     async def _prepare_dsns(
         self, started: dict[int, QueueEntry], outcomes: list[RecipientOutcome], now: datetime
@@ -314,12 +381,12 @@ class QueueService:
                     with trio.CancelScope(shield=True) as cs:
                         cs.deadline = trio.current_time() + FINISH_TIMEOUT
                         applied = await self.store.write(
-                            lambda c: apply_outcomes(c, self.ctx, outcomes, dsns, now)
+                            lambda c: self._record(c, started, outcomes, dsns, now)
                         )
                     if not cs.cancelled_caught:
                         break
                     log.error("recording delivery outcomes of %s timed out, retrying", list(started))
-                except (sqlite3.Error, OSError, WriteAborted) as exc:
+                except _RETRYABLE as exc:
                     log.error(
                         "recording delivery outcomes of %s failed, retrying in %.1fs: %s",
                         list(started),
@@ -334,6 +401,39 @@ class QueueService:
             raise
         unused = [d.file_id for d in dsns.values() if d.file_id not in applied.used_dsn_files]
         await self.store.remove_unreferenced([*applied.file_ids, *unused])
+
+    def _record(
+        self,
+        conn: Connection,
+        started: dict[int, QueueEntry],
+        outcomes: builtins.list[RecipientOutcome],
+        dsns: dict[int, PreparedDSN],
+        now: datetime,
+    ) -> Applied:
+        """Record outcomes of the entries this node still holds, and free them.
+
+        An entry whose lease was taken over (this node stalled past its lease
+        and another node settled the attempt as "outcome unknown") keeps the
+        other node's record: this outcome is logged, not recorded, so no
+        result, event or webhook is written twice. The other node retries
+        the entry; if this attempt had delivered, the recipient gets the
+        message a second time, as after any attempt with an unknown outcome.
+        """
+        held = leases.held_by(
+            conn, "queue", {i: e.attempts for i, e in started.items()}, self.node.node_id
+        )
+        mine = [o for o in outcomes if o.entry_id in held]
+        for o in outcomes:
+            if o.entry_id in held:
+                continue
+            if conn.execute("SELECT 1 FROM queue WHERE id = ?", (o.entry_id,)).fetchone():
+                log.warning(
+                    "queue entry %d: delivery lease lost to another node, outcome not recorded"
+                    " (ok=%s, code=%d, error=%r)", o.entry_id, o.ok, o.code, o.error,
+                )
+        applied = apply_outcomes(conn, self.ctx, mine, dsns, now)
+        leases.clear(conn, "queue", held)
+        return applied
 
     # -- reading -------------------------------------------------------------------
 
@@ -376,7 +476,14 @@ class QueueService:
 
     async def _update(self, f: QueueFilter, sets: str, args: tuple[Any, ...]) -> int:
         now = self.clock.now()
-        n = await self.store.write(lambda c: update_matching(c, f, now, sets, args))
+
+        def tx(c: Connection) -> int:
+            n = update_matching(c, f, now, sets, args)
+            if n:
+                self.node.wakeups.notify(c, "queue")
+            return n
+
+        n = await self.store.write(tx)
         self.kick()
         return n
 
@@ -393,7 +500,7 @@ class QueueService:
         keeps its table. ``match`` runs in the store's writer thread.
         """
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             rows = conn.execute("SELECT * FROM queue WHERE hold = 0").fetchall()
             ids = [e.id for e in map(QueueEntry.from_row, rows) if match(e)]
             conn.executemany("UPDATE queue SET hold = 1 WHERE id = ?", [(i,) for i in ids])
@@ -414,7 +521,7 @@ class QueueService:
 
         now = to_db_time(self.clock.now())
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             cur = conn.execute(
                 "UPDATE queue SET next_attempt = ? WHERE attempts > 0 AND hold = 0"
                 " AND next_attempt > ?",
@@ -478,7 +585,7 @@ class QueueService:
                 except Exception:  # noqa: BLE001
                     log.exception("composing DSN for queue message %d", e.id)
 
-        def tx(conn: sqlite3.Connection) -> tuple[int, builtins.list[str], set[str]]:
+        def tx(conn: Connection) -> tuple[int, builtins.list[str], set[str]]:
             n = 0
             files: builtins.list[str] = []
             used: set[str] = set()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import sqlite3
 
 from core.passwords import (
     SALT_LEN,
@@ -33,6 +32,7 @@ from core.store.models import (
     to_db_time,
     utcnow,
 )
+from core.store.sql import Connection, IntegrityError, upsert
 
 #: Mailboxes every new account gets, with their special-use flags (as mox).
 DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
@@ -66,12 +66,17 @@ class MailboxExists(ValueError):
 # --------------------------------------------------------------------------
 
 
-def get_account(conn: sqlite3.Connection, name: str) -> Account | None:
+_SECRET_COLUMNS = (
+    "account", "scram_sha1_salt", "scram_sha1_iterations", "scram_sha1_stored_key",
+    "scram_sha1_server_key", "crammd5_ipad", "crammd5_opad",
+)
+
+def get_account(conn: Connection, name: str) -> Account | None:
     row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
     return None if row is None else Account.from_row(row)
 
 
-def ensure_account(conn: sqlite3.Connection, name: str) -> Account:
+def ensure_account(conn: Connection, name: str) -> Account:
     """Create the account (with mox's default mailboxes) if it does not exist yet.
 
     Accounts come from domains.conf; the server calls this for each at start.
@@ -92,7 +97,7 @@ def ensure_account(conn: sqlite3.Connection, name: str) -> Account:
     return acc
 
 
-def list_accounts(conn: sqlite3.Connection) -> list[str]:
+def list_accounts(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM accounts ORDER BY name")]
 
 
@@ -113,7 +118,7 @@ def make_scram_credentials(
 
 
 def set_password(
-    conn: sqlite3.Connection, name: str, password: str, *, iterations: int = SCRAM_ITERATIONS
+    conn: Connection, name: str, password: str, *, iterations: int = SCRAM_ITERATIONS
 ) -> None:
     """Replace the account's derived secrets for every mechanism (fresh salts each time)."""
     creds = make_scram_credentials(password, iterations=iterations)
@@ -127,20 +132,18 @@ def set_password(
     if cur.rowcount == 0:
         raise AccountNotFound(name)
     conn.execute(
-        "INSERT OR REPLACE INTO account_secrets (account, scram_sha1_salt, scram_sha1_iterations,"
-        " scram_sha1_stored_key, scram_sha1_server_key, crammd5_ipad, crammd5_opad)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        upsert("account_secrets", _SECRET_COLUMNS, ["account"]),
         (name, sha1.salt, sha1.iterations, sha1.stored_key, sha1.server_key, cram.ipad, cram.opad),
     )
 
 
-def get_scram_credentials(conn: sqlite3.Connection, name: str) -> ScramCredentials | None:
+def get_scram_credentials(conn: Connection, name: str) -> ScramCredentials | None:
     """The verifier for a SCRAM-SHA-256 exchange; None if no account or no password."""
     acc = get_account(conn, name)
     return None if acc is None else acc.scram
 
 
-def get_login_secrets(conn: sqlite3.Connection, name: str) -> LoginSecrets | None:
+def get_login_secrets(conn: Connection, name: str) -> LoginSecrets | None:
     """Every derived secret of the account; None if there is no such account."""
     acc = get_account(conn, name)
     if acc is None:
@@ -158,7 +161,7 @@ def get_login_secrets(conn: sqlite3.Connection, name: str) -> LoginSecrets | Non
     return LoginSecrets(scram_sha256=acc.scram, scram_sha1=sha1, cram_md5=cram)
 
 
-def server_secret(conn: sqlite3.Connection, name: str, size: int = 32) -> bytes:
+def server_secret(conn: Connection, name: str, size: int = 32) -> bytes:
     """A random server-wide secret, created on first use and kept across restarts."""
     row = conn.execute("SELECT value FROM server_secrets WHERE name = ?", (name,)).fetchone()
     if row is not None:
@@ -173,7 +176,7 @@ _DUMMY = ScramCredentials(
 )
 
 
-def verify_password(conn: sqlite3.Connection, name: str, password: str) -> bool:
+def verify_password(conn: Connection, name: str, password: str) -> bool:
     """Check a plaintext password (PLAIN, Basic auth) against the SCRAM verifier.
 
     The key derivation runs even for unknown accounts, and the comparison is
@@ -196,7 +199,7 @@ def verify_password(conn: sqlite3.Connection, name: str, password: str) -> bool:
 # --------------------------------------------------------------------------
 
 
-def mailbox_by_name(conn: sqlite3.Connection, account: str, name: str) -> Mailbox:
+def mailbox_by_name(conn: Connection, account: str, name: str) -> Mailbox:
     """Exact, case-sensitive lookup (mox: ``inbox`` does not match ``Inbox``)."""
     row = conn.execute(
         "SELECT * FROM mailboxes WHERE account = ? AND name = ?", (account, name)
@@ -206,7 +209,7 @@ def mailbox_by_name(conn: sqlite3.Connection, account: str, name: str) -> Mailbo
     return Mailbox.from_row(row)
 
 
-def mailbox_by_id(conn: sqlite3.Connection, mailbox_id: int) -> Mailbox:
+def mailbox_by_id(conn: Connection, mailbox_id: int) -> Mailbox:
     row = conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
     if row is None:
         raise MailboxNotFound(str(mailbox_id))
@@ -214,7 +217,7 @@ def mailbox_by_id(conn: sqlite3.Connection, mailbox_id: int) -> Mailbox:
 
 
 def mailbox_by_special_use(
-    conn: sqlite3.Connection, account: str, special_use: str
+    conn: Connection, account: str, special_use: str
 ) -> Mailbox | None:
     """The account's mailbox with a special-use flag (``\\Sent`` for SaveSent), if any."""
     row = conn.execute(
@@ -224,13 +227,13 @@ def mailbox_by_special_use(
     return None if row is None else Mailbox.from_row(row)
 
 
-def list_mailboxes(conn: sqlite3.Connection, account: str) -> list[Mailbox]:
+def list_mailboxes(conn: Connection, account: str) -> list[Mailbox]:
     rows = conn.execute("SELECT * FROM mailboxes WHERE account = ? ORDER BY id", (account,))
     return [Mailbox.from_row(r) for r in rows]
 
 
 def create_mailbox(
-    conn: sqlite3.Connection, account: str, name: str, special_use: str = ""
+    conn: Connection, account: str, name: str, special_use: str = ""
 ) -> Mailbox:
     if not name:
         raise ValueError("empty mailbox name")
@@ -238,10 +241,9 @@ def create_mailbox(
         raise AccountNotFound(account)
     try:
         cur = conn.execute(
-            "INSERT INTO mailboxes (account, name, special_use) VALUES (?, ?, ?)",
+            "INSERT INTO mailboxes (account, name, special_use) VALUES (?, ?, ?) RETURNING id",
             (account, name, special_use),
         )
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         raise MailboxExists(f"mailbox {name!r} already exists") from exc
-    assert cur.lastrowid is not None
-    return mailbox_by_id(conn, cur.lastrowid)
+    return mailbox_by_id(conn, int(cur.fetchone()[0]))

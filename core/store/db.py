@@ -13,6 +13,11 @@ server may say 250 and the webapi 200.
 Reads never wait for the writer: WAL lets read-only connections (a small
 pool, used from worker threads) see the last committed state while the
 writer works.
+
+The same contract holds on PostgreSQL (:mod:`core.store.pgengine`): one
+writer connection in its own thread with the same group commit and
+savepoints, and reads on pooled connections in read-only snapshot
+transactions. Which database a store uses is :class:`DatabaseSettings`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import trio
 from core.store.files import MessageFiles
 from core.store.migrations import Migration, apply_migrations
 from core.store.schema import CORE_FILE_REFERENCES, CORE_MIGRATIONS
+from core.store.settings import DatabaseSettings
+from core.store.sql import Connection, DatabaseError
 
 log = logging.getLogger("moxtrio.store")
 
@@ -65,7 +72,7 @@ class StoreStats:
 
 @dataclass
 class _Request:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[Any], Any]
     task: trio.lowlevel.Task
     result: outcome.Outcome[Any] | None = field(default=None)
 
@@ -88,20 +95,85 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+class SqliteEngine:
+    """How the store talks to SQLite: ``<data_dir>/moxtrio.db`` in WAL mode."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = str(path)
+
+    def connect_writer(self) -> sqlite3.Connection:
+        return _connect(self.path, readonly=False)
+
+    def ensure_writer(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        return conn  # a file does not go away
+
+    def begin_write(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def close_writer(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass
+        conn.close()
+
+    def make_files(self, root: Path) -> MessageFiles:
+        return MessageFiles(root)
+
+    def open_readers(self, size: int) -> None:
+        """SQLite readers are opened on demand by :meth:`read_sync`."""
+
+    def read_sync(self, store: Store, fn: Callable[[Any], T]) -> T:
+        with store._readers_lock:
+            conn = store._readers.pop() if store._readers else None
+        if conn is None:
+            conn = _connect(self.path, readonly=True)
+        reusable = False
+        try:
+            conn.execute("BEGIN")
+            try:
+                result = fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            reusable = True
+            return result
+        finally:
+            with store._readers_lock:
+                if reusable and not store._closed:
+                    store._readers.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()  # broken, or the store closed meanwhile
+
+    def close_readers(self, store: Store) -> None:
+        with store._readers_lock:
+            readers, store._readers = store._readers, []
+        for r in readers:
+            r.close()
+
+
 class Store:
     """The durable store. Open with :meth:`open`, close with :meth:`aclose`.
 
     ``write(fn)`` and ``read(fn)`` take plain synchronous functions of a
-    ``sqlite3.Connection`` (rows come back as ``sqlite3.Row``). Write
+    :class:`core.store.sql.Connection` (a ``sqlite3.Connection`` on SQLite,
+    rows as ``sqlite3.Row``; the portable wrapper on PostgreSQL). Write
     functions must not BEGIN/COMMIT/ROLLBACK themselves; they may use
     SAVEPOINTs. They run in the writer thread, so they must not block on
     the network.
     """
 
-    def __init__(self, data_dir: Path, conn: sqlite3.Connection, read_pool_size: int) -> None:
+    def __init__(self, data_dir: Path, engine: Any, conn: Any, read_pool_size: int) -> None:
         self.data_dir = data_dir
         self.db_path = data_dir / DB_NAME
-        self.files = MessageFiles(data_dir / "msg")
+        self.engine = engine
+        #: ``"sqlite"`` or ``"postgres"``.
+        self.dialect: str = engine.dialect
+        self.files: MessageFiles = engine.make_files(data_dir / "msg")
         self.stats = StoreStats()
         self.file_references: list[tuple[str, str]] = list(CORE_FILE_REFERENCES)
         self._conn = conn
@@ -114,7 +186,7 @@ class Store:
             target=self._writer_main, name="moxtrio-store-writer", daemon=True
         )
         self._read_limiter = trio.CapacityLimiter(read_pool_size)
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._closed = False
 
@@ -127,29 +199,43 @@ class Store:
         migrations: Iterable[Migration] = (),
         *,
         read_pool_size: int = 4,
+        database: DatabaseSettings | None = None,
     ) -> Store:
-        """Open (creating if needed) ``<data_dir>/moxtrio.db`` and apply migrations.
+        """Open (creating if needed) the database and apply migrations.
 
-        ``migrations`` are the plugins' (gathered through the
-        ``moxtrio_migrations`` hook); the core's own are always applied
-        first.
+        Without ``database`` (or with backend ``sqlite``) that is
+        ``<data_dir>/moxtrio.db``; with backend ``postgres`` the database at
+        its URL (``data_dir`` still holds temp files). ``migrations`` are the
+        plugins' (gathered through the ``moxtrio_migrations`` hook); the
+        core's own are always applied first.
         """
         data_dir = Path(data_dir)
         all_migrations = [*CORE_MIGRATIONS, *migrations]
+        engine: Any
+        if database is not None and database.backend == "postgres":
+            from core.store.pgengine import PostgresEngine
+            from core.store.pgfiles import MIGRATIONS as PG_FILES_MIGRATIONS
 
-        def setup() -> sqlite3.Connection:
+            engine = PostgresEngine(database.resolved_url())
+            all_migrations[len(CORE_MIGRATIONS):len(CORE_MIGRATIONS)] = PG_FILES_MIGRATIONS
+        else:
+            engine = SqliteEngine(data_dir / DB_NAME)
+
+        def setup() -> Any:
             data_dir.mkdir(parents=True, exist_ok=True)
             MessageFiles(data_dir / "msg").setup_sync()
-            conn = _connect(data_dir / DB_NAME, readonly=False)
+            conn = engine.connect_writer()
             try:
                 apply_migrations(conn, all_migrations)
+                engine.open_readers(read_pool_size)
             except BaseException:
                 conn.close()
                 raise
             return conn
 
         conn = await trio.to_thread.run_sync(setup)
-        store = cls(data_dir, conn, read_pool_size)
+        log.info("store: %s %s", engine.dialect, engine.description)
+        store = cls(data_dir, engine, conn, read_pool_size)
         store._thread.start()
         return store
 
@@ -164,10 +250,7 @@ class Store:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._thread.join)
             # In-flight reads return their connection or close it (closed flag).
-            with self._readers_lock:
-                readers, self._readers = self._readers, []
-            for r in readers:
-                r.close()
+            await trio.to_thread.run_sync(self.engine.close_readers, self)
 
     async def __aenter__(self) -> Store:
         return self
@@ -177,7 +260,7 @@ class Store:
 
     # -- writes ----------------------------------------------------------------
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(conn)`` in the next group transaction; return after COMMIT.
 
         An exception from ``fn`` rolls back only ``fn``'s own savepoint and
@@ -212,13 +295,16 @@ class Store:
                     n = min(len(self._pending), MAX_BATCH)
                     batch = [self._pending.popleft() for _ in range(n)]
                 try:
+                    # A lost database connection fails one batch (its callers
+                    # hear an error); the next batch reconnects.
+                    conn = self._conn = self.engine.ensure_writer(conn)
                     self._run_batch(conn, batch)
                 except BaseException as exc:  # noqa: BLE001 - never leave a caller hanging
                     log.exception("store writer: batch failed")
                     if conn.in_transaction:
                         try:
                             conn.execute("ROLLBACK")
-                        except sqlite3.Error:
+                        except DatabaseError:
                             pass
                     lost = WriteAborted(f"store writer failed: {exc}")
                     for req in batch:
@@ -229,16 +315,12 @@ class Store:
                 except trio.RunFinishedError:
                     log.error("store writer: trio run finished with %d writes pending", len(batch))
         finally:
-            try:
-                conn.execute("PRAGMA optimize")
-            except sqlite3.Error:
-                pass
-            conn.close()
+            self.engine.close_writer(conn)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
+    def _run_batch(self, conn: Any, batch: list[_Request]) -> None:
         """One transaction for the batch; each request gets its own outcome."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.engine.begin_write(conn)
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
             for req in batch:
                 req.result = outcome.Error(exc)
@@ -259,14 +341,14 @@ class Store:
                 for prev in ok:
                     prev.result = outcome.Error(lost)
                 ok = []
-                conn.execute("BEGIN IMMEDIATE")
+                self.engine.begin_write(conn)
         try:
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - nobody's rows are durable
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
+                except DatabaseError:
                     pass
             lost = WriteAborted(f"commit failed: {exc}")
             lost.__cause__ = exc
@@ -280,7 +362,7 @@ class Store:
         self.stats.max_batch = max(self.stats.max_batch, len(batch))
 
     @staticmethod
-    def _run_one(conn: sqlite3.Connection, req: _Request) -> outcome.Outcome[Any]:
+    def _run_one(conn: Any, req: _Request) -> outcome.Outcome[Any]:
         conn.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             value = req.fn(conn)
@@ -289,7 +371,7 @@ class Store:
                 try:
                     conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
                     conn.execute(f"RELEASE {_SAVEPOINT}")
-                except sqlite3.Error as rb_exc:
+                except DatabaseError as rb_exc:
                     log.error("rolling back a failed write: %s", rb_exc)
                     conn.execute("ROLLBACK")
             return outcome.Error(exc)
@@ -302,7 +384,7 @@ class Store:
 
     # -- reads -----------------------------------------------------------------
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(conn)`` on a read-only connection in a worker thread.
 
         ``fn`` sees one consistent snapshot of committed data (it runs in a
@@ -312,28 +394,9 @@ class Store:
             raise StoreClosed("store is closed")
         return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
 
-    def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._readers_lock:
-            conn = self._readers.pop() if self._readers else None
-        if conn is None:
-            conn = _connect(self.db_path, readonly=True)
-        reusable = False
-        try:
-            conn.execute("BEGIN")
-            try:
-                result = fn(conn)
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            reusable = True
-            return result
-        finally:
-            with self._readers_lock:
-                if reusable and not self._closed:
-                    self._readers.append(conn)
-                    conn = None
-            if conn is not None:
-                conn.close()  # broken, or the store closed meanwhile
+    def _read_sync(self, fn: Callable[[Any], T]) -> T:
+        result: T = self.engine.read_sync(self, fn)
+        return result
 
     # -- files -----------------------------------------------------------------
 
@@ -342,14 +405,14 @@ class Store:
         if (table, column) not in self.file_references:
             self.file_references.append((table, column))
 
-    def referenced_file_ids(self, conn: sqlite3.Connection) -> set[str]:
+    def referenced_file_ids(self, conn: Connection) -> set[str]:
         ids: set[str] = set()
         for table, column in self.file_references:
             q = f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL'
             ids.update(r[0] for r in conn.execute(q) if r[0])
         return ids
 
-    def is_file_referenced(self, conn: sqlite3.Connection, file_id: str) -> bool:
+    def is_file_referenced(self, conn: Connection, file_id: str) -> bool:
         for table, column in self.file_references:
             q = f'SELECT 1 FROM "{table}" WHERE "{column}" = ? LIMIT 1'
             if conn.execute(q, (file_id,)).fetchone() is not None:
@@ -386,7 +449,7 @@ class Store:
 
         def scan() -> tuple[list[str], list[str], int]:
             on_disk = set(self.files.list_ids_sync())
-            orphans = sorted(on_disk - referenced)
+            orphans = sorted(set(self.files.removable_ids_sync()) - referenced)
             for f in orphans:
                 self.files.remove_sync(f)
             temps = self.files.clear_temp_sync()

@@ -8,6 +8,14 @@ never names a file that is not on disk.
 
 File ids are ``xx/<32 hex>``: random, so ids never collide or get reused,
 and fanned out over 256 directories so no directory grows huge.
+
+This is the store's file backend on SQLite. On PostgreSQL the bodies live in
+the database (:class:`core.store.pgfiles.PgMessageFiles`, same interface),
+so every node can read every message. Code that needs a file on disk (a
+delivery streaming it, a plugin hook's ``message_path``) asks for
+:meth:`MessageFiles.local_copy`: the stored file itself here, a temporary
+copy streamed in chunks from the database there. :meth:`MessageFiles.path`
+exists only for disk files.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -148,6 +157,18 @@ class MessageFiles:
     async def read(self, file_id: str) -> bytes:
         return await trio.to_thread.run_sync(self.path(file_id).read_bytes)
 
+    async def size(self, file_id: str) -> int:
+        """The stored file's size in bytes."""
+        return await trio.to_thread.run_sync(lambda: self.path(file_id).stat().st_size)
+
+    @asynccontextmanager
+    async def local_copy(self, file_id: str) -> AsyncIterator[Path]:
+        """A path to read the file from, valid inside the ``async with``.
+
+        Here that is the stored file itself (no copy).
+        """
+        yield self.path(file_id)
+
     def remove_sync(self, file_id: str) -> bool:
         """Remove a file; False if it was already gone."""
         p = self.path(file_id)
@@ -175,6 +196,10 @@ class MessageFiles:
                 if self.valid_id(fid) and f.name.startswith(d.name):
                     ids.append(fid)
         return sorted(ids)
+
+    def removable_ids_sync(self) -> list[str]:
+        """Ids the start-up check may remove when no row names them (here: all)."""
+        return self.list_ids_sync()
 
     def clear_temp_sync(self) -> int:
         """Remove leftover temp files (from a crash mid-write); returns the count."""

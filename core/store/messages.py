@@ -12,7 +12,6 @@ such message``, so the store must remember that the ID existed.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from core.store.models import (
     to_db_time,
     utcnow,
 )
+from core.store.sql import Connection
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.db import Store
@@ -104,7 +104,7 @@ _SELECT = (
 )
 
 
-def _mailbox(conn: sqlite3.Connection, account: str, mailbox: str | Mailbox | int) -> Mailbox:
+def _mailbox(conn: Connection, account: str, mailbox: str | Mailbox | int) -> Mailbox:
     if isinstance(mailbox, Mailbox):
         return mailbox
     if isinstance(mailbox, int):
@@ -116,7 +116,7 @@ def _mailbox(conn: sqlite3.Connection, account: str, mailbox: str | Mailbox | in
 
 
 def insert_message(
-    conn: sqlite3.Connection,
+    conn: Connection,
     account: str,
     mailbox: str | Mailbox | int,
     file_id: str,
@@ -162,12 +162,11 @@ def insert_message(
         cols[SYSTEM_FLAGS[f]] = 1
     names = ", ".join(cols)
     marks = ", ".join("?" for _ in cols)
-    cur = conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(cols.values()))
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    cur = conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks}) RETURNING id", tuple(cols.values()))
+    return int(cur.fetchone()[0])
 
 
-def get_message(conn: sqlite3.Connection, account: str, msg_id: int) -> Message:
+def get_message(conn: Connection, account: str, msg_id: int) -> Message:
     """The message, or InvalidMessageID / MessageNotFound / MessageRemoved.
 
     A message of another account is "not found": IDs are global, and an
@@ -184,7 +183,7 @@ def get_message(conn: sqlite3.Connection, account: str, msg_id: int) -> Message:
 
 
 def list_messages(
-    conn: sqlite3.Connection,
+    conn: Connection,
     account: str,
     mailbox: str | Mailbox | int | None = None,
     *,
@@ -205,7 +204,7 @@ def list_messages(
 
 
 def _store_flags(
-    conn: sqlite3.Connection, msg: Message, flags: set[str], keywords: list[str]
+    conn: Connection, msg: Message, flags: set[str], keywords: list[str]
 ) -> Message:
     sets = ", ".join(f"{col} = ?" for col in SYSTEM_FLAGS.values())
     values = [int(f in flags) for f in SYSTEM_FLAGS]
@@ -216,14 +215,14 @@ def _store_flags(
     return get_message(conn, msg.account, msg.id)
 
 
-def set_flags(conn: sqlite3.Connection, account: str, msg_id: int, flags: Iterable[str]) -> Message:
+def set_flags(conn: Connection, account: str, msg_id: int, flags: Iterable[str]) -> Message:
     """Replace all system flags and keywords."""
     msg = get_message(conn, account, msg_id)
     system, keywords = parse_flags(flags)
     return _store_flags(conn, msg, system, keywords)
 
 
-def add_flags(conn: sqlite3.Connection, account: str, msg_id: int, flags: Iterable[str]) -> Message:
+def add_flags(conn: Connection, account: str, msg_id: int, flags: Iterable[str]) -> Message:
     """Set the given flags/keywords, leaving the others (webapi MessageFlagsAdd)."""
     msg = get_message(conn, account, msg_id)
     system, keywords = parse_flags(flags)
@@ -231,7 +230,7 @@ def add_flags(conn: sqlite3.Connection, account: str, msg_id: int, flags: Iterab
 
 
 def remove_flags(
-    conn: sqlite3.Connection, account: str, msg_id: int, flags: Iterable[str]
+    conn: Connection, account: str, msg_id: int, flags: Iterable[str]
 ) -> Message:
     """Clear the given flags/keywords, case-insensitively (webapi MessageFlagsRemove)."""
     msg = get_message(conn, account, msg_id)
@@ -242,7 +241,7 @@ def remove_flags(
 
 
 def move_message(
-    conn: sqlite3.Connection,
+    conn: Connection,
     account: str,
     msg_id: int,
     dest: str | Mailbox | int,
@@ -271,7 +270,7 @@ def move_message(
     return msg
 
 
-def delete_message(conn: sqlite3.Connection, account: str, msg_id: int) -> str:
+def delete_message(conn: Connection, account: str, msg_id: int) -> str:
     """Expunge a message; returns its file id.
 
     The file is not removed here: the caller removes it after the commit
@@ -296,7 +295,7 @@ async def delete_message_durably(store: Store, account: str, msg_id: int) -> Non
 _DAY = timedelta(hours=24)
 
 
-def account_size(conn: sqlite3.Connection, account: str) -> int:
+def account_size(conn: Connection, account: str) -> int:
     """Total size of the account's stored messages (for its storage quota)."""
     row = conn.execute(
         "SELECT COALESCE(SUM(size), 0) FROM messages WHERE account = ? AND expunged = 0", (account,)
@@ -305,7 +304,7 @@ def account_size(conn: sqlite3.Connection, account: str) -> int:
 
 
 def record_outgoing(
-    conn: sqlite3.Connection, account: str, recipients: Iterable[str], submitted: datetime
+    conn: Connection, account: str, recipients: Iterable[str], submitted: datetime
 ) -> None:
     """One record per recipient (Unicode address) of an SMTP submission."""
     t = to_db_time(submitted)
@@ -315,7 +314,7 @@ def record_outgoing(
     )
 
 
-def count_outgoing(conn: sqlite3.Connection, account: str, since: datetime) -> int:
+def count_outgoing(conn: Connection, account: str, since: datetime) -> int:
     """Records of the account submitted at or after ``since``."""
     row = conn.execute(
         "SELECT COUNT(*) FROM outgoing WHERE account = ? AND submitted >= ?",
@@ -325,7 +324,7 @@ def count_outgoing(conn: sqlite3.Connection, account: str, since: datetime) -> i
 
 
 def count_first_time_recipients(
-    conn: sqlite3.Connection, account: str, new_recipients: Iterable[str], now: datetime
+    conn: Connection, account: str, new_recipients: Iterable[str], now: datetime
 ) -> int:
     """First-time recipients in the 24 h window ending at ``now``, counting the new ones.
 
@@ -350,7 +349,7 @@ def count_first_time_recipients(
     return count
 
 
-def _has_record_before(conn: sqlite3.Connection, account: str, rcpt: str, before: int) -> bool:
+def _has_record_before(conn: Connection, account: str, rcpt: str, before: int) -> bool:
     row = conn.execute(
         "SELECT 1 FROM outgoing WHERE account = ? AND recipient = ? AND submitted < ? LIMIT 1",
         (account, rcpt, before),
@@ -364,7 +363,7 @@ OUTGOING_KEEP = timedelta(days=7)
 OUTGOING_PRUNE_BATCH = 50_000
 
 
-def prune_outgoing(conn: sqlite3.Connection, now: datetime, batch: int = OUTGOING_PRUNE_BATCH) -> int:
+def prune_outgoing(conn: Connection, now: datetime, batch: int = OUTGOING_PRUNE_BATCH) -> int:
     """Drop submission records the daily limits can no longer need; returns how many.
 
     mox keeps every record forever. The limits only count records of the last
@@ -375,12 +374,12 @@ def prune_outgoing(conn: sqlite3.Connection, now: datetime, batch: int = OUTGOIN
     """
     cutoff = to_db_time(now - OUTGOING_KEEP)
     cur = conn.execute(
-        "DELETE FROM outgoing WHERE rowid IN ("
-        " SELECT old.rowid FROM outgoing AS old WHERE old.submitted < ? AND EXISTS ("
+        "DELETE FROM outgoing WHERE id IN ("
+        " SELECT old.id FROM outgoing AS old WHERE old.submitted < ? AND EXISTS ("
         "  SELECT 1 FROM outgoing AS newer WHERE newer.account = old.account"
         "   AND newer.recipient = old.recipient AND newer.submitted < ?"
         "   AND (newer.submitted > old.submitted"
-        "    OR (newer.submitted = old.submitted AND newer.rowid > old.rowid)))"
+        "    OR (newer.submitted = old.submitted AND newer.id > old.id)))"
         " LIMIT ?)",
         (cutoff, cutoff, batch),
     )
@@ -388,7 +387,7 @@ def prune_outgoing(conn: sqlite3.Connection, now: datetime, batch: int = OUTGOIN
 
 
 def newest_messages(
-    conn: sqlite3.Connection, account: str, *, search: str = "", after_id: int = 0, limit: int = 200
+    conn: Connection, account: str, *, search: str = "", after_id: int = 0, limit: int = 200
 ) -> list[Message]:
     """An account's messages newest first, for a mail viewer: those after ``after_id``,
     and with ``search`` only those whose subject, From or recipient contains it."""

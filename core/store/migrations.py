@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from core.store.models import to_db_time, utcnow
+from core.store.sql import Connection, dialect
 
 log = logging.getLogger("moxtrio.store.migrations")
 
@@ -30,15 +31,26 @@ class Migration:
     """One schema step of one owner.
 
     ``sql`` may hold several statements. It must not contain BEGIN/COMMIT:
-    the store wraps it in a transaction. ``earlier_checksums`` are checksums
-    that databases record for this migration from before its comments were
-    edited, under the first rule (sha256 of the whole text).
+    the store wraps it in a transaction. On PostgreSQL the statements of
+    ``sql`` are translated (:func:`core.store.pg.translate_ddl`: types,
+    AUTOINCREMENT); where that is not enough (triggers, SQLite-only
+    functions) ``postgres`` holds the PostgreSQL text, used there instead.
+    The checksum is of ``sql`` on both, so a database copied between
+    backends keeps its recorded versions. ``earlier_checksums`` are
+    checksums that databases record for this migration from before its
+    comments were edited, under the first rule (sha256 of the whole text).
     """
 
     owner: str
     version: int
     sql: str
     earlier_checksums: tuple[str, ...] = ()
+    postgres: str | None = None
+
+    def sql_for(self, dialect: str) -> str:
+        if dialect == "postgres" and self.postgres is not None:
+            return self.postgres
+        return self.sql
 
     @property
     def checksum(self) -> str:
@@ -75,9 +87,9 @@ def statements_only(sql: str) -> str:
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_versions (
     owner TEXT NOT NULL,
-    version INTEGER NOT NULL,
+    version BIGINT NOT NULL,
     checksum TEXT NOT NULL,
-    applied INTEGER NOT NULL,
+    applied BIGINT NOT NULL,
     PRIMARY KEY (owner, version)
 )
 """
@@ -122,7 +134,13 @@ def _validate(migrations: list[Migration]) -> dict[str, list[Migration]]:
     return by_owner
 
 
-def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) -> list[Migration]:
+#: Key of the PostgreSQL advisory lock held while migrating: when several
+#: nodes start at once, one applies the migrations and the others wait for it,
+#: then find nothing left to do.
+MIGRATION_LOCK_KEY = 0x6D6F7874  # "moxt"
+
+
+def apply_migrations(conn: Connection, migrations: Iterable[Migration]) -> list[Migration]:
     """Apply what is not applied yet; returns the migrations applied now.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``). Owners
@@ -131,6 +149,20 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) 
     logged, not re-applied (never edit a released migration).
     """
     by_owner = _validate(list(migrations))
+    if dialect(conn) != "postgres":
+        return _apply_all(conn, by_owner)
+    from core.store.pg import COMPAT_FUNCTIONS
+
+    conn.execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK_KEY,))
+    try:
+        for stmt in COMPAT_FUNCTIONS:
+            conn.execute(stmt)
+        return _apply_all(conn, by_owner)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK_KEY,))
+
+
+def _apply_all(conn: Connection, by_owner: dict[str, list[Migration]]) -> list[Migration]:
     conn.execute(_BOOKKEEPING)
     done: list[Migration] = []
     for owner, ms in by_owner.items():
@@ -159,10 +191,15 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Iterable[Migration]) 
     return done
 
 
-def _apply_one(conn: sqlite3.Connection, m: Migration) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+def _apply_one(conn: Connection, m: Migration) -> None:
+    pg = dialect(conn) == "postgres"
+    conn.execute("BEGIN" if pg else "BEGIN IMMEDIATE")
     try:
-        for stmt in split_statements(m.sql):
+        for stmt in split_statements(m.sql_for(dialect(conn))):
+            if pg and m.postgres is None:
+                from core.store.pg import translate_ddl
+
+                stmt = translate_ddl(stmt)
             conn.execute(stmt)
         conn.execute(
             "INSERT INTO schema_versions (owner, version, checksum, applied) VALUES (?, ?, ?, ?)",

@@ -10,10 +10,11 @@ parsing on the hot path of the queue scheduler).
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from core.store.sql import Row
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -111,7 +112,7 @@ class Account:
     scram: ScramCredentials | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Account:
+    def from_row(cls, row: Row) -> Account:
         scram = None
         if row["scram_salt"] is not None:
             scram = ScramCredentials(
@@ -132,7 +133,7 @@ class Mailbox:
     special_use: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Mailbox:
+    def from_row(cls, row: Row) -> Mailbox:
         return cls(
             id=row["id"], account=row["account"], name=row["name"], special_use=row["special_use"]
         )
@@ -195,7 +196,7 @@ class Message(MessageMeta):
         return [f for f in SYSTEM_FLAGS if f in self.flags] + sorted(self.keywords)
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Message:
+    def from_row(cls, row: Row) -> Message:
         keys = row.keys()
         return cls(
             id=row["id"],
@@ -354,7 +355,7 @@ class QueueEntry:
         return row
 
     @staticmethod
-    def _kwargs_from_row(row: sqlite3.Row) -> dict[str, Any]:
+    def _kwargs_from_row(row: Row) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         for f in fields(QueueEntry):
             kw[f.name] = row[f.name]
@@ -374,7 +375,7 @@ class QueueEntry:
         return kw
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> QueueEntry:
+    def from_row(cls, row: Row) -> QueueEntry:
         return cls(**cls._kwargs_from_row(row))
 
 
@@ -399,7 +400,7 @@ class RetiredEntry(QueueEntry):
         return row
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RetiredEntry:
+    def from_row(cls, row: Row) -> RetiredEntry:
         kw = cls._kwargs_from_row(row)
         return cls(
             **kw,

@@ -8,14 +8,13 @@ recipients of the message still wait for a retry.
 
 from __future__ import annotations
 
-import sqlite3
-
 from core.store.models import QueueEntry, RetiredEntry
+from core.store.sql import Connection
 
 Outgoing = QueueEntry | RetiredEntry
 
 
-def outgoing_by_fromid(conn: sqlite3.Connection, from_id: str) -> Outgoing | None:
+def outgoing_by_fromid(conn: Connection, from_id: str) -> Outgoing | None:
     """The entry with this fromid (unique per recipient), or None."""
     if not from_id:
         return None
@@ -27,7 +26,7 @@ def outgoing_by_fromid(conn: sqlite3.Connection, from_id: str) -> Outgoing | Non
 
 
 def outgoing_by_message_id(
-    conn: sqlite3.Connection, account: str, message_id: str, limit: int = 1000
+    conn: Connection, account: str, message_id: str, limit: int = 1000
 ) -> list[Outgoing]:
     """Entries (one per recipient) that ``account`` sent with this Message-ID header value.
 

@@ -7,7 +7,6 @@ the queue package's job. Synchronous functions of a ``conn``.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Literal
 
@@ -18,6 +17,7 @@ from core.store.models import (
     RetiredEntry,
     to_db_time,
 )
+from core.store.sql import Connection
 
 
 class QueueEntryNotFound(LookupError):
@@ -34,7 +34,7 @@ class FromIDNotUnique(ValueError):
         self.where = where
 
 
-def from_id_exists(conn: sqlite3.Connection, from_id: str) -> Literal["queue", "retired"] | None:
+def from_id_exists(conn: Connection, from_id: str) -> Literal["queue", "retired"] | None:
     """Where a fromid is in use: the unique index covers each table, this covers both."""
     if not from_id:
         return None
@@ -45,7 +45,7 @@ def from_id_exists(conn: sqlite3.Connection, from_id: str) -> Literal["queue", "
     return None
 
 
-def insert_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> int:
+def insert_queue_entry(conn: Connection, entry: QueueEntry) -> int:
     """Insert a new entry (``entry.id`` must be 0); sets and returns its ID.
 
     Raises FromIDNotUnique when its fromid is already in the queue or the
@@ -59,22 +59,21 @@ def insert_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> int:
     row = entry.to_row()
     del row["id"]
     cur = conn.execute(
-        f"INSERT INTO queue ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        f"INSERT INTO queue ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING id",
         tuple(row.values()),
     )
-    assert cur.lastrowid is not None
-    entry.id = cur.lastrowid
+    entry.id = int(cur.fetchone()[0])
     return entry.id
 
 
-def get_queue_entry(conn: sqlite3.Connection, entry_id: int) -> QueueEntry:
+def get_queue_entry(conn: Connection, entry_id: int) -> QueueEntry:
     row = conn.execute("SELECT * FROM queue WHERE id = ?", (entry_id,)).fetchone()
     if row is None:
         raise QueueEntryNotFound(entry_id)
     return QueueEntry.from_row(row)
 
 
-def update_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> None:
+def update_queue_entry(conn: Connection, entry: QueueEntry) -> None:
     """Save every column of an existing entry."""
     row = entry.to_row()
     del row["id"]
@@ -85,7 +84,7 @@ def update_queue_entry(conn: sqlite3.Connection, entry: QueueEntry) -> None:
 
 
 def retire(
-    conn: sqlite3.Connection,
+    conn: Connection,
     entry_id: int,
     *,
     success: bool,
@@ -109,15 +108,15 @@ def retire(
             (entry.recipient, int(success), to_db_time(keep_until), entry_id),
         )
         conn.execute(
-            "UPDATE retired SET hold = 0, msg_prefix = X'', dsn_utf8 = X'', file_id = NULL,"
+            "UPDATE retired SET hold = 0, msg_prefix = ?, dsn_utf8 = ?, file_id = NULL,"
             " last_activity = ? WHERE id = ?",
-            (t, entry_id),
+            (b"", b"", t, entry_id),
         )
     conn.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
     return entry.file_id
 
 
-def get_retired(conn: sqlite3.Connection, entry_id: int) -> RetiredEntry:
+def get_retired(conn: Connection, entry_id: int) -> RetiredEntry:
     row = conn.execute(
         f"SELECT {', '.join(RETIRED_COLUMNS)} FROM retired WHERE id = ?", (entry_id,)
     ).fetchone()
@@ -126,13 +125,13 @@ def get_retired(conn: sqlite3.Connection, entry_id: int) -> RetiredEntry:
     return RetiredEntry.from_row(row)
 
 
-def retired_by_from_id(conn: sqlite3.Connection, from_id: str) -> RetiredEntry | None:
+def retired_by_from_id(conn: Connection, from_id: str) -> RetiredEntry | None:
     """The retired message a DSN's fromid points at."""
     row = conn.execute("SELECT * FROM retired WHERE from_id = ?", (from_id,)).fetchone()
     return None if row is None or not from_id else RetiredEntry.from_row(row)
 
 
-def recent_outcomes(conn: sqlite3.Connection, recipient_address: str, exclude_id: int, limit: int) -> list[bool]:
+def recent_outcomes(conn: Connection, recipient_address: str, exclude_id: int, limit: int) -> list[bool]:
     """Success of the most recent retired messages to exactly ``recipient_address``
     (any sender account), newest first, leaving out retired entry ``exclude_id``.
 
@@ -147,12 +146,12 @@ def recent_outcomes(conn: sqlite3.Connection, recipient_address: str, exclude_id
     return [bool(r[0]) for r in rows]
 
 
-def delete_expired_retired(conn: sqlite3.Connection, now: datetime) -> int:
+def delete_expired_retired(conn: Connection, now: datetime) -> int:
     cur = conn.execute("DELETE FROM retired WHERE keep_until < ?", (to_db_time(now),))
     return cur.rowcount
 
 
-def queue_entry_by_from_id(conn: sqlite3.Connection, from_id: str) -> QueueEntry | None:
+def queue_entry_by_from_id(conn: Connection, from_id: str) -> QueueEntry | None:
     """The queued message a fromid (of a DSN or a reply) points at, if still queued."""
     if not from_id:
         return None
@@ -161,7 +160,7 @@ def queue_entry_by_from_id(conn: sqlite3.Connection, from_id: str) -> QueueEntry
 
 
 def save_results(
-    conn: sqlite3.Connection, where: Literal["queue", "retired"], entry: QueueEntry
+    conn: Connection, where: Literal["queue", "retired"], entry: QueueEntry
 ) -> None:
     """Save an entry's delivery results and last activity, queued or retired.
 

@@ -192,14 +192,25 @@ CREATE TABLE server_secrets (
 );
 """
 
+#: Leases for several nodes on one store: the node delivering an entry and
+#: until when its claim holds (wall-clock microseconds; see core.cluster).
+#: ``lease_node`` is '' when nobody holds the entry.
+_LEASES_V1 = """
+ALTER TABLE queue ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX queue_lease ON queue (lease_until) WHERE lease_node != '';
+"""
+
 CORE_OWNER = "core"
 SECRETS_OWNER = "core-secrets"
+LEASES_OWNER = "core-leases"
 
 CORE_MIGRATIONS: tuple[Migration, ...] = (
     # Recorded before its comments were reworded (they cited documents outside the repository).
     Migration(CORE_OWNER, 1, _V1,
               earlier_checksums=("95cbfd2c5cad0944a7123c8da5ac1b76adf98268dd4b4080dd98d27a8f7437dc",)),
     Migration(SECRETS_OWNER, 1, _SECRETS_V1),
+    Migration(LEASES_OWNER, 1, _LEASES_V1),
 )
 
 #: (table, column) pairs whose values are message file ids. A file not named

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import trio
 from core.plugin_api import PluginContext
 from core.sherpa import SherpaError, user_error
 from core.store.migrations import Migration
+from core.store.sql import Connection
 
 #: mox sleeps this long before answering a bad password or session.
 BAD_AUTH_DELAY = 1.0
@@ -221,7 +221,7 @@ class WebAuth:
         return session
 
     async def logout(self, req: WebRequest, session: Session) -> None:
-        def delete(conn: sqlite3.Connection) -> int:
+        def delete(conn: Connection) -> int:
             return conn.execute(f"DELETE FROM {self.table} WHERE token_hash = ?", (session.token_hash,)).rowcount
 
         if not await self.ctx.store.write(delete):
@@ -235,7 +235,7 @@ class WebAuth:
         session, csrf = _token(16), _token(16)
         now = time.time()
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             conn.execute(f"DELETE FROM {self.table} WHERE expires < ?", (now,))
             scope, args = ("WHERE account = ?", (account,)) if self.per_account else ("", ())
             rows = conn.execute(

@@ -9,9 +9,9 @@ live in :mod:`plugins.holdrules.rules`, the operations in
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from core.store.sql import Connection
 from moxtrio import CtlCommand, HoldRuleAdmin, Migration, PluginContext, hookimpl
 from plugins.holdrules.commands import ctl_commands
 from plugins.holdrules.rules import MIGRATIONS, any_rule_matches, list_rules
@@ -45,7 +45,7 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
 
 
 @hookimpl
-def moxtrio_queue_adding(conn: sqlite3.Connection, entries: list[Any]) -> None:
+def moxtrio_queue_adding(conn: Connection, entries: list[Any]) -> None:
     """Mark new entries held when a rule matches them (in the adding transaction).
 
     Reading the rules in the same transaction means a rule committed before

@@ -17,13 +17,13 @@ Row functions are synchronous functions of a ``conn``: call them inside
 from __future__ import annotations
 
 import ipaddress
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from core.message.address import AddressError, parse_domain
 from core.store.models import from_db_time, to_db_time
+from core.store.sql import Connection, Row
 from moxtrio import Migration
 
 OWNER = "holdrules"
@@ -142,7 +142,7 @@ class HoldRule:
         }
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> HoldRule:
+    def from_row(cls, row: Row) -> HoldRule:
         return cls(
             id=row["id"],
             account=row["account"],
@@ -209,16 +209,17 @@ def any_rule_matches(rules: list[HoldRule], entry: Any) -> bool:
 # rows
 
 
-def list_rules(conn: sqlite3.Connection) -> list[HoldRule]:
+def list_rules(conn: Connection) -> list[HoldRule]:
     """All rules, oldest first (mox lists them in ID order)."""
     return [HoldRule.from_row(r) for r in conn.execute(f"SELECT * FROM {TABLE} ORDER BY id")]
 
 
-def insert_rule(conn: sqlite3.Connection, rule: HoldRule, now: datetime) -> HoldRule:
+def insert_rule(conn: Connection, rule: HoldRule, now: datetime) -> HoldRule:
     """Store a new rule; the ID in ``rule`` is ignored (as mox). Returns the stored rule."""
     cur = conn.execute(
         f"INSERT INTO {TABLE} (account, sender_domain_ascii, sender_domain_unicode,"
-        " recipient_domain_ascii, recipient_domain_unicode, created) VALUES (?, ?, ?, ?, ?, ?)",
+        " recipient_domain_ascii, recipient_domain_unicode, created) VALUES (?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (
             rule.account,
             rule.sender_domain.ascii,
@@ -228,9 +229,8 @@ def insert_rule(conn: sqlite3.Connection, rule: HoldRule, now: datetime) -> Hold
             to_db_time(now),
         ),
     )
-    assert cur.lastrowid is not None
     return HoldRule(
-        id=cur.lastrowid,
+        id=int(cur.fetchone()[0]),
         account=rule.account,
         sender_domain=rule.sender_domain,
         recipient_domain=rule.recipient_domain,
@@ -238,7 +238,7 @@ def insert_rule(conn: sqlite3.Connection, rule: HoldRule, now: datetime) -> Hold
     )
 
 
-def delete_rule(conn: sqlite3.Connection, rule_id: int) -> None:
+def delete_rule(conn: Connection, rule_id: int) -> None:
     """Remove a rule; held messages stay held."""
     cur = conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (rule_id,))
     if cur.rowcount == 0:

@@ -7,12 +7,12 @@ any listener accepts a login.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import trio
 
 from core.store import accounts as store_accounts
+from core.store.sql import Connection
 from moxtrio import PluginContext
 from plugins.localserve.init import LOCALSERVE_PASSWORD
 
@@ -24,7 +24,7 @@ def make_task(ctx: PluginContext) -> Any:
 
     configured = ACCOUNT in ctx.config.dynamic.Accounts
 
-    def seed(conn: sqlite3.Connection) -> None:
+    def seed(conn: Connection) -> None:
         if not configured:
             return
         if store_accounts.get_scram_credentials(conn, ACCOUNT) is None:

@@ -7,7 +7,6 @@ with the process collector for memory, CPU and open files.
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,6 +19,8 @@ from prometheus_client import (
 )
 
 from core import metrics as m
+from core.store.sql import Connection
+from moxtrio import DatabaseError
 
 log = logging.getLogger("moxtrio.metrics")
 
@@ -100,7 +101,7 @@ class Metrics:
             self.webhook_duration.observe(x.seconds)
             self.webhook_results.labels(x.code).inc()
 
-    def read_gauges(self, conn: sqlite3.Connection) -> None:
+    def read_gauges(self, conn: Connection) -> None:
         """Refresh every offered gauge from the store (in a worker thread)."""
         for source in m.gauges():
             gauge = self._gauges.get(source.name)
@@ -109,7 +110,7 @@ class Metrics:
                 self._gauges[source.name] = gauge
             try:
                 values = source.read(conn)
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 log.warning("metrics gauge %s: %s", source.name, exc)
                 continue
             if source.labels:

@@ -16,11 +16,11 @@ SMTP transaction.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import trio
 
+from core.store.sql import Connection
 from moxtrio import (
     CtlCommand,
     DeliveryOutcome,
@@ -97,14 +97,14 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
 
 
 @hookimpl
-def moxtrio_delivery_precheck(conn: sqlite3.Connection, entry: Any) -> DeliveryOutcome | None:
+def moxtrio_delivery_precheck(conn: Connection, entry: Any) -> DeliveryOutcome | None:
     """Fail a listed recipient permanently, without SMTP (event ``suppressed``)."""
     return precheck(conn, entry, entry.sender_account)
 
 
 @hookimpl
 def moxtrio_suppress_decision(
-    conn: sqlite3.Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
+    conn: Connection, ctx: PluginContext, entry: Any, outcome: DeliveryOutcome
 ) -> bool | None:
     """Add the recipient after an immediate-block code or a third consecutive failure."""
     return decide(conn, entry, outcome, ctx)
@@ -120,7 +120,7 @@ async def moxtrio_incoming_inspect(
 
 @hookimpl
 def moxtrio_incoming_report(
-    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
+    conn: Connection, ctx: PluginContext, delivered: IncomingDelivered, reports: list[Any]
 ) -> bool | None:
     """Match a complaint to the outgoing message: suppress, raise event ``complaint``."""
     return complaints.on_report(conn, ctx, delivered, reports)

@@ -24,7 +24,6 @@ matches nothing is ordinary mail.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from core.message.headers import message_id_of
 from core.queue.dsnmatch import fromid_of
 from core.queue.events import publish_outgoing
 from core.store.outgoing import Outgoing, outgoing_by_fromid, outgoing_by_message_id
+from core.store.sql import Connection
 from moxtrio import IncomingDelivered, OutgoingEvent
 from plugins.suppression.base import recipient_of_entry
 from plugins.suppression.records import Suppression, find_suppression, insert_suppression
@@ -81,7 +81,7 @@ def _norm_id(v: str) -> str:
 
 
 def match(
-    conn: sqlite3.Connection, config: Any, delivered: IncomingDelivered, report: FeedbackReport
+    conn: Connection, config: Any, delivered: IncomingDelivered, report: FeedbackReport
 ) -> tuple[Outgoing, bool] | None:
     """The complained-about entry and whether its recipient is known for sure."""
     for addr in (delivered.rcpt_to, report.original_mail_from, report.original_return_path):
@@ -109,7 +109,7 @@ def _reason(report: FeedbackReport) -> str:
 
 
 def on_report(
-    conn: sqlite3.Connection, ctx: Any, delivered: IncomingDelivered, reports: list[Any]
+    conn: Connection, ctx: Any, delivered: IncomingDelivered, reports: list[Any]
 ) -> bool | None:
     """The ``moxtrio_incoming_report`` verdict: True when a complaint was matched."""
     complaint = next((r for r in reports if isinstance(r, Complaint)), None)

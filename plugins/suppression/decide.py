@@ -9,13 +9,13 @@ nor an entry stored without its webhook.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any, Literal
 
 from core.goflags import go_quote
 from core.store.models import RetiredEntry, utcnow
 from core.store.queue_rows import recent_outcomes
+from core.store.sql import Connection
 from moxtrio import DeliveryOutcome, PluginContext
 from plugins.suppression.base import EntryLike, RecipientAddress, recipient_of_entry
 from plugins.suppression.expiry import automatic_until
@@ -54,7 +54,7 @@ def short_secode(enhanced: str) -> str:
     return enhanced.split(".", 1)[1] if enhanced.count(".") == 2 else enhanced
 
 
-def previous_failures(conn: sqlite3.Connection, recipient: str, exclude_id: int) -> bool:
+def previous_failures(conn: Connection, recipient: str, exclude_id: int) -> bool:
     """The three-consecutive-failures rule: are the two most recent *other*
     retired messages to exactly ``recipient`` both failures?
 
@@ -66,7 +66,7 @@ def previous_failures(conn: sqlite3.Connection, recipient: str, exclude_id: int)
 
 
 def failure_reason(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     source: Source,
     code: int,
@@ -88,7 +88,7 @@ def failure_reason(
 
 
 def suppress_after_failure(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     account: str,
     rcpt: RecipientAddress,
@@ -144,7 +144,7 @@ def source_of(entry: Any, outcome: DeliveryOutcome) -> Source:
 
 
 def decide(
-    conn: sqlite3.Connection, entry: Any, outcome: DeliveryOutcome, ctx: PluginContext | None = None
+    conn: Connection, entry: Any, outcome: DeliveryOutcome, ctx: PluginContext | None = None
 ) -> bool:
     """The ``moxtrio_suppress_decision`` verdict: True when this failure added an entry."""
     if outcome.smtp_code == 0:
@@ -171,7 +171,7 @@ def suppressed_error(rcpt: RecipientAddress) -> str:
     )
 
 
-def precheck(conn: sqlite3.Connection, entry: EntryLike, account: str) -> DeliveryOutcome | None:
+def precheck(conn: Connection, entry: EntryLike, account: str) -> DeliveryOutcome | None:
     """The ``moxtrio_delivery_precheck`` verdict for one recipient of a batch.
 
     Listed: a permanent ``suppressed`` failure without SMTP (code 0); the core

@@ -3,13 +3,12 @@ registered when the plugin is configured, so only loaded plugins offer theirs)."
 
 from __future__ import annotations
 
-import sqlite3
-
 from core.metrics import Gauge
+from core.store.sql import Connection
 from plugins.suppression.records import TABLE
 
 
-def _per_account(conn: sqlite3.Connection) -> dict[tuple[str, ...], float]:
+def _per_account(conn: Connection) -> dict[tuple[str, ...], float]:
     rows = conn.execute(f"SELECT account, COUNT(*) FROM {TABLE} GROUP BY account")
     return {(account,): float(n) for account, n in rows}
 

@@ -13,17 +13,26 @@ The table lives in the one store database next to the core's ``queue`` and
 from __future__ import annotations
 
 import base64
-import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from core.message.parsed import format_json_time
 from core.store.models import from_db_time, to_db_time, utcnow
-from moxtrio import Migration
+from core.store.sql import Connection, Row
+from moxtrio import IntegrityError, Migration
 
 OWNER = "suppression"
 TABLE = "suppression_list"
+
+_V2 = f"""
+-- moxtrio extensions: a reason category and an optional expiry (NULL = never).
+ALTER TABLE {TABLE} ADD COLUMN category TEXT NOT NULL DEFAULT '';
+ALTER TABLE {TABLE} ADD COLUMN until INTEGER;
+UPDATE {TABLE} SET category = CASE WHEN manual THEN 'manual' ELSE 'bounce' END;
+CREATE INDEX suppression_account_category ON {TABLE} (account, category, base_address);
+CREATE INDEX suppression_until ON {TABLE} (until) WHERE until IS NOT NULL;
+"""
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -49,14 +58,11 @@ CREATE UNIQUE INDEX suppression_account_base ON {TABLE} (account, base_address);
     Migration(
         owner=OWNER,
         version=2,
-        sql=f"""
--- moxtrio extensions: a reason category and an optional expiry (NULL = never).
-ALTER TABLE {TABLE} ADD COLUMN category TEXT NOT NULL DEFAULT '';
-ALTER TABLE {TABLE} ADD COLUMN until INTEGER;
-UPDATE {TABLE} SET category = CASE WHEN manual THEN 'manual' ELSE 'bounce' END;
-CREATE INDEX suppression_account_category ON {TABLE} (account, category, base_address);
-CREATE INDEX suppression_until ON {TABLE} (until) WHERE until IS NOT NULL;
-""",
+        sql=_V2,
+        # PostgreSQL has no integer truth values: "WHEN manual" is spelled out.
+        postgres=_V2.replace("WHEN manual THEN", "WHEN manual != 0 THEN").replace(
+            "INTEGER", "BIGINT"
+        ),
     ),
 ]
 
@@ -124,7 +130,7 @@ class Suppression:
         return d
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | tuple[Any, ...]) -> Suppression:
+    def from_row(cls, row: Row | tuple[Any, ...]) -> Suppression:
         id_, created, account, base, original, manual, reason, category, until = row
         return cls(
             id=int(id_),
@@ -148,7 +154,7 @@ def _live(now: datetime | None) -> tuple[str, int]:
 
 
 def list_suppressions(
-    conn: sqlite3.Connection, account: str = "", now: datetime | None = None
+    conn: Connection, account: str = "", now: datetime | None = None
 ) -> list[Suppression]:
     """Entries of ``account`` ordered by base address (bytewise, as mox's index
     yields them); all accounts ordered by ID when ``account`` is "". Lapsed
@@ -166,7 +172,7 @@ def list_suppressions(
 
 
 def find_suppression(
-    conn: sqlite3.Connection, account: str, base: str, now: datetime | None = None
+    conn: Connection, account: str, base: str, now: datetime | None = None
 ) -> Suppression | None:
     """The live entry for ``base`` in ``account``'s list; ``account`` "" matches any
     account (the oldest entry wins when several have it)."""
@@ -185,7 +191,7 @@ def find_suppression(
 
 
 def is_suppressed(
-    conn: sqlite3.Connection, account: str, base: str, now: datetime | None = None
+    conn: Connection, account: str, base: str, now: datetime | None = None
 ) -> bool:
     """Whether ``account``'s list has a live ``base`` (the delivery-time check, indexed)."""
     live, t = _live(now)
@@ -196,7 +202,7 @@ def is_suppressed(
     return row is not None
 
 
-def insert_suppression(conn: sqlite3.Connection, sup: Suppression) -> Suppression:
+def insert_suppression(conn: Connection, sup: Suppression) -> Suppression:
     """Store a new entry (its ``id`` is ignored); raises DuplicateSuppression.
 
     A lapsed entry for the same base address is replaced.
@@ -209,15 +215,14 @@ def insert_suppression(conn: sqlite3.Connection, sup: Suppression) -> Suppressio
     try:
         cur = conn.execute(
             f"INSERT INTO {TABLE} (created, account, base_address, original_address, manual,"
-            " reason, category, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, category, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             _values(sup),
         )
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         if "UNIQUE" in str(exc).upper():
             raise DuplicateSuppression() from exc
         raise
-    assert cur.lastrowid is not None
-    return replace(sup, id=cur.lastrowid)
+    return replace(sup, id=int(cur.fetchone()[0]))
 
 
 def _values(sup: Suppression) -> tuple[Any, ...]:
@@ -233,7 +238,7 @@ def _values(sup: Suppression) -> tuple[Any, ...]:
     )
 
 
-def upsert_suppressions(conn: sqlite3.Connection, entries: list[Suppression]) -> int:
+def upsert_suppressions(conn: Connection, entries: list[Suppression]) -> int:
     """Insert or update many entries in the caller's transaction (bulk import).
 
     An existing entry (same account and base address) keeps its ID and
@@ -262,7 +267,7 @@ class PageFilter:
 
 
 def list_page(
-    conn: sqlite3.Connection, f: PageFilter, after: str = "", limit: int = 1000,
+    conn: Connection, f: PageFilter, after: str = "", limit: int = 1000,
     now: datetime | None = None,
 ) -> list[Suppression]:
     """One page ordered by (account, base address), starting after ``after``
@@ -321,7 +326,7 @@ def decode_cursor(after: str) -> tuple[str, str]:
     return acc, base
 
 
-def delete_lapsed(conn: sqlite3.Connection, now: datetime) -> int:
+def delete_lapsed(conn: Connection, now: datetime) -> int:
     """Remove entries whose Until passed; returns how many."""
     cur = conn.execute(
         f"DELETE FROM {TABLE} WHERE until IS NOT NULL AND until <= ?", (to_db_time(now),)
@@ -329,7 +334,7 @@ def delete_lapsed(conn: sqlite3.Connection, now: datetime) -> int:
     return cur.rowcount
 
 
-def delete_suppression(conn: sqlite3.Connection, account: str, base: str) -> None:
+def delete_suppression(conn: Connection, account: str, base: str) -> None:
     """Remove ``account``'s entry for ``base``; raises SuppressionAbsent."""
     cur = conn.execute(
         f"DELETE FROM {TABLE} WHERE account = ? AND base_address = ?", (account, base)

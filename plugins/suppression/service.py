@@ -10,13 +10,13 @@ account: an account sees and changes only its own list. Account ``""``
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import AsyncIterator
 
 import trio
 
 from core.goflags import go_quote
 from core.store.models import utcnow
+from core.store.sql import Connection
 from moxtrio import PluginContext, ServiceError
 from plugins.suppression.base import AddressError, RecipientAddress, parse_recipient
 from plugins.suppression.bulk import (
@@ -91,7 +91,7 @@ class SuppressionService:
             reason=reason,
         )
 
-        def write(conn: sqlite3.Connection) -> Suppression:
+        def write(conn: Connection) -> Suppression:
             return insert_suppression(conn, sup)
 
         return await self.ctx.store.write(write)
@@ -100,7 +100,7 @@ class SuppressionService:
         """Delete the entry with ``rcpt``'s base address; raises SuppressionAbsent."""
         base = rcpt.base
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             delete_suppression(conn, account, base)
 
         await self.ctx.store.write(write)

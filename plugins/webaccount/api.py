@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from core.config.save import SaveError, save_account
 from core.gofmt import format_json_time
 from core.message.address import AddressError, parse_address
 from core.sherpa import Function, SherpaError, user_error
+from core.store.sql import Connection
 from core.version import VERSION
 from core.webui.iface import Call
 from moxtrio import ServiceError, SuppressionEntry, SuppressionProvider
@@ -108,7 +108,7 @@ async def account(call: Call) -> list[Any]:
         raise SherpaError("server:error", "account not found in configuration")
     name = call.account
 
-    def used(conn: sqlite3.Connection) -> int:
+    def used(conn: Connection) -> int:
         row = conn.execute(
             "SELECT COALESCE(SUM(size), 0) FROM messages WHERE account = ? AND expunged = 0", (name,)
         ).fetchone()

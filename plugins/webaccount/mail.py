@@ -18,7 +18,6 @@ delivery attempts and the webhooks that fired, matched by Message-ID.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -45,6 +44,7 @@ from core.store.messages import (
     newest_messages,
 )
 from core.store.models import Message
+from core.store.sql import Connection
 from core.webui.auth import Session
 from core.webui.pages import Pages
 from moxtrio import PluginContext, WebhookAdmin
@@ -238,11 +238,11 @@ def add_mail_routes(
     bp.add_url_rule("/mail/<int:msg_id>/part/<part>", view_func=mail_part, methods=["GET"], endpoint="mail_part")
 
 
-def _newer(conn: sqlite3.Connection, *, account: str, search: str, after_id: int) -> list[Message]:
+def _newer(conn: Connection, *, account: str, search: str, after_id: int) -> list[Message]:
     return newest_messages(conn, account, search=search, after_id=after_id, limit=LIST_LIMIT)
 
 
-def _max_id(conn: sqlite3.Connection, account: str) -> int:
+def _max_id(conn: Connection, account: str) -> int:
     row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages WHERE account = ?", (account,)).fetchone()
     return int(row[0])
 

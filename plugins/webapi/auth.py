@@ -24,7 +24,6 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 import trio
@@ -33,6 +32,7 @@ from core.loginlimit import LoginLimiter
 from core.passwords import verify_password
 from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
+from core.store.sql import Connection
 from core.submit import sent_past_day
 from moxtrio import PluginContext
 from plugins.webapi.errors import WebapiError
@@ -122,7 +122,7 @@ class Authenticator:
             await trio.to_thread.run_sync(verify_password, password, _DUMMY)
             return False, None
 
-        def read(conn: sqlite3.Connection) -> tuple[ScramCredentials | None, int | None]:
+        def read(conn: Connection) -> tuple[ScramCredentials | None, int | None]:
             creds = get_scram_credentials(conn, account)
             return creds, sent_past_day(conn, account) if count_sent and creds is not None else None
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,7 +42,8 @@ import trio
 
 from core.failpoints import failpoint
 from core.store.models import from_db_time, to_db_time, utcnow
-from moxtrio import Migration, QueueEntry
+from core.store.sql import Connection
+from moxtrio import Migration, QueueEntry, upsert
 from plugins.webapi.errors import WebapiError, user
 from plugins.webapi.jsoncodec import encode
 from plugins.webapi.types import SendRequest, SendResult, Submission
@@ -149,7 +149,7 @@ def _record_from_row(row: tuple[Any, ...]) -> Record:
     return Record(fp, from_db_time(created), result, tuple(err) if err else None)  # type: ignore[arg-type]
 
 
-def lookup(conn: sqlite3.Connection, account: str, key: str, now: datetime) -> Record | None:
+def lookup(conn: Connection, account: str, key: str, now: datetime) -> Record | None:
     """The unexpired record for (account, key)."""
     row = conn.execute(
         f"SELECT fingerprint, created, response FROM {TABLE}"
@@ -160,22 +160,21 @@ def lookup(conn: sqlite3.Connection, account: str, key: str, now: datetime) -> R
 
 
 def insert_record(
-    conn: sqlite3.Connection, account: str, key: str, fp: str, now: datetime, result: SendResult
+    conn: Connection, account: str, key: str, fp: str, now: datetime, result: SendResult
 ) -> None:
     """Remember ``result`` (called inside the queue-add transaction).
 
-    REPLACE only ever replaces an expired record: a live one was answered
+    The upsert only ever replaces an expired record: a live one was answered
     from before we got here, under the per-key lock.
     """
     conn.execute(
-        f"INSERT OR REPLACE INTO {TABLE} (account, key, fingerprint, created, response)"
-        " VALUES (?, ?, ?, ?, ?)",
+        upsert(TABLE, ("account", "key", "fingerprint", "created", "response"), ("account", "key")),
         (account, key, fp, to_db_time(now), _result_json(result, None)),
     )
 
 
 def record_error(
-    conn: sqlite3.Connection, account: str, key: str, result: SendResult, error: tuple[str, str]
+    conn: Connection, account: str, key: str, result: SendResult, error: tuple[str, str]
 ) -> None:
     """The message was queued but the answer is an error (e.g. sentOverQuota): replay that."""
     conn.execute(
@@ -184,7 +183,7 @@ def record_error(
     )
 
 
-def prune(conn: sqlite3.Connection, now: datetime) -> int:
+def prune(conn: Connection, now: datetime) -> int:
     """Delete expired records; returns how many."""
     cur = conn.execute(f"DELETE FROM {TABLE} WHERE created < ?", (to_db_time(now - TTL),))
     return cur.rowcount
@@ -259,7 +258,7 @@ async def send_idempotent(call: Any, req: SendRequest) -> SendResult:
 
         queued: list[SendResult] = []
 
-        def in_tx(conn: sqlite3.Connection, entries: list[QueueEntry]) -> None:
+        def in_tx(conn: Connection, entries: list[QueueEntry]) -> None:
             result = result_for(req, entries[0].message_id, entries)
             insert_record(conn, account, key, fp, utcnow(), result)
             queued.append(result)

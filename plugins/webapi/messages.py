@@ -11,7 +11,6 @@ message or id 0.
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 import trio
@@ -36,6 +35,7 @@ from core.store.messages import (
     remove_flags,
 )
 from core.store.models import Message as StoredMessage
+from core.store.sql import Connection
 from plugins.webapi.errors import WebapiError, user
 from plugins.webapi.send import CallInfo
 from plugins.webapi.types import (
@@ -177,7 +177,7 @@ async def _change_flags(call: CallInfo, msg_id: int, flags: list[str], add: bool
     _parse_flags(flags)
     account = call.login.account
 
-    def write(conn: sqlite3.Connection) -> Any:
+    def write(conn: Connection) -> Any:
         if add:
             return add_flags(conn, account, msg_id, flags)
         return remove_flags(conn, account, msg_id, flags)
@@ -239,7 +239,7 @@ async def message_move(call: CallInfo, req: MessageMoveRequest) -> MessageMoveRe
     acc = call.ctx.config.account(account)
     add, remove = junk_flags_for(acc.AutomaticJunkFlags if acc else None, req.DestMailboxName)
 
-    def write(conn: sqlite3.Connection) -> Any:
+    def write(conn: Connection) -> Any:
         get_message(conn, account, req.MsgID)
         return move_message(conn, account, req.MsgID, req.DestMailboxName, add=add, remove=remove)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +47,7 @@ from core.message.compose import (
 from core.store.accounts import mailbox_by_special_use
 from core.store.messages import account_size, insert_message
 from core.store.models import MessageMeta
+from core.store.sql import Connection
 from core.submit import Failure, OutgoingMessage, SubmitError, SubmitRequest, submit
 from moxtrio import PluginContext, QueueEntry
 from plugins.webapi.auth import Login
@@ -80,7 +80,7 @@ class CallInfo:
     #: The request's headers, by case-insensitive name (``get``), for extensions' own headers.
     headers: Any = None
     #: Runs inside the queue-add transaction with the new entries (idempotency record).
-    queue_tx: Callable[[sqlite3.Connection, list[QueueEntry]], None] | None = None
+    queue_tx: Callable[[Connection, list[QueueEntry]], None] | None = None
 
 
 @dataclass
@@ -208,7 +208,7 @@ async def save_sent(
         return
     quota = _quota(ctx, account)
 
-    def write(conn: sqlite3.Connection) -> int:
+    def write(conn: Connection) -> int:
         if quota > 0 and account_size(conn, account) + size > quota:
             raise _OverQuota()
         return insert_message(

@@ -13,9 +13,9 @@ in that context, so several servers in one process (tests) keep theirs apart.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from core.store.sql import Connection
 from moxtrio import (
     CtlCommand,
     IncomingDelivered,
@@ -69,7 +69,7 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
 
 
 @hookimpl
-def moxtrio_outgoing_event(conn: sqlite3.Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
+def moxtrio_outgoing_event(conn: Connection, ctx: PluginContext, event: OutgoingEvent) -> None:
     svc = ctx.service(WebhookService)
     if svc is not None:
         svc.on_outgoing_event(conn, event)
@@ -77,7 +77,7 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, ctx: PluginContext, event: 
 
 @hookimpl
 def moxtrio_incoming_delivered(
-    conn: sqlite3.Connection, ctx: PluginContext, delivered: IncomingDelivered
+    conn: Connection, ctx: PluginContext, delivered: IncomingDelivered
 ) -> None:
     svc = ctx.service(WebhookService)
     if svc is not None:

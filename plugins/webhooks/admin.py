@@ -7,12 +7,12 @@ of the address filters.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from core.services import HookFilter, HookRetiredFilter
 from core.sqlfilter import FilterError, Sort, Where
+from core.store.sql import Connection
 from moxtrio import OUTGOING_EVENTS
 from plugins.webhooks.records import Hook, RetiredHook
 
@@ -53,7 +53,7 @@ def _limit(f: HookFilter | HookRetiredFilter) -> str:
 
 
 def select_hooks(
-    conn: sqlite3.Connection, f: HookFilter, now: datetime, sort: HookSort | None = None
+    conn: Connection, f: HookFilter, now: datetime, sort: HookSort | None = None
 ) -> list[Hook]:
     q = Where()
     _common(q, f, now)
@@ -64,7 +64,7 @@ def select_hooks(
 
 
 def select_retired(
-    conn: sqlite3.Connection,
+    conn: Connection,
     f: HookRetiredFilter,
     now: datetime,
     sort: HookRetiredSort | None = None,

@@ -3,12 +3,11 @@ registered when the plugin is configured, so only loaded plugins offer theirs)."
 
 from __future__ import annotations
 
-import sqlite3
-
 from core.metrics import Gauge
+from core.store.sql import Connection
 
 
-def _size(conn: sqlite3.Connection) -> dict[tuple[str, ...], float]:
+def _size(conn: Connection) -> dict[tuple[str, ...], float]:
     return {(): float(conn.execute("SELECT COUNT(*) FROM webhook_queue").fetchone()[0])}
 
 

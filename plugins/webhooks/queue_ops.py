@@ -9,12 +9,15 @@ retired cleanup. Network calls never happen here.
 from __future__ import annotations
 
 import random
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.cluster import lease as leases
+from core.cluster.lease import serialize_claims, skip_locked
+from core.cluster.node import now_us
 from core.store.models import from_db_time, to_db_time
+from core.store.sql import Connection
 from plugins.webhooks.backoff import MAX_ATTEMPTS, hook_backoff
 from plugins.webhooks.destination import redact_url
 from plugins.webhooks.records import (
@@ -35,6 +38,8 @@ from plugins.webhooks.redelivery import originals
 #: Retired hooks of an account that is no longer configured are kept this long.
 UNKNOWN_ACCOUNT_KEEP = timedelta(days=7)
 CANCELED = "canceled by admin"
+#: Due hooks looked at per claim (one per URL is taken).
+CLAIM_SCAN = 1000
 
 
 def keep_period(config: Any, account: str) -> timedelta | None:
@@ -49,7 +54,7 @@ def keep_period(config: Any, account: str) -> timedelta | None:
 
 
 def _retire(
-    conn: sqlite3.Connection,
+    conn: Connection,
     config: Any,
     hook: Hook,
     *,
@@ -73,7 +78,7 @@ def _retire(
     )
 
 
-def queue_hook(conn: sqlite3.Connection, config: Any, hook: Hook, now: datetime) -> int:
+def queue_hook(conn: Connection, config: Any, hook: Hook, now: datetime) -> int:
     """Insert a new hook; an older queued hook for the same message is superseded."""
     hook_id = insert_hook(conn, hook)
     if hook.queue_msg_id > 0:
@@ -87,28 +92,69 @@ def queue_hook(conn: sqlite3.Connection, config: Any, hook: Hook, now: datetime)
     return hook_id
 
 
+TABLE = "webhook_queue"
+
+
+@dataclass
+class Claim:
+    """What one claim transaction did."""
+
+    hooks: list[Hook]
+    #: Earliest NextAttempt of a free hook whose URL is free (for the idle sleep).
+    next_due: datetime | None
+    #: Earliest expiry of another node's lease (a takeover may be due then), wall-clock us.
+    next_expiry: int | None = None
+    #: Hooks of nodes whose lease expired, due again now.
+    taken_over: int = 0
+    #: A due hook waits for its URL, in flight on another node (look again soon).
+    blocked: bool = False
+    #: Another node held the claim lock: nothing was looked at (claim again very soon).
+    contended: bool = False
+
+
 def start_attempts(
-    conn: sqlite3.Connection,
+    conn: Connection,
     now: datetime,
     busy_urls: set[str],
     limit: int,
     rng: random.Random,
-) -> tuple[list[Hook], datetime | None]:
-    """Claim up to ``limit`` due hooks (one per URL, none for a busy URL).
+    node: str = "",
+    lease_until: int = 0,
+) -> Claim:
+    """Claim up to ``limit`` due hooks (one per URL, none for a URL in flight).
 
-    For each: Attempts += 1, NextAttempt = now + backoff, a "delivering..."
-    result appended, saved. Returns the claimed hooks and the earliest
-    NextAttempt among hooks whose URL is still free (for the idle sleep).
+    In flight means on any node sharing the store: a URL with a live lease
+    is busy cluster-wide, so one receiver gets one request at a time from
+    the whole cluster, as from one mox. Hooks whose lease expired (their
+    node died) are released first, as at start-up. For each claimed hook:
+    Attempts += 1, NextAttempt = now + backoff, a "delivering..." result
+    appended, the node's lease set, saved.
     """
+    if not serialize_claims(conn, TABLE):
+        # Another node is claiming right now: nothing looked at, try again soon.
+        return Claim([], None, contended=True)
+    at = now_us()
+    taken_over = _release(conn, now, leases.expired(conn, TABLE, at, mine=node))
+    remote = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT url FROM webhook_queue WHERE lease_node != '' AND lease_until >= ?"
+            " AND lease_node != ?",
+            (at, node),
+        ).fetchall()
+    }
+    taken = set(busy_urls) | remote
     claimed: list[Hook] = []
-    taken = set(busy_urls)
+    blocked = False
     if limit > 0:
         rows = conn.execute(
-            "SELECT * FROM webhook_queue WHERE next_attempt <= ? ORDER BY next_attempt, id",
-            (to_db_time(now),),
-        )
+            "SELECT * FROM webhook_queue WHERE next_attempt <= ? AND lease_node = ''"
+            f" ORDER BY next_attempt, id LIMIT ?{skip_locked(conn)}",
+            (to_db_time(now), CLAIM_SCAN),
+        ).fetchall()
         for row in rows:
             if row["url"] in taken:
+                blocked = blocked or row["url"] in remote
                 continue
             hook = Hook.from_row(row)
             taken.add(hook.url)
@@ -122,11 +168,20 @@ def start_attempts(
         hook.attempts += 1
         hook.results.append(HookResult(start=now, url=redact_url(hook.url), error=DELIVERING))
         save_hook(conn, hook)
+    if node:
+        leases.take(conn, TABLE, [h.id for h in claimed], node, lease_until)
     marks = ", ".join("?" for _ in taken)
-    where = f" WHERE url NOT IN ({marks})" if taken else ""
-    row = conn.execute(f"SELECT MIN(next_attempt) FROM webhook_queue{where}", tuple(taken)).fetchone()
+    where = f" AND url NOT IN ({marks})" if taken else ""
+    row = conn.execute(
+        f"SELECT MIN(next_attempt) FROM webhook_queue WHERE lease_node = ''{where}", tuple(taken)
+    ).fetchone()
     next_due = None if row is None or row[0] is None else from_db_time(row[0])
-    return claimed, next_due
+    row = conn.execute(
+        "SELECT MIN(lease_until) FROM webhook_queue WHERE lease_node != '' AND lease_node != ?",
+        (node,),
+    ).fetchone()
+    expiry = None if row is None or row[0] is None else int(row[0])
+    return Claim(claimed, next_due, expiry, taken_over, blocked)
 
 
 @dataclass
@@ -142,9 +197,21 @@ class AttemptOutcome:
 
 
 def finish_attempt(
-    conn: sqlite3.Connection, config: Any, hook_id: int, outcome: AttemptOutcome
+    conn: Connection,
+    config: Any,
+    hook_id: int,
+    outcome: AttemptOutcome,
+    node: str = "",
+    attempts: int = 0,
 ) -> str:
     """Record an attempt's outcome. Returns what became of the hook.
+
+    With ``node`` (the claiming node and the attempt count after its claim),
+    the outcome is recorded only while that node still holds the hook for
+    that attempt. ``lost``: another node took the hook over after this
+    node's lease expired, settled this attempt as interrupted and retries
+    it with the same webhook ID; nothing is recorded (the receiver may see
+    the ID twice, which is what the ID is for).
 
     ``retired``: success or 12th failure; ``queued``: waits for its retry;
     ``superseded``: the hook left the queue meanwhile (superseded or
@@ -152,6 +219,8 @@ def finish_attempt(
     "(superseded)" added; ``gone``: nothing left to record it on.
     """
     hook = get_hook(conn, hook_id)
+    if hook is not None and node and not leases.held_by(conn, TABLE, {hook_id: attempts}, node):
+        return "lost"
     if hook is None:
         retired = get_retired(conn, hook_id)
         if retired is None:
@@ -182,34 +251,53 @@ def finish_attempt(
         _retire(conn, config, hook, success=outcome.success, last_activity=last.start)
         return "retired"
     save_hook(conn, hook)
+    leases.clear(conn, TABLE, [hook.id])
     return "queued"
 
 
 INTERRUPTED = "attempt interrupted: server stopped before its outcome was recorded"
 
 
-def release_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+def release_interrupted(conn: Connection, now: datetime, node: str = "", *, shared: bool = False) -> int:
     """At start-up: attempts a stop or crash cut short are due again at once.
 
     Their outcome is unknown (the receiver may have it), so the attempt
     counts and the retry carries the same webhook ID; receivers deduplicate
-    by ID. Without this, such a hook would wait out its backoff.
+    by ID. Without this, such a hook would wait out its backoff. On a store
+    shared by several nodes (``shared``) only hooks whose lease expired or
+    that ``node`` held are released, never what a live node is posting.
     """
+    if shared:
+        ids = leases.expired(conn, TABLE, now_us(), mine=node, include_mine=True)
+    else:
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM webhook_queue WHERE results LIKE ? OR lease_node != ''",
+                (f"%{DELIVERING}%",),
+            ).fetchall()
+        ]
+    return _release(conn, now, ids)
+
+
+def _release(conn: Connection, now: datetime, ids: list[int]) -> int:
+    """Settle interrupted attempts of these hooks (due now) and free their leases."""
     n = 0
-    rows = conn.execute("SELECT * FROM webhook_queue WHERE results LIKE ?", (f"%{DELIVERING}%",))
-    for row in rows.fetchall():
-        hook = Hook.from_row(row)
-        last = hook.last_result()
-        if last is None or last.error != DELIVERING:
+    for hook_id in ids:
+        hook = get_hook(conn, hook_id)
+        if hook is None:
             continue
-        last.error = INTERRUPTED
-        hook.next_attempt = now
-        save_hook(conn, hook)
-        n += 1
+        last = hook.last_result()
+        if last is not None and last.error == DELIVERING:
+            last.error = INTERRUPTED
+            hook.next_attempt = now
+            save_hook(conn, hook)
+            n += 1
+    leases.clear(conn, TABLE, ids)
     return n
 
 
-def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime) -> int:
+def cancel_hooks(conn: Connection, config: Any, ids: list[int], now: datetime) -> int:
     """Admin cancel: remove from the queue, retire with a "canceled by admin" result."""
     n = 0
     for hook_id in ids:
@@ -222,7 +310,7 @@ def cancel_hooks(conn: sqlite3.Connection, config: Any, ids: list[int], now: dat
     return n
 
 
-def cleanup_retired(conn: sqlite3.Connection, now: datetime) -> int:
+def cleanup_retired(conn: Connection, now: datetime) -> int:
     """Delete retired hooks whose KeepUntil passed; returns how many."""
     cur = conn.execute("DELETE FROM webhook_retired WHERE keep_until < ?", (to_db_time(now),))
     return cur.rowcount

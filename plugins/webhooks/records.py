@@ -7,17 +7,23 @@ superseded, attempted and retired is :mod:`plugins.webhooks.queue_ops`.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.queue.timefmt import format_rfc3339_nano
 from core.store.models import from_db_time, to_db_time
+from core.store.sql import Connection, Row
+from moxtrio import upsert
 from plugins.webhooks.gojson import sorted_map
 
 #: The error a result carries while its attempt is in progress.
 DELIVERING = "delivering..."
+
+
+#: ``authorization`` is a reserved word in PostgreSQL: quoted in statements
+#: (both engines accept the quoted name; rows still read it unquoted).
+AUTHORIZATION_COLUMN = '"authorization"'
 
 
 @dataclass(kw_only=True)
@@ -125,7 +131,7 @@ class Hook:
             "extra": _extra_db(self.extra),
             "account": self.account,
             "url": self.url,
-            "authorization": self.authorization,
+            AUTHORIZATION_COLUMN: self.authorization,
             "is_incoming": int(self.is_incoming),
             "outgoing_event": self.outgoing_event,
             "payload": self.payload,
@@ -136,7 +142,7 @@ class Hook:
         }
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Hook:
+    def from_row(cls, row: Row) -> Hook:
         return cls(
             id=row["id"],
             queue_msg_id=row["queue_msg_id"],
@@ -255,7 +261,7 @@ class RetiredHook:
             "extra": _extra_db(self.extra),
             "account": self.account,
             "url": self.url,
-            "authorization": int(self.authorization),
+            AUTHORIZATION_COLUMN: int(self.authorization),
             "is_incoming": int(self.is_incoming),
             "outgoing_event": self.outgoing_event,
             "payload": self.payload,
@@ -269,7 +275,7 @@ class RetiredHook:
         }
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RetiredHook:
+    def from_row(cls, row: Row) -> RetiredHook:
         return cls(
             id=row["id"],
             queue_msg_id=row["queue_msg_id"],
@@ -320,47 +326,44 @@ class RetiredHook:
 # -- row helpers (synchronous, caller's transaction) ---------------------------
 
 
-def insert_hook(conn: sqlite3.Connection, hook: Hook) -> int:
+
+def insert_hook(conn: Connection, hook: Hook) -> int:
     row = hook.to_row()
     cur = conn.execute(
-        f"INSERT INTO webhook_queue ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        f"INSERT INTO webhook_queue ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+        " RETURNING id",
         tuple(row.values()),
     )
-    assert cur.lastrowid is not None
-    hook.id = cur.lastrowid
+    hook.id = int(cur.fetchone()[0])
     return hook.id
 
 
-def get_hook(conn: sqlite3.Connection, hook_id: int) -> Hook | None:
+def get_hook(conn: Connection, hook_id: int) -> Hook | None:
     row = conn.execute("SELECT * FROM webhook_queue WHERE id = ?", (hook_id,)).fetchone()
     return None if row is None else Hook.from_row(row)
 
 
-def save_hook(conn: sqlite3.Connection, hook: Hook) -> None:
+def save_hook(conn: Connection, hook: Hook) -> None:
     row = hook.to_row()
     sets = ", ".join(f"{k} = ?" for k in row)
     conn.execute(f"UPDATE webhook_queue SET {sets} WHERE id = ?", (*row.values(), hook.id))
 
 
-def delete_hook(conn: sqlite3.Connection, hook_id: int) -> None:
+def delete_hook(conn: Connection, hook_id: int) -> None:
     conn.execute("DELETE FROM webhook_queue WHERE id = ?", (hook_id,))
 
 
-def insert_retired(conn: sqlite3.Connection, hook: RetiredHook) -> None:
+def insert_retired(conn: Connection, hook: RetiredHook) -> None:
     row = hook.to_row()
-    conn.execute(
-        f"INSERT OR REPLACE INTO webhook_retired ({', '.join(row)})"
-        f" VALUES ({', '.join('?' for _ in row)})",
-        tuple(row.values()),
-    )
+    conn.execute(upsert("webhook_retired", list(row), ["id"]), tuple(row.values()))
 
 
-def get_retired(conn: sqlite3.Connection, hook_id: int) -> RetiredHook | None:
+def get_retired(conn: Connection, hook_id: int) -> RetiredHook | None:
     row = conn.execute("SELECT * FROM webhook_retired WHERE id = ?", (hook_id,)).fetchone()
     return None if row is None else RetiredHook.from_row(row)
 
 
-def save_retired_results(conn: sqlite3.Connection, hook: RetiredHook) -> None:
+def save_retired_results(conn: Connection, hook: RetiredHook) -> None:
     conn.execute(
         "UPDATE webhook_retired SET results = ?, last_activity = ?, success = ? WHERE id = ?",
         (_results_db(hook.results), to_db_time(hook.last_activity), int(hook.success), hook.id),

@@ -19,12 +19,12 @@ their own account's webhooks.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.store.models import to_db_time
+from core.store.sql import Connection
 from moxtrio import Migration
 from plugins.webhooks.records import Hook, RetiredHook, insert_hook
 
@@ -69,7 +69,7 @@ class Redelivered:
     error: str = ""
 
 
-def select(conn: sqlite3.Connection, sel: Selection) -> list[RetiredHook]:
+def select(conn: Connection, sel: Selection) -> list[RetiredHook]:
     """The retired webhooks matching ``sel``, oldest submission first."""
     if not sel.ids and not sel.account:
         raise RedeliveryError("select webhooks by ids or by account")
@@ -110,7 +110,7 @@ def _target(config: Any, old: RetiredHook) -> tuple[str, str] | None:
 
 
 def redeliver(
-    conn: sqlite3.Connection, config: Any, sel: Selection, now: datetime
+    conn: Connection, config: Any, sel: Selection, now: datetime
 ) -> list[Redelivered]:
     """Queue new webhooks for the selected retired ones (in the caller's transaction)."""
     done: list[Redelivered] = []
@@ -152,7 +152,7 @@ def redeliver(
     return done
 
 
-def originals(conn: sqlite3.Connection, hook_ids: list[int]) -> dict[int, int]:
+def originals(conn: Connection, hook_ids: list[int]) -> dict[int, int]:
     """Original IDs of those of ``hook_ids`` that are redeliveries."""
     if not hook_ids:
         return {}
@@ -174,7 +174,7 @@ async def redeliver_now(svc: Any, sel: Selection) -> list[Redelivered]:
 
 
 def redeliver_exactly(
-    conn: sqlite3.Connection, config: Any, ids: list[int], now: datetime
+    conn: Connection, config: Any, ids: list[int], now: datetime
 ) -> list[int]:
     """Queue new webhooks for exactly these retired ones, all or none (the admin's button).
 

@@ -60,4 +60,15 @@ CREATE INDEX webhook_retired_keep_until ON webhook_retired (keep_until);
 CREATE INDEX webhook_retired_last_activity ON webhook_retired (last_activity);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(owner=OWNER, version=1, sql=_V1),)
+#: Leases for several nodes on one store (see core.cluster.lease): the node
+#: posting a hook and until when (wall-clock microseconds); '' when free.
+_V2 = """
+ALTER TABLE webhook_queue ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE webhook_queue ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX webhook_queue_lease ON webhook_queue (lease_until) WHERE lease_node != '';
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(owner=OWNER, version=1, sql=_V1),
+    Migration(owner=OWNER, version=2, sql=_V2),
+)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import logging
 import random
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,8 +24,11 @@ from typing import Any
 import httpx
 import trio
 
+from core.cluster import lease as leases
+from core.cluster.node import now_us
 from core.mlog import kv
 from core.store.models import to_db_time
+from core.store.sql import Connection
 from moxtrio import Clock, IncomingDelivered, OutgoingEvent, PluginConfigError, PluginContext
 from plugins.webhooks import queue_ops
 from plugins.webhooks.admin import (
@@ -56,6 +58,10 @@ CLEANUP_FIRST = 4.0
 CLEANUP_INTERVAL = 3600.0
 IDLE_MAX = 24 * 3600.0
 DB_ERROR_RETRY = 60.0
+#: Re-check interval while due hooks wait for a URL another node is posting to.
+BLOCKED_POLL = 1.0
+#: Pause (jittered) before claiming again when another node held the claim lock.
+CONTENDED_RETRY = 0.05
 FINISH_TIMEOUT = 30.0
 
 
@@ -90,11 +96,6 @@ class WebhookService:
         self.settings = settings or _load_settings(ctx)
         self.rng = rng or random.Random()
         self._wake = trio.Event()
-        self._token: trio.lowlevel.TrioToken | None = None
-        try:
-            self._token = trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            self._token = None
         self._busy: set[str] = set()
         self._inflight = 0
         self.attempts_made = 0
@@ -109,18 +110,9 @@ class WebhookService:
         """Wake the delivery loop (trio thread only)."""
         self._wake.set()
 
-    def kick_threadsafe(self) -> None:
-        """Wake the loop from the store's writer thread (after an insert)."""
-        if self._token is None:
-            return
-        try:
-            self._token.run_sync_soon(self.kick)
-        except trio.RunFinishedError:
-            pass
-
     # -- in-transaction entry points (called by the hook implementations) --------
 
-    def on_outgoing_event(self, conn: sqlite3.Connection, event: OutgoingEvent) -> Hook | None:
+    def on_outgoing_event(self, conn: Connection, event: OutgoingEvent) -> Hook | None:
         """Queue an outgoing webhook for ``event`` if the account wants it."""
         acc = self.ctx.config.account(event.account)
         wh = acc.OutgoingWebhook if acc is not None else None
@@ -145,10 +137,10 @@ class WebhookService:
             next_attempt=now,
         )
         queue_ops.queue_hook(conn, self.ctx.config, hook, now)
-        self.kick_threadsafe()
+        self.ctx.cluster.wakeups.notify(conn, "webhooks")
         return hook
 
-    def on_incoming(self, conn: sqlite3.Connection, delivered: IncomingDelivered) -> Hook | None:
+    def on_incoming(self, conn: Connection, delivered: IncomingDelivered) -> Hook | None:
         """Queue an incoming webhook for a delivered message."""
         acc = self.ctx.config.account(delivered.account)
         wh = acc.IncomingWebhook if acc is not None else None
@@ -179,17 +171,20 @@ class WebhookService:
             next_attempt=now,
         )
         queue_ops.queue_hook(conn, self.ctx.config, hook, now)
-        self.kick_threadsafe()
+        self.ctx.cluster.wakeups.notify(conn, "webhooks")
         return hook
 
     # -- the worker ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Delivery loop and retired cleanup; ``started()`` once running."""
-        self._token = trio.lowlevel.current_trio_token()
         s = self.settings
         now = self.clock.now()
-        released = await self.store.write(lambda c: queue_ops.release_interrupted(c, now))
+        node = self.ctx.cluster
+        node.wakeups.subscribe("webhooks", self.kick)
+        released = await self.store.write(
+            lambda c: queue_ops.release_interrupted(c, now, node.node_id, shared=node.shared)
+        )
         if released:
             log.info("%d webhook attempts interrupted by the last stop are due again", released)
         policy = DestinationPolicy(s.allowed_networks, allow_all=self.ctx.localserve)
@@ -197,6 +192,7 @@ class WebhookService:
             self.client = client
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._cleanup_loop)
+                nursery.start_soon(self._renew_loop)
                 task_status.started()
                 await self._loop(nursery)
 
@@ -218,16 +214,51 @@ class WebhookService:
         now = self.clock.now()
         busy = set(self._busy)
         rng = self.rng
-        claimed, next_due = await self.store.write(
-            lambda c: queue_ops.start_attempts(c, now, busy, free, rng)
+        node = self.ctx.cluster
+        until = node.lease_until()
+        claim = await self.store.write(
+            lambda c: queue_ops.start_attempts(c, now, busy, free, rng, node.node_id, until)
         )
-        for hook in claimed:
+        if claim.contended:
+            return CONTENDED_RETRY * (1 + self.rng.random())
+        if claim.taken_over:
+            log.warning(
+                "took over %d webhooks whose lease expired (their node stopped); posting again",
+                claim.taken_over,
+            )
+        for hook in claim.hooks:
             self._busy.add(hook.url)
             self._inflight += 1
             nursery.start_soon(self._deliver, hook, now)
-        if free - len(claimed) <= 0 or next_due is None:
-            return IDLE_MAX  # a finishing delivery or a new hook kicks us
-        return min(IDLE_MAX, max(0.0, (next_due - self.clock.now()).total_seconds()))
+        delay = IDLE_MAX  # a finishing delivery or a new hook kicks us
+        if free - len(claim.hooks) > 0 and claim.next_due is not None:
+            delay = max(0.0, (claim.next_due - self.clock.now()).total_seconds())
+            if delay == 0.0:
+                # Due but passed over (locked by another claim): look again soon.
+                delay = BLOCKED_POLL
+        if claim.blocked:
+            # Due, but its URL is in flight on another node, which does not wake us.
+            delay = min(delay, BLOCKED_POLL)
+        if claim.next_expiry is not None:
+            delay = min(delay, max(0.0, (claim.next_expiry - now_us()) / 1e6) + 0.01)
+        return min(IDLE_MAX, delay)
+
+    async def _renew_loop(self) -> None:
+        """Keep this node's webhook leases alive while posts run."""
+        node = self.ctx.cluster
+        while True:
+            await trio.sleep(node.renew_every)
+            if not self._inflight:
+                continue
+            until = node.lease_until()
+
+            def renew(c: Connection, until: int = until) -> int:
+                return leases.renew(c, queue_ops.TABLE, node.node_id, until)
+
+            try:
+                await self.store.write(renew)
+            except Exception:  # noqa: BLE001 - try again at the next interval
+                log.exception("renewing webhook leases")
 
     async def _lookup(self, host: str) -> list[str]:
         """Addresses of a webhook host, through the server's resolver (as mail delivery).
@@ -260,10 +291,18 @@ class WebhookService:
                 outcome = AttemptOutcome(success=False, error=describe(exc), start=start)
             self.attempts_made += 1
             config = self.ctx.config
+            node = self.ctx.cluster.node_id
             with trio.CancelScope(shield=True) as cs:
                 cs.deadline = trio.current_time() + FINISH_TIMEOUT
                 state = await self.store.write(
-                    lambda c: queue_ops.finish_attempt(c, config, hook.id, outcome)
+                    lambda c: queue_ops.finish_attempt(
+                        c, config, hook.id, outcome, node, hook.attempts
+                    )
+                )
+            if state == "lost":
+                log.warning(
+                    "webhook %d: lease lost to another node, outcome not recorded (success=%s)",
+                    hook.id, outcome.success,
                 )
             report_webhook(hook, outcome, state)
         finally:
@@ -349,7 +388,7 @@ class WebhookService:
     async def _update(self, f: HookFilter, sets: str, args: tuple[Any, ...]) -> int:
         now = self.clock.now()
 
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: Connection) -> int:
             ids = [h.id for h in select_hooks(conn, f, now)]
             for hook_id in ids:
                 conn.execute(f"UPDATE webhook_queue SET {sets} WHERE id = ?", (*args, hook_id))
@@ -364,7 +403,7 @@ class WebhookService:
         now = self.clock.now()
         config = self.ctx.config
 
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: Connection) -> int:
             ids = [h.id for h in select_hooks(conn, f, now)]
             return queue_ops.cancel_hooks(conn, config, ids, now)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.store.settings import DatabaseSettings
+from tests.support.backend import write_store_settings
 from tests.support.procs import ROOT, run_cli, running, unique_loopback_ip
 from tests.support.thirdparty import imported_modules, install_package
 
@@ -68,10 +70,14 @@ def test_moxtrio_is_the_public_face_of_the_core() -> None:
                                             and n not in {"annotations"})
 
 
-def test_tally_plugin_hooks_run_in_a_real_server(tmp_path: Path) -> None:
+def test_tally_plugin_hooks_run_in_a_real_server(
+    tmp_path: Path, default_db_backend: DatabaseSettings | None
+) -> None:
+    """The portable-SQL plugin of the docs, on SQLite and on PostgreSQL."""
     site = install_package(TALLY, tmp_path / "site", "tally", "moxtrio-tally")
     ip = unique_loopback_ip()
     conf = localserve_config(tmp_path, ip, [*FIRST_PARTY, "tally"])
+    write_store_settings(conf.parent, default_db_backend)
     (conf.parent / "plugins" / "tally.yaml").write_text(
         "blocked_senders:\n  - Spammer@localhost\ntag: campaign-7\n"
     )

@@ -14,7 +14,9 @@ from core.plugin_api import PluginContext
 from core.plugins import create_manager
 from core.queue.service import QueueService
 from core.store import Store
+from core.store.settings import DatabaseSettings
 from plugins.localserve.init import write_localserve_config
+from tests.support import backend
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def dispatcher() -> HookDispatcher:
 
 @pytest.fixture
 async def store(tmp_path: Path, dispatcher: HookDispatcher) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "data", dispatcher.setup("moxtrio_migrations"))
+    s = await Store.open(tmp_path / "data", dispatcher.setup("moxtrio_migrations"), database=backend.current())
     try:
         yield s
     finally:
@@ -44,3 +46,9 @@ def ctx(config: Config, store: Store, dispatcher: HookDispatcher) -> PluginConte
     c.queue = QueueService(c)
     dispatcher.setup("moxtrio_configure", ctx=c)
     return c
+
+
+@pytest.fixture(autouse=True)
+def _both_backends(default_db_backend: DatabaseSettings | None) -> DatabaseSettings | None:
+    """Every test here runs on SQLite and on PostgreSQL (ids ``sqlite``/``postgres``)."""
+    return default_db_backend

@@ -26,6 +26,7 @@ from core.queue.service import QueueService
 from core.store import Store
 from core.store.accounts import ensure_account
 from core.store.models import utcnow
+from core.store.settings import load_database_settings
 from tests.queue.conftest import make_pm
 
 
@@ -39,7 +40,8 @@ class OffsetClock:
 
 async def main(conf: str, dns_port: int, smtp_port: int, mode: str, n: int, offset: float) -> None:
     config = load_config(conf)
-    store = await Store.open(config.data_dir)
+    # The test's backend reaches the child through plugins/store.yaml, as for a server.
+    store = await Store.open(config.data_dir, database=load_database_settings(config.dir))
     await store.check_files()
 
     def accounts(c: sqlite3.Connection) -> None:

@@ -16,6 +16,7 @@ import trio
 
 from core import hookspecs
 from core.address import Address, parse_address
+from core.cluster import ClusterNode
 from core.config import load_config
 from core.dispatch import HookDispatcher
 from core.dns import Resolver
@@ -29,6 +30,8 @@ from core.queue.scheduler import QueueSettings
 from core.queue.service import QueueService
 from core.store import Store
 from core.store.accounts import ensure_account
+from core.store.settings import DatabaseSettings
+from tests.support import backend
 from tests.support.dnsresponder import dns_responder_factory
 from tests.support.queuewait import deliveries_idle, wait_scheduler_round, wait_settled
 from tests.support.smtpsink import open_smtp_sink
@@ -257,11 +260,12 @@ async def harness_factory(
         settings: QueueSettings | None = None,
         plugins: tuple[object, ...] = (),
         start: bool = True,
+        node: ClusterNode | None = None,
         **delivery_kw: Any,
     ) -> Harness:
         conf = write_config(tmp_path / "config")
         config = load_config(conf)
-        store = await Store.open(config.data_dir)
+        store = await Store.open(config.data_dir, database=backend.current())
         stores.append(store)
 
         def accounts(c: sqlite3.Connection) -> None:
@@ -272,6 +276,8 @@ async def harness_factory(
         recorder = Recorder()
         hooks = HookDispatcher(make_pm(recorder, *plugins))
         ctx = PluginContext(config=config, store=store, hooks=hooks)
+        if node is not None:
+            ctx.cluster = node
         dns = dns_responder({})
         ctx.resolver = Resolver(
             dns.nameservers, port=dns.port, timeout=2, lifetime=4
@@ -319,3 +325,9 @@ def addr(s: str) -> Address:
 
 def later(h: Harness, **kw: float) -> None:
     h.clock.advance(timedelta(**kw))
+
+
+@pytest.fixture(autouse=True)
+def _both_backends(default_db_backend: DatabaseSettings | None) -> DatabaseSettings | None:
+    """Every test here runs on SQLite and on PostgreSQL (ids ``sqlite``/``postgres``)."""
+    return default_db_backend

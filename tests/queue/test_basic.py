@@ -51,8 +51,8 @@ async def test_success_delivers_and_retires(harness_factory: Any, sink_factory: 
         )
         # The message file goes with the last row referencing it (removed
         # right after the commit that retired the entry).
-        path = h.ctx.store.files.path(e.file_id)
-        await h.wait_for(lambda: not path.exists(), timeout=5)
+        files = h.ctx.store.files
+        await h.wait_for(lambda: e.file_id not in files.list_ids_sync(), timeout=5)
 
 
 async def test_multi_recipient_one_transaction_and_baseid(
@@ -128,3 +128,26 @@ async def test_fromid_unique_and_mail_from(harness_factory: Any, sink_factory: A
     n = await h.ctx.store.read(lambda c: c.execute("SELECT COUNT(*) FROM outgoing").fetchone()[0])
     assert n == 3
     assert await h.queue.count() == 3
+
+
+async def test_large_message_is_delivered_byte_exact(harness_factory: Any, sink_factory: Any) -> None:
+    """A message of several storage chunks (PostgreSQL stores 512 KiB per row) arrives whole."""
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+    body = (
+        b"From: <mjl@mail.example>\r\nTo: <big@example.org>\r\nSubject: big\r\n"
+        b"Message-Id: <big@mail.example>\r\n\r\n" + line * (1_300_000 // len(line))
+    )
+    async with sink_factory() as sink:
+        h = await harness_factory(sink.port)
+        h.point_domain("example.org")
+        [e] = await h.add(["big@example.org"], body=body, msg_prefix=b"")
+
+        async def retired() -> bool:
+            return await h.queued(e.id) is None
+
+        await h.wait_for(retired, timeout=20)
+        [msg] = sink.messages()
+        assert msg.data == body
+        assert (await h.retired(e.id)).success
+        # The delivery's temp copy (PostgreSQL) is gone with the delivery.
+        assert list(h.ctx.store.files.tmp_dir.iterdir()) == []

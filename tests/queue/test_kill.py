@@ -18,10 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.store.settings import DatabaseSettings
 from tests.queue.conftest import write_config
+from tests.support.backend import write_store_settings
 from tests.support.dnsresponder import DNSResponder
 from tests.support.smtpsink import smtp_sink
 
@@ -49,8 +52,15 @@ def child(
     )
 
 
-def db_state(db: Path) -> tuple[int, set[str]]:
-    conn = sqlite3.connect(db)
+def db_state(db: Path, database: DatabaseSettings | None) -> tuple[int, set[str]]:
+    """(entries queued, recipients retired as delivered), read outside the server."""
+    conn: Any
+    if database is not None:
+        import psycopg
+
+        conn = psycopg.connect(database.resolved_url(), autocommit=True)
+    else:
+        conn = sqlite3.connect(db)
     try:
         queued = conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
         retired = {
@@ -62,8 +72,9 @@ def db_state(db: Path) -> tuple[int, set[str]]:
 
 
 @pytest.mark.slow
-def test_kill9_mid_delivery(tmp_path: Path) -> None:
+def test_kill9_mid_delivery(tmp_path: Path, default_db_backend: DatabaseSettings | None) -> None:
     conf = write_config(tmp_path / "config")
+    write_store_settings(tmp_path / "config", default_db_backend)
     db = tmp_path / "config" / "data" / "moxtrio.db"
     records = {
         "example.org": {"MX": ["10 mx.example.org."]},
@@ -83,7 +94,7 @@ def test_kill9_mid_delivery(tmp_path: Path) -> None:
             if p1.poll() is None:
                 p1.kill()
                 p1.wait()
-        queued_at_kill, retired_at_kill = db_state(db)
+        queued_at_kill, retired_at_kill = db_state(db, default_db_backend)
         sent_at_kill = len(sink.messages())
         assert retired_at_kill, "nothing recorded before the kill"
         assert queued_at_kill > 0, "everything was delivered before the kill; nothing tested"
@@ -92,7 +103,7 @@ def test_kill9_mid_delivery(tmp_path: Path) -> None:
         try:
             deadline = time.monotonic() + 60
             while True:
-                queued, retired = db_state(db)
+                queued, retired = db_state(db, default_db_backend)
                 if queued == 0:
                     break
                 assert time.monotonic() < deadline, f"{queued} still queued after restart"

@@ -1,4 +1,4 @@
-"""Fixtures for the store tests: a real SQLite database in tmp_path."""
+"""Fixtures for the store tests: a real database, SQLite in tmp_path or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from core.store import Store
+from core.store.settings import DatabaseSettings
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "data")
+async def store(tmp_path: Path, db_backend: DatabaseSettings | None) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "data", database=db_backend)
     try:
         yield s
     finally:

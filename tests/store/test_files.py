@@ -7,13 +7,22 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import trio
 
 from core.store import Store
 from core.store.accounts import ensure_account
 from core.store.files import InvalidFileID, MessageFiles
 from core.store.messages import insert_message
 from core.store.models import QueueEntry, utcnow
+from core.store.pgfiles import ORPHAN_AGE
 from core.store.queue_rows import insert_queue_entry
+
+
+async def age_bodies(store: Store) -> None:
+    """On PostgreSQL, make every stored body older than the orphan check's age limit."""
+    if store.dialect == "postgres":
+        shift = int((ORPHAN_AGE + 60) * 1_000_000)
+        await store.write(lambda c: c.execute("UPDATE message_files SET created = created - ?", (shift,)))
 
 
 class FsyncLog:
@@ -115,11 +124,12 @@ async def test_check_files_removes_orphans_and_reports_missing(store: Store) -> 
         )
 
     await store.write(rows)
+    await age_bodies(store)
     reported = await store.check_files()
     assert reported == [missing]
-    assert store.files.path(in_mailbox).exists()
-    assert store.files.path(in_queue).exists()
-    assert not store.files.path(orphan).exists()
+    stored = await trio.to_thread.run_sync(store.files.list_ids_sync)
+    assert in_mailbox in stored and in_queue in stored
+    assert orphan not in stored
     assert list(store.files.tmp_dir.iterdir()) == []
 
 
@@ -128,5 +138,6 @@ async def test_check_files_honours_plugin_references(store: Store) -> None:
     fid = await store.files.store(b"plugin")
     await store.write(lambda c: c.execute("INSERT INTO plug_files VALUES (?)", (fid,)))
     store.add_file_reference("plug_files", "fid")
+    await age_bodies(store)
     assert await store.check_files() == []
-    assert store.files.path(fid).exists()
+    assert fid in await trio.to_thread.run_sync(store.files.list_ids_sync)

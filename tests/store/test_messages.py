@@ -6,6 +6,7 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+import trio
 
 from core.store import Store
 from core.store.accounts import MailboxNotFound, ensure_account
@@ -134,10 +135,9 @@ async def test_delete_message_and_file(store: Store) -> None:
     mid = await _new_message(store)
     mid2 = await _new_message(store)
     msg = await store.read(lambda c: get_message(c, "mjl", mid))
-    path = store.files.path(msg.file_id)
-    assert path.exists()
+    assert msg.file_id in await trio.to_thread.run_sync(store.files.list_ids_sync)
     await delete_message_durably(store, "mjl", mid)
-    assert not path.exists()
+    assert msg.file_id not in await trio.to_thread.run_sync(store.files.list_ids_sync)
     with pytest.raises(MessageRemoved, match="^message was removed$"):
         await store.read(lambda c: get_message(c, "mjl", mid))
     with pytest.raises(MessageRemoved):
@@ -153,9 +153,9 @@ async def test_shared_file_kept_while_referenced(store: Store) -> None:
     a = await store.write(lambda c: insert_message(c, "mjl", "Inbox", fid, len(RAW)))
     b = await store.write(lambda c: insert_message(c, "mjl", "Sent", fid, len(RAW)))
     await delete_message_durably(store, "mjl", a)
-    assert store.files.path(fid).exists()
+    assert fid in await trio.to_thread.run_sync(store.files.list_ids_sync)
     await delete_message_durably(store, "mjl", b)
-    assert not store.files.path(fid).exists()
+    assert fid not in await trio.to_thread.run_sync(store.files.list_ids_sync)
 
 
 async def test_list_messages_paging(store: Store) -> None:

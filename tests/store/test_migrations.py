@@ -43,7 +43,9 @@ def _versions(path: Path) -> list[tuple[str, int]]:
 async def test_plugin_migrations_applied_once_and_versioned(tmp_path: Path) -> None:
     async with await Store.open(tmp_path, [V1, OTHER]):
         pass
-    assert _versions(tmp_path) == [("core", 1), ("core-secrets", 1), ("suppression", 1), ("webhooks", 1)]
+    assert _versions(tmp_path) == [
+        ("core", 1), ("core-leases", 1), ("core-secrets", 1), ("suppression", 1), ("webhooks", 1)
+    ]
     # Reopen: nothing is applied twice (the seed row would be duplicated).
     async with await Store.open(tmp_path, [OTHER, V1]) as store:
         seeds = await store.read(
@@ -76,6 +78,7 @@ async def test_plugin_migrations_applied_once_and_versioned(tmp_path: Path) -> N
     assert seeds == 1
     assert _versions(tmp_path) == [
         ("core", 1),
+        ("core-leases", 1),
         ("core-secrets", 1),
         ("suppression", 1),
         ("webhooks", 1),

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
 from core.config import load_config
 from core.dns import Resolver
 from core.runtime import Server
+from core.store.settings import DatabaseSettings
 from plugins.localserve.init import write_localserve_config
+from tests.support import backend
+from tests.support.backend import write_store_settings
 from tests.support.dnsresponder import DNSResponder
 from tests.support.procs import unique_loopback_ip
 
@@ -45,13 +48,17 @@ async def running_server(
     config_dir: Path, *, localserve: bool = True, extra_plugins: list[Any] | None = None,
     resolver: Resolver | None = None, dns_records: dict[str, Any] | None = None,
     clock: Any = None, settings: dict[str, dict[str, Any]] | None = None,
+    database: DatabaseSettings | None | Literal["current"] = "current",
 ) -> AsyncIterator[Server]:
     """Start a server for ``config_dir/mox.conf`` and stop it afterwards.
 
     ``resolver``, ``clock`` and plugin ``settings`` go to the server before
     start-up. Without a resolver, a loopback responder serves
-    ``dns_records`` (every other name is NXDOMAIN).
+    ``dns_records`` (every other name is NXDOMAIN). ``database`` (by default
+    the test's backend, :mod:`tests.support.backend`) goes to
+    ``plugins/store.yaml``; None keeps the config's own choice.
     """
+    write_store_settings(config_dir, backend.current() if database == "current" else database)
     config = load_config(config_dir / "mox.conf")
     responder = None
     if resolver is None:

@@ -72,11 +72,13 @@ def child_env(extra_path: str | None = None) -> dict[str, str]:
 
 @contextmanager
 def running(args: list[str], directory: Path, ip: str, ready: str = "control socket:",
-            extra_path: str | None = None, timeout: float = 40.0) -> Iterator[ServerProcess]:
-    """Start ``moxtrio <args>``, wait until ``ready`` is logged, stop it after."""
+            extra_path: str | None = None, timeout: float = 40.0,
+            env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Start ``moxtrio <args>`` (``env``: extra environment), wait until ``ready``
+    is logged, stop it after."""
     proc = subprocess.Popen(
         moxtrio_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=child_env(extra_path),
+        env={**child_env(extra_path), **(env or {})},
     )
     server = ServerProcess(proc=proc, ip=ip, directory=directory)
 

@@ -19,6 +19,11 @@ Behaviour per recipient (keys are lower-cased addresses):
   reply covers the whole transaction);
 * ``mail_reply`` – reply to every MAIL FROM;
 * ``stall_data=True`` – never answer the final DATA (sleeps an hour);
+* ``data_delay`` – seconds to wait before answering the final DATA;
+  ``gate`` – a file path: while that file exists, final DATA replies are held.
+  A client that goes away while its reply is held (killed) has its message
+  dropped, not stored: it never heard the 250, so the message is not
+  delivered (aiosmtpd cancels the handler when the connection is lost);
 * ``starttls=True`` – offer STARTTLS with a generated self-signed cert;
   ``starttls_broken=True`` – offer it, answer 220 and then send garbage
   instead of a TLS handshake;
@@ -76,6 +81,8 @@ class SinkConfig:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: dict[str, str] = field(default_factory=dict)
     stall_data: bool = False
+    data_delay: float = 0.0
+    gate: str = ""
     data_size_limit: int = 64 * 1024 * 1024
 
 
@@ -91,6 +98,10 @@ class ReceivedMessage:
     tls_version: str | None
     requiretls: bool
     ehlo: str
+    peer: str = ""
+    #: CLOCK_MONOTONIC (system-wide) when DATA's content arrived and when it was answered.
+    data_start: float = 0.0
+    data_end: float = 0.0
 
 
 class SMTPSink:
@@ -119,6 +130,9 @@ class SMTPSink:
                     tls_version=meta["tls_version"],
                     requiretls=meta["requiretls"],
                     ehlo=meta["ehlo"],
+                    peer=meta.get("peer", ""),
+                    data_start=meta.get("data_start", 0.0),
+                    data_end=meta.get("data_end", 0.0),
                 )
             )
         return out
@@ -331,8 +345,13 @@ def _child_main(cfgpath: str) -> None:  # pragma: no cover - runs in the child
             return "250 2.1.5 recipient ok"
 
         async def handle_DATA(self, server: SinkSMTP, session: Session, envelope: Envelope) -> str:
+            data_start = time.monotonic()
             if cfg.stall_data:
                 await asyncio.sleep(3600)
+            if cfg.data_delay:
+                await asyncio.sleep(cfg.data_delay)
+            while cfg.gate and os.path.exists(cfg.gate):  # noqa: ASYNC240 - a local stat in the sink process
+                await asyncio.sleep(0.02)
             for rcpt in envelope.rcpt_tos:
                 reply = cfg.data_replies.get(rcpt.lower())
                 if reply:
@@ -355,6 +374,9 @@ def _child_main(cfgpath: str) -> None:  # pragma: no cover - runs in the child
                 "tls_version": tls_version,
                 "requiretls": server.requiretls_seen,
                 "ehlo": session.host_name,
+                "peer": str(session.peer[0]) if session.peer else "",
+                "data_start": data_start,
+                "data_end": time.monotonic(),
             }
             tmp = base.with_suffix(".tmp")
             tmp.write_text(json.dumps(meta))

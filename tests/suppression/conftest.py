@@ -16,6 +16,8 @@ from core.plugin_api import PluginContext
 from core.plugins import create_manager
 from core.store import Store
 from core.store.accounts import ensure_account
+from core.store.settings import DatabaseSettings
+from tests.support import backend
 
 MOX_CONF = """DataDir: data
 User: 1000
@@ -66,7 +68,7 @@ def dispatcher() -> HookDispatcher:
 
 @pytest.fixture
 async def store(config: Config, dispatcher: HookDispatcher) -> AsyncIterator[Store]:
-    s = await Store.open(config.data_dir, dispatcher.setup("moxtrio_migrations"))
+    s = await Store.open(config.data_dir, dispatcher.setup("moxtrio_migrations"), database=backend.current())
 
     def accounts(conn: sqlite3.Connection) -> None:
         for name in config.dynamic.Accounts:
@@ -84,3 +86,9 @@ def ctx(config: Config, store: Store, dispatcher: HookDispatcher) -> PluginConte
     c = PluginContext(config=config, store=store, hooks=dispatcher)
     dispatcher.setup("moxtrio_configure", ctx=c)
     return c
+
+
+@pytest.fixture(autouse=True)
+def _both_backends(default_db_backend: DatabaseSettings | None) -> DatabaseSettings | None:
+    """Every test here runs on SQLite and on PostgreSQL (ids ``sqlite``/``postgres``)."""
+    return default_db_backend

@@ -194,12 +194,15 @@ async def test_usage_errors(ctx: PluginContext) -> None:
 async def test_rows_are_plain_sqlite(ctx: PluginContext) -> None:
     # The table and unique index exist as the migration declares them.
     def read(conn: sqlite3.Connection) -> list[str]:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE tbl_name = 'suppression_list' ORDER BY name"
+        if ctx.store.dialect == "postgres":
+            q = (
+                "SELECT relname FROM pg_class WHERE oid = 'suppression_list'::regclass"
+                " UNION SELECT indexname FROM pg_indexes WHERE tablename = 'suppression_list'"
+                " AND indexname != 'suppression_list_pkey' ORDER BY 1"
             )
-        ]
+        else:
+            q = "SELECT name FROM sqlite_master WHERE tbl_name = 'suppression_list' ORDER BY name"
+        return [r[0] for r in conn.execute(q)]
 
     assert await ctx.store.read(read) == [
         "suppression_account_base", "suppression_account_category", "suppression_list",

@@ -39,6 +39,7 @@ from core.store.queue_rows import get_retired
 from plugins.suppression.base import parse_recipient
 from plugins.suppression.records import list_suppressions
 from plugins.suppression.service import SuppressionService
+from tests.support import backend
 from tests.support.dnsresponder import dns_responder_factory
 from tests.support.queuewait import wait_settled
 from tests.support.smtpsink import open_smtp_sink
@@ -127,7 +128,7 @@ async def harness(
         config = load_config(write_config(tmp_path / "config"))
         events = Events()
         hooks = HookDispatcher(create_manager(["suppression"], extra_modules=[events]))
-        store = await Store.open(config.data_dir, hooks.setup("moxtrio_migrations"))
+        store = await Store.open(config.data_dir, hooks.setup("moxtrio_migrations"), database=backend.current())
         stores.append(store)
 
         def accounts(c: sqlite3.Connection) -> None:

@@ -16,6 +16,7 @@ import pytest
 from core.runtime import Server
 from core.store.messages import insert_message
 from core.store.models import MessageMeta
+from core.store.settings import DatabaseSettings
 from tests.support.inproc import localserve_config_dir, running_server
 
 AUTH = ("mox@localhost", "moxmoxmox")
@@ -108,3 +109,9 @@ def add_account_settings(settings: str) -> Edit:
         return text.replace(marker, marker + lines, 1)
 
     return edit
+
+
+@pytest.fixture(autouse=True)
+def _both_backends(default_db_backend: DatabaseSettings | None) -> DatabaseSettings | None:
+    """Every test here runs on SQLite and on PostgreSQL (ids ``sqlite``/``postgres``)."""
+    return default_db_backend

@@ -361,4 +361,4 @@ async def test_sent_copy_outlives_the_delivered_queue_entry(srv: WebapiServer) -
     raw = (await srv.post("MessageRawGet", {"MsgID": sent[0].id})).content
     assert raw.endswith(b"still here\r\n") and b"Subject: shared" in raw
     await srv.ctx.store.check_files()  # start-up consistency check keeps the shared file
-    assert srv.ctx.store.files.path(sent[0].file_id).exists()
+    assert sent[0].file_id in await trio.to_thread.run_sync(srv.ctx.store.files.list_ids_sync)

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from core.cluster import ClusterNode
 from core.config import load_config
 from core.dispatch import HookDispatcher
 from core.events import OutgoingEvent
@@ -25,6 +26,7 @@ from core.queue.clock import FakeClock
 from core.store import Store
 from plugins.localserve.init import write_localserve_config
 from plugins.webhooks.service import WebhookService
+from tests.support import backend
 
 START = datetime(2026, 11, 23, 23, 57, 48, 512469, tzinfo=UTC)
 
@@ -196,7 +198,7 @@ async def wait_rows(store: Store, sql: str, args: tuple[Any, ...] = (), n: int =
 @asynccontextmanager
 async def harness(
     tmp_path: Path, edit: Callable[[str], str], settings: str = "", start: bool = True,
-    localserve: bool = True, resolver: Any = None,
+    localserve: bool = True, resolver: Any = None, node: ClusterNode | None = None,
 ) -> AsyncIterator[Harness]:
     """Config + store + dispatcher with the webhooks plugin + a running service."""
     conf = tmp_path / "conf"
@@ -208,12 +210,14 @@ async def harness(
         (conf / "plugins" / "webhooks.yaml").write_text(settings)
     config = load_config(conf / "mox.conf")
     hooks = HookDispatcher(create_manager(["webhooks"]))
-    store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"))
+    store = await Store.open(tmp_path / "data", hooks.setup("moxtrio_migrations"), database=backend.current())
     clock = FakeClock(START)
     ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
     ctx.clock = clock
     if resolver is not None:
         ctx.resolver = resolver
+    if node is not None:
+        ctx.cluster = node
     try:
         hooks.setup("moxtrio_configure", ctx=ctx)
         svc = ctx.service(WebhookService)

@@ -52,18 +52,19 @@ async def incoming(env: Env, rcpt: str, data: bytes, mail_from: str = "") -> boo
     """What core/incoming.py does per recipient: prepare outside, apply inside the write."""
     ctx = env.ctx
     file_id = await ctx.store.files.store(data)
-    path = str(ctx.store.files.path(file_id))
-    prepared = await prepare_incoming(ctx, path, b"", [rcpt])
-    delivered = IncomingDelivered(account="mox", message_id=1000, mailbox="Inbox", message_path=path,
-                                  mail_from=mail_from, rcpt_to=rcpt, meta={"MsgID": 1000})
+    async with ctx.store.files.local_copy(file_id) as local:
+        path = str(local)
+        prepared = await prepare_incoming(ctx, path, b"", [rcpt])
+        delivered = IncomingDelivered(account="mox", message_id=1000, mailbox="Inbox", message_path=path,
+                                      mail_from=mail_from, rcpt_to=rcpt, meta={"MsgID": 1000})
 
-    def tx(conn: Any) -> bool:
-        matched = apply_incoming(conn, ctx, prepared, delivered)
-        if not matched:
-            ctx.hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=delivered)
-        return matched
+        def tx(conn: Any) -> bool:
+            matched = apply_incoming(conn, ctx, prepared, delivered)
+            if not matched:
+                ctx.hooks.call_sync("moxtrio_incoming_delivered", conn=conn, delivered=delivered)
+            return matched
 
-    return bool(await ctx.store.write(tx))
+        return bool(await ctx.store.write(tx))
 
 
 async def fromid_for(env: Env, msg_id: int, table: str) -> str:

@@ -20,7 +20,6 @@ Settings, in ``<config dir>/plugins/tally.yaml``::
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from moxtrio import (
@@ -32,6 +31,7 @@ from moxtrio import (
     PluginConfigError,
     PluginContext,
     Rejection,
+    SQLConnection,
     Submission,
     hookimpl,
 )
@@ -54,8 +54,9 @@ def moxtrio_migrations() -> list[Migration]:
         Migration(
             NAME,
             1,
-            "CREATE TABLE tally_events (event TEXT NOT NULL, recipient TEXT NOT NULL,"
-            " tag TEXT NOT NULL)",
+            # Portable DDL (translated for PostgreSQL): an id to order by, no rowid.
+            "CREATE TABLE tally_events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " event TEXT NOT NULL, recipient TEXT NOT NULL, tag TEXT NOT NULL)",
         )
     ]
 
@@ -86,7 +87,7 @@ async def moxtrio_submission(ctx: PluginContext, submission: Submission) -> None
 
 
 @hookimpl
-def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> None:
+def moxtrio_outgoing_event(conn: SQLConnection, event: OutgoingEvent) -> None:
     tag = (event.extra or {}).get("tally", "")
     conn.execute(
         "INSERT INTO tally_events (event, recipient, tag) VALUES (?, ?, ?)",
@@ -94,8 +95,8 @@ def moxtrio_outgoing_event(conn: sqlite3.Connection, event: OutgoingEvent) -> No
     )
 
 
-def _rows(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
-    return conn.execute("SELECT event, recipient, tag FROM tally_events ORDER BY rowid").fetchall()
+def _rows(conn: SQLConnection) -> list[tuple[str, str, str]]:
+    return [tuple(r) for r in conn.execute("SELECT event, recipient, tag FROM tally_events ORDER BY id")]
 
 
 async def _show(ctx: PluginContext, req: CtlRequest) -> CtlResult:
