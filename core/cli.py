@@ -12,6 +12,7 @@ without needing a config or a running server.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
