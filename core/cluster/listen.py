@@ -2,8 +2,9 @@
 ``LISTEN`` on a dedicated connection in a thread of each node.
 
 PostgreSQL delivers a notification only when the transaction that sent it
-commits, and to every listening session, this node's included (a node's
-own notifications are a harmless second kick). The listener thread waits
+commits, and to every listening session, this node's included: each
+carries its process's origin token, and a node skips its own (it woke its
+subscribers when it notified). The listener thread waits
 on its connection with a timeout so it notices a stop request; when the
 connection breaks it reconnects with growing pauses and then wakes every
 channel once, since notifications sent meanwhile are lost.
@@ -26,9 +27,10 @@ RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 10.0
 
 
-def send_notify(conn: Any, channel: str) -> None:
-    """In the writer's transaction: ``NOTIFY`` (channel names are checked by Wakeups)."""
-    conn.execute(f"NOTIFY {channel}")
+def send_notify(conn: Any, channel: str, origin: str) -> None:
+    """In the writer's transaction: ``NOTIFY`` with the sender's origin token
+    (channel names are checked by Wakeups)."""
+    conn.execute("SELECT pg_notify(?, ?)", (channel, origin))
 
 
 class PgListener:
@@ -59,7 +61,7 @@ class PgListener:
                         self.wakeups.kick_threadsafe(ch)
                 self.connected.set()
                 for n in conn.notifies(timeout=POLL):
-                    self.wakeups.received_from_database(n.channel)
+                    self.wakeups.received_from_database(n.channel, n.payload)
                     if self._stop.is_set():
                         break
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -36,8 +37,11 @@ class Wakeups:
         self._token: trio.lowlevel.TrioToken | None = None
         #: Set by the store backend when notifications travel between nodes:
         #: runs in the writer's transaction (PostgreSQL: ``NOTIFY``).
-        self.send_in_transaction: Callable[[Any, str], None] | None = None
+        self.send_in_transaction: Callable[[Any, str, str], None] | None = None
         self.received = 0
+        #: Sent with each notification so this process ignores its own: its
+        #: subscribers were kicked when it notified.
+        self.origin = secrets.token_hex(8)
 
     def bind(self) -> None:
         """Remember the trio run (call from the trio thread at start)."""
@@ -82,21 +86,25 @@ class Wakeups:
         except trio.RunFinishedError:
             pass
 
-    def notify(self, conn: Any, channel: str) -> None:
+    def notify(self, conn: Any, channel: str, *, local: bool = True) -> None:
         """Inside a write transaction: every node's subscribers of ``channel`` wake.
 
         Called from the store's writer thread (or a trio task's write
         function): the local kick is thread-safe, the cross-node send is
-        part of the transaction and happens only if it commits.
+        part of the transaction and happens only if it commits. ``local=False``
+        leaves this process's subscribers to the caller (the queue wakes its
+        scheduler after the commit only when the new entries can matter).
         """
         self.check_channel(channel)
         send = self.send_in_transaction
         if send is not None:
-            send(conn, PREFIX + channel)
-        self.kick_threadsafe(channel)
+            send(conn, PREFIX + channel, self.origin)
+        if local:
+            self.kick_threadsafe(channel)
 
-    def received_from_database(self, name: str) -> None:
-        """A notification arrived from the database (listener thread)."""
-        if name.startswith(PREFIX):
+    def received_from_database(self, name: str, payload: str = "") -> None:
+        """A notification arrived from the database (listener thread); this
+        process's own are skipped."""
+        if name.startswith(PREFIX) and payload != self.origin:
             self.received += 1
             self.kick_threadsafe(name[len(PREFIX):])

@@ -256,7 +256,7 @@ class QueueService:
                 )
                 # Every node's scheduler wakes once this commits: a Send on
                 # one node is delivered by whichever node has a free slot.
-                self.node.wakeups.notify(c, "queue")
+                self.node.wakeups.notify(c, "queue", local=False)
                 return added
 
             entries = await self.store.write(tx)
