@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from core.dkim import KEYS, DKIMError, PrivateKey
+from core.dkim import KEYS, DKIMError
 from core.mailauth.ips import parse_ip
 from core.mailauth.lookup import Lookup, StaticLookup
+
+if TYPE_CHECKING:
+    from core.dkim import PrivateKey
 
 LOCALSERVE_SPF = "v=spf1 ip4:127.0.0.1/8 ip6:::1 ~all"
 
