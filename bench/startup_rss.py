@@ -5,25 +5,28 @@ is started twice: the first start writes the config and keys, the second
 (the figure that counts) finds the directory ready. Start-up is the time
 from exec until a webapi request (``POST /webapi/v0/SuppressionList`` with
 basic auth) gets its 200 answer; the client polls every few milliseconds.
-After the second start
-the server is left alone for ``--idle`` seconds and its VmRSS is read from
-``/proc/<pid>/status``; then ``--sends`` webapi Sends (delivered to the
-account, one keep-alive connection) are made and, after another pause,
-VmRSS is read again. The CPU time the server used until it answered is
-reported too (``startup_cpu_s``): wall time suffers most from other load.
+The CPU time the server used until then is reported too
+(``startup_cpu_s``): on a busy machine wall time suffers most.
+
+After the second start the server is left alone for ``--idle`` seconds and
+its VmRSS is read from ``/proc/<pid>/status`` (``idle_rss_mib``); then
+``--sends`` webapi Sends (delivered to the account, one keep-alive
+connection) are made and, after another pause, VmRSS is read again
+(``rss_after_sends_mib``).
 
 moxtrio runs as ``python -m core.cli`` with this interpreter, its modules'
 bytecode compiled first (``compileall``), as an installed server has it:
 ``PYTHONDONTWRITEBYTECODE`` in the environment would otherwise make every
 start compile the server's sources again (``--no-bytecode`` measures that,
-keeping the variable and compiling nothing). ``--mox
-PATH`` also measures a mox binary the same way, runs interleaved so both
-see the same machine load. Figures are medians over ``--runs`` runs.
+keeping the variable and compiling nothing). ``--mox PATH`` also measures
+a mox binary the same way, in runs interleaved with moxtrio's so both see
+the same machine load. Figures are medians over ``--runs`` runs.
 
     .venv/bin/python bench/startup_rss.py [--runs 3] [--mox /tmp/mox] [--json]
 
-``--json`` prints one object keyed by program, each with at least
-``startup_s`` and ``idle_rss_mib`` (``bench``'s other scripts read those).
+``--json`` prints one object keyed by program (``moxtrio``, ``mox``), each
+with ``startup_s`` and ``idle_rss_mib`` (and the other figures above), for
+scripts that collect bench figures.
 """
 
 from __future__ import annotations
