@@ -19,8 +19,9 @@ bytecode compiled first (``compileall``), as an installed server has it:
 ``PYTHONDONTWRITEBYTECODE`` in the environment would otherwise make every
 start compile the server's sources again (``--no-bytecode`` measures that,
 keeping the variable and compiling nothing). ``--mox PATH`` also measures
-a mox binary the same way, in runs interleaved with moxtrio's so both see
-the same machine load. Figures are medians over ``--runs`` runs.
+a mox binary the same way, and ``--before DIR`` another moxtrio checkout
+(before a change), in runs interleaved with moxtrio's so all see the same
+machine load. Figures are medians over ``--runs`` runs.
 
     .venv/bin/python bench/startup_rss.py [--runs 3] [--mox /tmp/mox] [--json]
 
@@ -164,10 +165,23 @@ def one_run(prog: Program, sends: int, idle: float, timeout: float) -> dict[str,
             "rss_after_sends_mib": after}
 
 
+def moxtrio_program(name: str, root: Path, no_bytecode: bool) -> Program:
+    """moxtrio from the checkout at ``root``, run by this interpreter."""
+    env = dict(os.environ)
+    if not no_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "core", "plugins", "moxtrio"],
+                       cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return Program(name, [sys.executable, "-m", "core.cli"], root, env)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mox", help="path of a mox binary to measure the same way")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also measure the moxtrio checkout in DIR (e.g. a worktree of main), as moxtrio-before")
     ap.add_argument("--sends", type=int, default=200, help="webapi Sends before the second RSS reading")
     ap.add_argument("--idle", type=float, default=5.0, help="seconds at rest before each RSS reading")
     ap.add_argument("--timeout", type=float, default=60.0)
@@ -176,13 +190,9 @@ def main() -> int:
                     help="leave PYTHONDONTWRITEBYTECODE as it is and compile nothing first")
     a = ap.parse_args()
 
-    env = dict(os.environ)
-    if not a.no_bytecode:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "core", "plugins", "moxtrio"],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    programs = [Program("moxtrio", [sys.executable, "-m", "core.cli"], ROOT, env)]
+    programs = [moxtrio_program("moxtrio", ROOT, a.no_bytecode)]
+    if a.before:
+        programs.append(moxtrio_program("moxtrio-before", Path(a.before).resolve(), a.no_bytecode))
     if a.mox:
         programs.append(Program("mox", [a.mox], None, None))
     results: dict[str, list[dict[str, float]]] = {p.name: [] for p in programs}
@@ -202,9 +212,9 @@ def main() -> int:
         return 0
     keys = list(next(iter(medians.values())))
     print(f"median of {a.runs} runs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'figure':<22}" + "".join(f"{name:>12}" for name in medians))
+    print(f"{'figure':<22}" + "".join(f"{name:>15}" for name in medians))
     for k in keys:
-        print(f"{k:<22}" + "".join(f"{medians[name][k]:>12.3f}" for name in medians))
+        print(f"{k:<22}" + "".join(f"{medians[name][k]:>15.3f}" for name in medians))
     return 0
 
 
