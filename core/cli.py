@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from core import cli_catalog as catalog
-from core import ctl
+from core import ctl, gcpolicy
 from core.filemodes import restrict_umask
 from core.version import VERSION
 
@@ -182,6 +182,11 @@ def _cmd_plugins(config_path: str) -> int:
 
 
 def _cmd_serve(config_path: str, loglevel: str) -> int:
+    with gcpolicy.paused():
+        return _serve_command(config_path, loglevel)
+
+
+def _serve_command(config_path: str, loglevel: str) -> int:
     from core.config import ConfigError
 
     try:
@@ -219,6 +224,7 @@ def run_server(
             await nursery.start(_serve)
             if banner is not None:
                 print(banner(server), flush=True)
+            nursery.start_soon(gcpolicy.resume_after_start)
 
     failed: list[BaseException] = []
     try:
@@ -267,6 +273,11 @@ def _localserve_init(directory: Path, ip: str | None) -> None:
 
 
 def _cmd_localserve(loglevel: str, a: argparse.Namespace) -> int:
+    with gcpolicy.paused():
+        return _localserve_command(loglevel, a)
+
+
+def _localserve_command(loglevel: str, a: argparse.Namespace) -> int:
     from core.config import ConfigError
 
     directory = Path(a.dir) if a.dir else default_localserve_dir()
