@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from core import cli_catalog as catalog
-from core import ctl
+from core import ctl, gcpolicy
 from core.filemodes import restrict_umask
 from core.version import VERSION
 
@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ctl(config_path, rest)
         parsed = local.parser().parse_args(args)
         if local.run is not None:
-            return local.run(opts.loglevel, parsed)
+            # A plugin's command may run a server (localserve): start-up runs
+            # with the collector paused, as for serve (see core.gcpolicy).
+            with gcpolicy.paused():
+                return local.run(opts.loglevel, parsed)
         name = " ".join(local.words)
         if name == "help":
             return _cmd_help(config_path, parsed.command)
@@ -199,6 +202,11 @@ def _cmd_db(config_path: str, name: str, a: argparse.Namespace) -> int:
 
 
 def _cmd_serve(config_path: str, loglevel: str) -> int:
+    with gcpolicy.paused():
+        return _serve_command(config_path, loglevel)
+
+
+def _serve_command(config_path: str, loglevel: str) -> int:
     from core.config import ConfigError
 
     try:
@@ -240,6 +248,7 @@ def run_server(
             await nursery.start(_serve)
             if banner is not None:
                 print(banner(server), flush=True)
+            nursery.start_soon(gcpolicy.resume_after_start)
 
     failed: list[BaseException] = []
     try:

@@ -33,11 +33,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from core.address import domain_to_ascii, format_localpart, parse_address
 from core.config.sconf import duration_ns, parse_duration
@@ -46,9 +44,25 @@ from core.mailauth import canon
 from core.mailauth.headerwriter import HeaderWriter
 from core.pem import load_pem_private_key_with_note
 
+if TYPE_CHECKING:
+    # cryptography is imported where keys are loaded or used (a server
+    # that has signed nothing yet does without it).
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
 log = logging.getLogger("moxtrio.dkim")
 
-PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+def __getattr__(name: str) -> Any:
+    """``PrivateKey`` at run time (callers that check key types), importing cryptography then."""
+    if name == "PrivateKey":
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+        return rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Header fields signed when a selector lists none (mox's default list).
 DEFAULT_HEADERS: tuple[str, ...] = (
@@ -61,9 +75,14 @@ MAX_LINE = 78
 #: thread: the thread hop costs more than the work (see tests/dkim timings).
 INLINE_MAX_BYTES = 64 * 1024
 
-_CRYPTO_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "sha256": hashes.SHA256, "sha1": hashes.SHA1,
-}
+
+def _crypto_hash(name: str) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+
+    algorithms: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+        "sha256": hashes.SHA256, "sha1": hashes.SHA1,
+    }
+    return algorithms[name]()
 
 
 class DKIMError(Exception):
@@ -91,6 +110,8 @@ class SelectorConfig:
 
     @property
     def algorithm(self) -> str:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         kind = "ed25519" if isinstance(self.key, ed25519.Ed25519PrivateKey) else "rsa"
         return f"{kind}-{self.hash}"
 
@@ -170,6 +191,8 @@ def _header_data(sel: SelectorConfig, headers: list[canon.Header], signed: list[
 
 
 def _sign_digest(sel: SelectorConfig, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
+
     if sel.hash not in canon.HASHES:
         raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
     digest = canon.HASHES[sel.hash](data).digest()
@@ -180,7 +203,7 @@ def _sign_digest(sel: SelectorConfig, data: bytes) -> bytes:
         # RFC 8463: PureEdDSA over the SHA-256 hash of the data.
         return key.sign(digest)
     if isinstance(key, rsa.RSAPrivateKey):
-        algo = _CRYPTO_HASHES[sel.hash]()
+        algo = _crypto_hash(sel.hash)
         return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algo))
     raise DKIMError(f"unsupported key type {type(key).__name__} for selector {sel.selector!r}")
 
@@ -279,6 +302,8 @@ class _KeyCache:
 
     def load(self, path: Path) -> PrivateKey:
         """Load (blocking) unless cached."""
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
         key = self.cached(path)
         if key is not None:
             return key

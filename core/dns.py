@@ -7,7 +7,9 @@ module turns dnspython's exceptions into one typed :class:`DNSError` with a
 without knowing dnspython.
 
 dnspython's ``dns.asyncresolver`` detects trio through sniffio, so lookups run
-natively on the trio event loop. Tests point the resolver at a local responder
+natively on the trio event loop. dnspython is imported on first use (it is a
+tenth of a second and a few MiB that a server which has not looked anything
+up yet does without). Tests point the resolver at a local responder
 (``tests/support/dnsresponder.py``) via ``nameservers`` and ``port``.
 
 Error texts (stable, used in queue results and webhooks):
@@ -33,11 +35,6 @@ import os
 import random
 from dataclasses import dataclass, field
 
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
 import trio
 
 __all__ = [
@@ -112,6 +109,9 @@ def parse_ip_literal(domain: str) -> str | None:
 def _ascii_domain(domain: str) -> str:
     """Normalise a (possibly Unicode) domain to lower-case ASCII without the
     trailing dot; DNSError (permanent) for names DNS cannot represent."""
+    import dns.exception
+    import dns.name
+
     d = domain.strip().rstrip(".")
     if not d:
         raise DNSError("empty domain name", permanent=True)
@@ -124,6 +124,8 @@ def _ascii_domain(domain: str) -> str:
 
 def _negative_ttl(responses: object) -> int:
     """The SOA-derived TTL of a negative answer (RFC 2308 §5), 0 without an SOA."""
+    import dns.rdatatype
+
     for resp in responses:  # type: ignore[attr-defined]
         for rrset in getattr(resp, "authority", []):
             if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
@@ -178,6 +180,8 @@ class Resolver:
         lifetime: float = 15.0,
         prefer_ipv6: bool = False,
     ) -> None:
+        import dns.asyncresolver
+
         if nameservers is None and os.environ.get(NAMESERVERS_ENV):
             nameservers, port = parse_nameservers(os.environ[NAMESERVERS_ENV])
         if nameservers is None:
@@ -201,6 +205,9 @@ class Resolver:
 
     async def _answer(self, name: str, rdtype: str, what: str) -> tuple[list[object], int]:
         """:meth:`_query` plus how long the answer may be kept (see :meth:`records_ttl`)."""
+        import dns.exception
+        import dns.resolver
+
         try:
             answer = await self._resolver.resolve(
                 name + ".", rdtype, search=False, raise_on_no_answer=False

@@ -333,12 +333,11 @@ def settings_path(config_dir: str | Path, name: str) -> Path:
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """A settings YAML file as a mapping; ``{}`` when it does not exist."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    import yaml
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -38,11 +38,18 @@ def available_plugins() -> dict[str, EntryPoint]:
 def first_party_names(available: dict[str, EntryPoint] | None = None) -> list[str]:
     """Names of the plugins that ship with moxtrio, in a stable order."""
     available = available_plugins() if available is None else available
-    names = [
-        name
-        for name, ep in available.items()
-        if ep.dist is not None and ep.dist.name == FIRST_PARTY_DIST
-    ]
+    # A distribution's name is read from its METADATA file on every access;
+    # the entry points of one distribution share one object, so read it once.
+    dist_names: dict[int, str] = {}
+    names = []
+    for name, ep in available.items():
+        if ep.dist is None:
+            continue
+        dist_name = dist_names.get(id(ep.dist))
+        if dist_name is None:
+            dist_name = dist_names[id(ep.dist)] = ep.dist.name
+        if dist_name == FIRST_PARTY_DIST:
+            names.append(name)
     return sorted(names)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import yaml
 
 from core.config import ConfigError, load_config, sconf
 from core.plugin_api import PluginConfigError, PluginLoadError
@@ -31,6 +30,8 @@ def check_settings_files(config: Any) -> list[str]:
     """Every ``<config dir>/plugins/*.yaml`` parses as a mapping (file:line on errors)."""
     problems = []
     for path in sorted((Path(config.dir) / "plugins").glob("*.yaml")):
+        import yaml  # here: a config without settings files does without it
+
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

@@ -28,9 +28,6 @@ import ssl
 import sys
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 log = logging.getLogger("moxtrio.tls")
 
 EXPORTER_LABEL = b"EXPORTER-Channel-Binding"
@@ -96,6 +93,10 @@ def _ssl_pointer(obj: ssl.SSLObject) -> int | None:
 
 
 def _server_end_point(ptr: int) -> bytes:
+    # Here: only SCRAM-*-PLUS with tls-server-end-point needs cryptography.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     assert _LIB is not None
     cert = _LIB.SSL_get_certificate(ptr)
     if not cert:

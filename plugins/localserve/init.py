@@ -15,11 +15,6 @@ import datetime
 import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from core.config import sconf
 from core.config.adminpasswd import hash_password
 from core.config.models import (
@@ -152,6 +147,12 @@ def localserve_dynamic() -> Dynamic:
 
 def make_self_signed(now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
     """(key PEM with Note header, certificate PEM) for ``localhost``."""
+    # cryptography is imported by the first start only, which makes keys.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     now = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -189,6 +190,9 @@ def make_self_signed(now: datetime.datetime | None = None) -> tuple[bytes, bytes
 
 def make_dkim_key(now: datetime.datetime | None = None) -> bytes:
     """Ed25519 PKCS#8 PEM with mox's Note header."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     now = now or datetime.datetime.now(datetime.UTC)
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(

@@ -15,7 +15,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
 import trio
 
 from core.config import sconf
@@ -149,6 +148,8 @@ async def _save(call: Call, what: str, change: Any) -> None:
 
 
 def _valid_url(url: str) -> None:
+    import httpx  # here: the account pages' only users of it, rarely called
+
     try:
         u = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -214,6 +215,8 @@ async def hook_post(url: str, authorization: str, payload: str) -> list[Any]:
     }
     if authorization:
         headers["Authorization"] = authorization
+    import httpx
+
     try:
         async with httpx.AsyncClient(timeout=TEST_TIMEOUT, follow_redirects=False) as client:
             async with client.stream("POST", url, content=payload.encode("utf-8"), headers=headers) as resp:

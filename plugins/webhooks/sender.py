@@ -16,8 +16,6 @@ import trio
 
 from core.version import VERSION
 from plugins.webhooks.destination import (
-    CheckedBackend,
-    CheckedTransport,
     DestinationPolicy,
     DestinationRefused,
     Lookup,
@@ -29,6 +27,7 @@ from plugins.webhooks.records import Hook
 from plugins.webhooks.redelivery import HEADER as REDELIVERY_HEADER
 from plugins.webhooks.signing import HEADER as SIGNATURE_HEADER
 from plugins.webhooks.signing import header_value
+from plugins.webhooks.transport import CheckedBackend, CheckedTransport
 
 #: mox sends ``mox/<version> (webhook)``; receivers that look for the "mox/"
 #: prefix keep working, and the version names us.

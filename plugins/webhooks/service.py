@@ -15,13 +15,13 @@ The clock is ``ctx.clock`` (tests run the
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import trio
 
 from core.cluster import lease as leases
@@ -50,7 +50,9 @@ from plugins.webhooks.payload import incoming_meta, incoming_payload, outgoing_p
 from plugins.webhooks.queue_ops import AttemptOutcome
 from plugins.webhooks.records import Hook, RetiredHook, get_hook, get_retired
 from plugins.webhooks.redelivery import redeliver_exactly
-from plugins.webhooks.sender import describe, make_client, post_hook
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("moxtrio.webhooks")
 
@@ -99,7 +101,10 @@ class WebhookService:
         self._busy: set[str] = set()
         self._inflight = 0
         self.attempts_made = 0
+        # Made when the first webhook is due (httpx is imported then), closed
+        # when the worker stops.
         self.client: httpx.AsyncClient | None = None
+        self._exits: contextlib.AsyncExitStack | None = None
         subscribe = getattr(self.clock, "subscribe", None)
         if subscribe is not None:
             subscribe(self.kick)
@@ -178,7 +183,6 @@ class WebhookService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Delivery loop and retired cleanup; ``started()`` once running."""
-        s = self.settings
         now = self.clock.now()
         node = self.ctx.cluster
         node.wakeups.subscribe("webhooks", self.kick)
@@ -187,14 +191,24 @@ class WebhookService:
         )
         if released:
             log.info("%d webhook attempts interrupted by the last stop are due again", released)
-        policy = DestinationPolicy(s.allowed_networks, allow_all=self.ctx.localserve)
-        async with make_client(s.timeout, s.max_concurrent, policy, self._lookup) as client:
-            self.client = client
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._cleanup_loop)
-                nursery.start_soon(self._renew_loop)
-                task_status.started()
-                await self._loop(nursery)
+        async with contextlib.AsyncExitStack() as exits, trio.open_nursery() as nursery:
+            self._exits = exits
+            nursery.start_soon(self._cleanup_loop)
+            nursery.start_soon(self._renew_loop)
+            task_status.started()
+            await self._loop(nursery)
+
+    def _client(self) -> httpx.AsyncClient:
+        """The shared client: bounded pool, connections only where the policy allows."""
+        if self.client is None:
+            from plugins.webhooks.sender import make_client
+
+            assert self._exits is not None
+            s = self.settings
+            policy = DestinationPolicy(s.allowed_networks, allow_all=self.ctx.localserve)
+            self.client = make_client(s.timeout, s.max_concurrent, policy, self._lookup)
+            self._exits.push_async_callback(self.client.aclose)
+        return self.client
 
     async def _loop(self, nursery: trio.Nursery) -> None:
         while True:
@@ -276,11 +290,12 @@ class WebhookService:
         return acc.WebhookSigningSecret if acc is not None else ""
 
     async def _deliver(self, hook: Hook, start: datetime) -> None:
+        from plugins.webhooks.sender import describe, post_hook
+
         try:
-            assert self.client is not None
             try:
                 outcome = await post_hook(
-                    self.client,
+                    self._client(),
                     hook,
                     time_limit=self.settings.timeout,
                     secret=self._secret(hook.account),
