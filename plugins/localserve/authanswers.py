@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from core.dkim import KEYS, DKIMError, PrivateKey
+from core.dkim import KEYS, DKIMError
 from core.mailauth.ips import parse_ip
 from core.mailauth.lookup import Lookup, NoRecords, StaticLookup
+
+if TYPE_CHECKING:
+    from core.dkim import PrivateKey
 
 LOOPBACK_SPF = "v=spf1 ip4:127.0.0.1/8 ip6:::1 ~all"
 
 
 def key_record(key: PrivateKey, hash_name: str) -> str:
     """The DKIM TXT record publishing ``key``'s public half."""
+    # cryptography is loaded when a key is published, not at start-up.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     if isinstance(key, ed25519.Ed25519PrivateKey):
         raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return f"v=DKIM1; h={hash_name}; k=ed25519; p={base64.b64encode(raw).decode()}"
