@@ -16,9 +16,9 @@ recipient domain (:class:`QueueSettings`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import trio
 
@@ -86,10 +86,28 @@ class Scheduler:
         self.active = 0
         self.rounds = 0
         self._wake = trio.Event()
+        #: When the sleeping loop wakes by itself; None while a round runs.
+        self._wake_at: datetime | None = None
 
     def kick(self) -> None:
         """Re-evaluate now (safe to call from the trio thread at any time)."""
         self._wake.set()
+
+    def kick_for(self, next_attempts: Iterable[datetime]) -> None:
+        """New entries due at ``next_attempts`` (held ones left out): re-evaluate only
+        if one is due before the loop wakes anyway.
+
+        A held entry, or one due later (FutureRelease), cannot change what the
+        sleeping loop does next, so adding it costs no scheduling round (two
+        reads); while a round runs every kick counts.
+        """
+        wake_at = self._wake_at
+        try:
+            later = wake_at is not None and all(t >= wake_at for t in next_attempts)
+        except TypeError:  # a naive time among aware ones: do not guess
+            later = False
+        if not later:
+            self._wake.set()
 
     def _saturated(self) -> list[str]:
         return [d for d, n in self.domain_busy.items() if n >= self.settings.max_per_domain]
@@ -160,6 +178,7 @@ class Scheduler:
         """The loop; runs until cancelled."""
         while True:
             self._wake = trio.Event()
+            self._wake_at = None
             self.rounds += 1
             started = 0
             try:
@@ -173,6 +192,7 @@ class Scheduler:
                 # race still settling): never spin, look again shortly.
                 delay = 0.05
             if delay > 0:
+                self._wake_at = self.clock.now() + timedelta(seconds=delay)
                 with trio.move_on_after(delay):
                     await self._wake.wait()
             else:

@@ -92,7 +92,7 @@ class QueueService:
         if subscribe is not None:
             subscribe(self.kick)
         self.delivered_batches = 0
-        #: The queue's connections to our own listener (localserve).
+        #: The queue's connections to our own listener (when a plugin delivers there).
         self.loopback = LoopbackDeliveries()
         self._scheduler_scope: trio.CancelScope | None = None
         self._deliveries: trio.Nursery | None = None
@@ -144,7 +144,7 @@ class QueueService:
 
         A delivery ended this way is settled as after a crash (see
         :mod:`core.queue.recover`), so no entry stays "delivering...". Call
-        before the listeners stop: in localserve the queue delivers to them.
+        before the listeners stop: the queue may deliver to them.
         """
         if self._scheduler_scope is None:
             return
@@ -156,10 +156,8 @@ class QueueService:
     async def _settle_interrupted(self, ids: builtins.list[int] | None, why: str) -> None:
         """Settle attempts without a recorded outcome (all of them when ``ids`` is None)."""
         now = self.clock.now()
-        # Kept in the core: settling interrupted attempts runs in the writer
-        # thread at start-up and shutdown, where hooks are not dispatched; in
-        # localserve an attempt to our own listener may already be stored.
-        loopback = self.ctx.localserve
+        # An attempt to our own listener may already be stored (its mark says so).
+        loopback = self.loopback.active
 
         def tx(conn: Connection) -> tuple[builtins.list[str], int, int]:
             todo = interrupted_ids(conn) if ids is None else ids
@@ -221,7 +219,7 @@ class QueueService:
                 with trio.CancelScope(shield=True):
                     await self.store.remove_unreferenced([req.file_id])
             raise
-        self.kick()
+        self.scheduler.kick_for(e.next_attempt for e in entries if not e.hold)
         return entries
 
     # -- delivery ----------------------------------------------------------------
@@ -408,7 +406,7 @@ class QueueService:
     async def retry_now(self) -> int:
         """Make every waiting retry due now (entries tried before, not held).
 
-        For localserve's fast retries: a developer should not wait for the
+        For a development server's fast retries: a developer should not wait for the
         7m30s-doubling schedule. Future-release entries (never tried) keep
         their time.
         """
