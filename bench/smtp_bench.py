@@ -137,6 +137,18 @@ def _run_clients(ip: str, port: int, a: argparse.Namespace, send: Any,
     return sorted(latencies), time.perf_counter() - t0
 
 
+def stop_process(proc: Any) -> None:
+    """Ask a server to stop (SIGTERM); kill it if it has not after 20 seconds."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def delivery_bench(a: argparse.Namespace) -> None:
     import subprocess
 
@@ -199,11 +211,7 @@ def delivery_bench(a: argparse.Namespace) -> None:
                     f"server RSS idle {idle_rss:.0f} MB, peak {peak_rss_mb(proc.pid):.0f} MB"
                 )
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_process(proc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

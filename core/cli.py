@@ -1,9 +1,10 @@
 """The ``moxtrio`` command, with mox's flags and subcommands.
 
 ``moxtrio [-config PATH] [-loglevel L] serve`` runs a server;
-``moxtrio localserve [-dir DIR] [-ip IP] [-initonly] [-fast-retries]`` runs a local
-development server; ``moxtrio config test [-config PATH]`` checks a config;
-every other command (``queue list``, ``queue holdrules add``, ...) is sent to
+``moxtrio config test [-config PATH]`` checks a config; a plugin's own
+local commands start with its name (``moxtrio NAME -flags``: the local
+development server is one); every other command (``queue list``, ``queue
+holdrules add``, ...) is sent to
 the running server over its control socket, so scripts written for ``mox``
 work with the binary name changed. ``moxtrio help`` describes every command
 without needing a config or a running server.
@@ -11,7 +12,6 @@ without needing a config or a running server.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -42,11 +42,6 @@ def default_config_path() -> str:
     return os.environ.get("MOXCONF", "config/mox.conf")
 
 
-def default_localserve_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "mox-localserve"
-
-
 def _load_config(path: str) -> Any:
     from core.config import load_config
 
@@ -65,11 +60,11 @@ def _config_or_none(path: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Before anything is written (localserve writes its config first).
+    # Before anything is written (a plugin's command may write a config first).
     restrict_umask()
     gp = catalog.global_parser()
     # parse_known_args would also swallow flags meant for the subcommand
-    # (`config test -config X`, `localserve -dir`): split at the command word.
+    # (`config test -config X`, `NAME -dir` of a plugin): split at the command word.
     command_at = next((i for i, a in enumerate(argv) if not a.startswith("-") and _is_command_word(argv, i)), len(argv))
     opts, unknown = gp.parse_known_args(argv[:command_at])
     rest = argv[command_at:]
@@ -95,10 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(config_path), file=sys.stderr, end="")
         return 2
     local, args = catalog.find_local(rest)
+    if local is None and not (rest[1:] and not rest[1].startswith("-")):
+        # A plugin's command is its name and flags; a further word makes it a control command.
+        local, args = catalog.find_local(rest, catalog.plugin_cli_commands(rest[:1]))
     try:
         if local is None:
             return _cmd_ctl(config_path, rest)
         parsed = local.parser().parse_args(args)
+        if local.run is not None:
+            return local.run(opts.loglevel, parsed)
         name = " ".join(local.words)
         if name == "help":
             return _cmd_help(config_path, parsed.command)
@@ -107,10 +107,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if name == "serve":
             return _cmd_serve(config_path, opts.loglevel)
-        # Kept in the core: the command word and its flags are mox's CLI, parsed
-        # before any config (and so any plugin list) exists.
-        if name == "localserve":
-            return _cmd_localserve(opts.loglevel, parsed)
         if name == "config test":
             return _cmd_config_test(parsed.config or config_path)
         if name == "plugins":
@@ -138,15 +134,20 @@ def _control_commands(config_path: str) -> list[Any]:
         return catalog.control_commands(None)
 
 
+def _local_commands() -> list[Any]:
+    """The core's local commands and those of every installed plugin."""
+    return catalog.LOCAL_COMMANDS + catalog.plugin_cli_commands()
+
+
 def _usage(config_path: str) -> str:
-    return catalog.usage_text(_control_commands(config_path))
+    return catalog.usage_text(_control_commands(config_path), _local_commands())
 
 
 def _cmd_help(config_path: str, words: list[str]) -> int:
     if not words:
         sys.stdout.write(_usage(config_path))
         return 0
-    text = catalog.command_help(words, _control_commands(config_path))
+    text = catalog.command_help(words, _control_commands(config_path), _local_commands())
     if text is None:
         print(f'moxtrio: unknown command "{" ".join(words)}" (run "moxtrio help")', file=sys.stderr)
         return 2
@@ -183,7 +184,7 @@ def _cmd_plugins(config_path: str) -> int:
     return 0
 
 
-def _cmd_db(config_path: str, name: str, a: argparse.Namespace) -> int:
+def _cmd_db(config_path: str, name: str, a: Any) -> int:
     from core import db_cli
 
     if name == "db migrate":
@@ -205,22 +206,26 @@ def _cmd_serve(config_path: str, loglevel: str) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 1
     setup_logging(loglevel or config.static.LogLevel or "info", config)
-    return run_server(config, localserve=False)
+    return run_server(config)
 
 
 def run_server(
-    config: Any, *, localserve: bool, banner: Callable[[Any], str] | None = None,
+    config: Any, *, localserve: bool = False,  # kept: Server's mode switch, see below
+    banner: Callable[[Any], str] | None = None,
     settings: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     """Run a server until SIGTERM/SIGINT; return the process exit status.
 
     ``banner`` is printed once the listeners are bound, from what was bound.
+    ``settings`` are plugin settings that win over the files (a command's flags).
     """
     from core.config import ConfigError
     from core.dispatch import HookFailed
     from core.plugin_api import PluginConfigError, PluginLoadError
     from core.runtime import Server
 
+    # Kept in the core: the mode switch of Server (see PluginContext.localserve),
+    # passed on for the localserve plugin's command, which runs its server here.
     server = Server(config, localserve=localserve, settings=settings)
 
     async def _run() -> None:
@@ -265,102 +270,6 @@ async def _watch_signals(server: Any) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
             server.request_shutdown()
-
-
-def _localserve_init(directory: Path, ip: str | None) -> None:
-    """Have the localserve plugin write a new config directory (start-up hook).
-
-    No mox.conf exists yet to list plugins, so the plugin is loaded by its
-    entry-point name: ``localserve`` names the plugin this command runs,
-    which no hook can say before a plugin is loaded.
-    """
-    from core.plugins import create_manager
-
-    pm = create_manager(["localserve"])
-    if not pm.hook.moxtrio_localserve_init(directory=directory, ip=ip):
-        raise RuntimeError("no plugin wrote a localserve config")
-
-
-def _cmd_localserve(loglevel: str, a: argparse.Namespace) -> int:
-    from core.config import ConfigError
-
-    directory = Path(a.dir) if a.dir else default_localserve_dir()
-    setup_logging(loglevel or "info")
-    if a.initonly:
-        if directory.exists():
-            log.warning("directory for configuration files already exists, continuing")
-        _localserve_init(directory, a.ip or None)
-        print(f"configuration written to {directory}")
-        return 0
-    created = not directory.exists()
-    if created:
-        try:
-            _localserve_init(directory, a.ip or None)
-        except Exception:
-            _remove_tree(directory)
-            raise
-        log.info("new localserve config written to %s", directory)
-    elif a.ip:
-        print(
-            f"moxtrio: can only use -ip when writing a new config file; {directory} exists.\n"
-            f"To listen on another IP, remove {directory} (or use another -dir) and start again\n"
-            f"with -ip, or change IPs in {directory / 'mox.conf'}.",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        config = _load_config(str(directory / "mox.conf"))
-    except ConfigError as exc:
-        print(
-            f"moxtrio: loading localserve config: {exc}\n"
-            f"(remove {directory} to start with a new config)",
-            file=sys.stderr,
-        )
-        return 1
-    setup_logging(loglevel or config.static.LogLevel or "debug", config)
-    status = run_server(
-        config, localserve=True, banner=lambda server: localserve_banner(server, directory),
-        settings={"localserve": {"fast_retries": True}} if a.fast_retries else None,
-    )
-    if status != 0 and created and not (directory / "moxtrio.db").exists():
-        # A first start that failed (a port in use) leaves nothing behind,
-        # so the next attempt may choose another -ip.
-        _remove_tree(directory)
-    return status
-
-
-def _remove_tree(directory: Path) -> None:
-    import shutil
-
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def _url_host(server: Any) -> str:
-    """The host the banner advertises: the address the listeners bound."""
-    bound = (server.listening.smtp or [""])[0].split(" ", 1)[-1]
-    host = bound.rsplit(":", 1)[0]
-    return "localhost" if host in ("127.0.0.1", "[::1]", "") else host
-
-
-# Kept in the core: the banner prints the listeners the server actually bound,
-# known only to the runtime after start-up.
-def localserve_banner(server: Any, directory: Path) -> str:
-    h = _url_host(server)
-    return f"""moxtrio {VERSION} localserve, config and data in {directory}
-default user: mox@localhost (or any mox+anything@localhost), password: moxmoxmox
-ports are the standard ones + 1000:
- smtp://{h}:1025                             receive email (SMTP delivery)
-smtps://mox%40localhost:moxmoxmox@{h}:1465   submission with TLS
- smtp://mox%40localhost:moxmoxmox@{h}:1587   submission without TLS
- http://{h}:1080/webapi/                     webapi (methods at /webapi/v0/<Method>)
- http://{h}:1081/metrics                     prometheus metrics
- http://{h}:1080/admin/                      admin interface, password: moxadmin
- http://{h}:1080/account/                    account interface, mox@localhost / moxmoxmox
-self-signed certificate: {directory / 'localhost.crt'}
-recipient localparts that simulate failures: ending in temperror, permerror,
-timeout or a code 400-600 (e.g. user550); starting with mailfrom or rcptto
-fails at that command instead of at DATA.
-"""
 
 
 def _cmd_ctl(config_path: str, argv: list[str]) -> int:

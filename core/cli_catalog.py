@@ -1,7 +1,8 @@
 """What the ``moxtrio`` command offers, for ``help``, ``-h`` and ``plugins``.
 
-Local commands (``serve``, ``localserve``, ``config test``...) run in the
-``moxtrio`` process and are described by their argparse parsers. Control
+Local commands (``serve``, ``config test``...) run in the ``moxtrio``
+process and are described by their argparse parsers; plugins add local
+commands under their own names (``moxtrio_cli_commands``). Control
 commands (``queue list``, ``ping``...) run in the server; their list comes
 from the same places the server takes them from (the core's commands and
 the plugins' ``moxtrio_ctl_commands`` hook, called without a server), so
@@ -12,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-from core.plugin_api import CtlCommand
+from core.plugin_api import CliCommand, CtlCommand
 
 log = logging.getLogger("moxtrio.cli")
 
@@ -33,56 +33,12 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("-h", "-help", "--help", action=help_action, help="show this help and exit")
 
 
-@dataclass(frozen=True)
-class LocalCommand:
-    """A command the ``moxtrio`` process runs itself."""
-
-    words: tuple[str, ...]
-    summary: str
-    parser: Callable[[], Parser]
-
-
 def serve_parser() -> Parser:
     return Parser(
         "moxtrio serve",
         "Run the server configured by -config (default config/mox.conf, or $MOXCONF).\n"
         "Stops cleanly on SIGTERM or SIGINT, or with \"moxtrio stop\".",
     )
-
-
-# Kept in the core: mox's ``localserve`` command line, parsed before plugins load.
-def localserve_parser() -> Parser:
-    p = Parser(
-        "moxtrio localserve",
-        "Run a local development server: all mail is accepted for delivery and delivered\n"
-        "to the mox@localhost account, ports are the standard ones + 1000.\n"
-        "The first run writes a config to -dir; later runs reuse it.",
-    )
-    p.add_argument(
-        "-dir",
-        default=None,
-        metavar="DIR",
-        help="directory for config and data (default $XDG_CONFIG_HOME/mox-localserve, "
-        "else ~/.config/mox-localserve)",
-    )
-    p.add_argument(
-        "-ip",
-        default="",
-        metavar="IP",
-        help="IP address to listen on, only when writing a new config (default 127.0.0.1 "
-        "and ::1); to change it later, remove -dir or edit its mox.conf",
-    )
-    p.add_argument(
-        "-initonly", action="store_true", help="write the config in -dir and exit without serving"
-    )
-    p.add_argument(
-        "-fast-retries",
-        dest="fast_retries",
-        action="store_true",
-        help="moxtrio extension: deliveries waiting for a retry are made due every second "
-        "instead of after minutes",
-    )
-    return p
 
 
 def config_test_parser() -> Parser:
@@ -166,17 +122,17 @@ def db_copy_parser() -> Parser:
     return p
 
 
-LOCAL_COMMANDS: list[LocalCommand] = [
-    LocalCommand(("serve",), "run the server for -config", serve_parser),
-    LocalCommand(("localserve",), "run a local development server", localserve_parser),
-    LocalCommand(("config", "test"), "check mox.conf, domains.conf and plugins", config_test_parser),
-    LocalCommand(("plugins",), "list plugins, versions and hooks", plugins_parser),
-    LocalCommand(("db",), "the store's database: migrate, status, copy", db_parser),
-    LocalCommand(("db", "migrate"), "apply pending schema migrations", db_migrate_parser),
-    LocalCommand(("db", "status"), "schema versions, pending migrations, leases", db_status_parser),
-    LocalCommand(("db", "copy"), "copy a SQLite store into an empty PostgreSQL database", db_copy_parser),
-    LocalCommand(("version",), "print the version", version_parser),
-    LocalCommand(("help",), "describe commands: moxtrio help COMMAND", help_parser),
+#: The core's local commands; ``cli.main`` dispatches them by their words.
+LOCAL_COMMANDS: list[CliCommand] = [
+    CliCommand(("serve",), "run the server for -config", serve_parser),
+    CliCommand(("config", "test"), "check mox.conf, domains.conf and plugins", config_test_parser),
+    CliCommand(("plugins",), "list plugins, versions and hooks", plugins_parser),
+    CliCommand(("db",), "the store's database: migrate, status, copy", db_parser),
+    CliCommand(("db", "migrate"), "apply pending schema migrations", db_migrate_parser),
+    CliCommand(("db", "status"), "schema versions, pending migrations, leases", db_status_parser),
+    CliCommand(("db", "copy"), "copy a SQLite store into an empty PostgreSQL database", db_copy_parser),
+    CliCommand(("version",), "print the version", version_parser),
+    CliCommand(("help",), "describe commands: moxtrio help COMMAND", help_parser),
 ]
 
 
@@ -206,14 +162,16 @@ def global_parser() -> Parser:
     return p
 
 
-def find_local(words: list[str]) -> tuple[LocalCommand | None, list[str]]:
-    """The local command at the start of ``words`` and the rest.
+def find_local(
+    words: list[str], commands: Iterable[CliCommand] = LOCAL_COMMANDS
+) -> tuple[CliCommand | None, list[str]]:
+    """The local command (of ``commands``) at the start of ``words`` and the rest.
 
     Local commands take only flags after their words, so a further plain word
-    makes it a control command sharing the first word (``localserve
-    retry-now`` is the localserve plugin's command for the running server).
+    makes it a control command sharing the first word (a plugin may offer
+    ``NAME -flag`` here and ``NAME retry-now`` in the running server).
     """
-    for cmd in sorted(LOCAL_COMMANDS, key=lambda c: -len(c.words)):
+    for cmd in sorted(commands, key=lambda c: -len(c.words)):
         if tuple(words[: len(cmd.words)]) == cmd.words:
             rest = words[len(cmd.words) :]
             if cmd.words != ("help",) and rest and not rest[0].startswith("-"):
@@ -243,18 +201,49 @@ def control_commands(plugins: list[str] | None) -> list[CtlCommand]:
     return commands
 
 
-def usage_text(control: list[CtlCommand]) -> str:
+def plugin_cli_commands(names: Iterable[str] | None = None) -> list[CliCommand]:
+    """Local commands that installed plugins add (``moxtrio_cli_commands``).
+
+    ``names``: only these plugins, by entry-point name (names that are no
+    installed plugin are passed over); None: every installed plugin. Each
+    plugin is loaded alone, so one that fails to load or to answer costs
+    only its own commands (with a log line), and a command named other
+    than its plugin is ignored.
+    """
+    from core.dispatch import HookDispatcher, HookFailed
+    from core.plugin_api import PluginLoadError
+    from core.plugins import available_plugins, create_manager
+
+    available = available_plugins()
+    out: list[CliCommand] = []
+    for name in sorted(available) if names is None else [n for n in names if n in available]:
+        try:
+            found = HookDispatcher(create_manager([name])).setup("moxtrio_cli_commands")
+        except (PluginLoadError, HookFailed) as exc:
+            log.warning("plugin %s cannot list its commands: %s", name, exc)
+            continue
+        for cmd in found:
+            if cmd.words != (name,):
+                log.warning("plugin %s: command %r ignored: a plugin's command is its name",
+                            name, " ".join(cmd.words))
+                continue
+            out.append(cmd)
+    return out
+
+
+def usage_text(control: list[CtlCommand], local: Iterable[CliCommand] = LOCAL_COMMANDS) -> str:
     """``moxtrio help``: every command with one line about it."""
     lines = [
         "usage: moxtrio [-config PATH] [-loglevel LEVEL] COMMAND [ARGS...]",
         "",
         "commands run here:",
     ]
-    for cmd in LOCAL_COMMANDS:
+    local = list(local)
+    for cmd in local:
         lines.append(f"  {' '.join(cmd.words):<32}{cmd.summary}")
     lines += ["", "commands run by the server (through its control socket):"]
     for c in sorted(control, key=lambda c: c.path):
-        if find_local(list(c.path))[0] is None:  # `version` runs here, not in the server
+        if find_local(list(c.path), local)[0] is None:  # `version` runs here, not in the server
             lines.append(f"  {' '.join(c.path):<32}{c.help}")
     lines += [
         "",
@@ -278,9 +267,11 @@ def _flag_lines(p: argparse.ArgumentParser) -> list[str]:
     return out
 
 
-def command_help(words: list[str], control: list[CtlCommand]) -> str | None:
+def command_help(
+    words: list[str], control: list[CtlCommand], commands: Iterable[CliCommand] = LOCAL_COMMANDS
+) -> str | None:
     """Help for one command (local or control), or None when there is none."""
-    local, rest = find_local(words)
+    local, rest = find_local(words, commands)
     if local is not None and not rest:
         return local.parser().format_help()
     from core.ctl import find_command

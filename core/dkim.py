@@ -42,19 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 from core.address import domain_to_ascii, format_localpart, parse_address
 from core.config.sconf import duration_ns, parse_duration
 from core.config.validate import canonical_localpart
-from core.mailauth.canon import (
-    HASHES,
-    BodyHasher,
-    Header,
-    MalformedMessage,
-    canonical_header,
-    chunks,
-    file_body,
-    parse_header_section,
-    read_header_section,
-    relaxed_header,
-    split_message,
-)
+from core.mailauth import canon
 from core.mailauth.headerwriter import HeaderWriter
 from core.pem import load_pem_private_key_with_note
 
@@ -155,7 +143,7 @@ def _signature_header(
 # -- signing ------------------------------------------------------------------------------
 
 
-def _signed_header_names(sel: SelectorConfig, headers: list[Header]) -> list[str]:
+def _signed_header_names(sel: SelectorConfig, headers: list[canon.Header]) -> list[str]:
     names = list(sel.headers)
     if sel.seal_headers:
         counts: dict[bytes, int] = {}
@@ -166,9 +154,9 @@ def _signed_header_names(sel: SelectorConfig, headers: list[Header]) -> list[str
     return names
 
 
-def _header_data(sel: SelectorConfig, headers: list[Header], signed: list[str]) -> bytes:
+def _header_data(sel: SelectorConfig, headers: list[canon.Header], signed: list[str]) -> bytes:
     """The signed header fields, bottom-up per name, canonicalized (RFC 6376 §5.4.2)."""
-    remaining: dict[bytes, list[Header]] = {}
+    remaining: dict[bytes, list[canon.Header]] = {}
     for h in headers:
         remaining.setdefault(h.lname, []).append(h)
     out: list[bytes] = []
@@ -177,14 +165,14 @@ def _header_data(sel: SelectorConfig, headers: list[Header], signed: list[str]) 
         if not instances:
             continue
         h = instances.pop()
-        out.append(canonical_header(h.raw, sel.header_relaxed))
+        out.append(canon.canonical_header(h.raw, sel.header_relaxed))
     return b"".join(out)
 
 
 def _sign_digest(sel: SelectorConfig, data: bytes) -> bytes:
-    if sel.hash not in HASHES:
+    if sel.hash not in canon.HASHES:
         raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
-    digest = HASHES[sel.hash](data).digest()
+    digest = canon.HASHES[sel.hash](data).digest()
     key = sel.key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         if sel.hash != "sha256":
@@ -202,8 +190,8 @@ def _sign_parts(
     selectors: list[SelectorConfig], localpart_for_i: str | None, now: datetime,
 ) -> bytes:
     try:
-        headers = parse_header_section(header_section)
-    except MalformedMessage as exc:
+        headers = canon.parse_header_section(header_section)
+    except canon.MalformedMessage as exc:
         raise DKIMError(str(exc)) from None
     nfrom = sum(1 for h in headers if h.lname == b"from")
     if nfrom != 1:
@@ -214,8 +202,8 @@ def _sign_parts(
         domain_ascii = domain_to_ascii(domain.rstrip(".").lower())
     except UnicodeError as exc:
         raise DKIMError(f"invalid domain {domain!r}: {exc}") from None
-    hashers = {(s.body_relaxed, s.hash): BodyHasher(s.body_relaxed, s.hash) for s in selectors
-               if s.hash in HASHES}
+    hashers = {(s.body_relaxed, s.hash): canon.BodyHasher(s.body_relaxed, s.hash) for s in selectors
+               if s.hash in canon.HASHES}
     for chunk in body_chunks:
         for hasher in hashers.values():
             hasher.update(chunk)
@@ -224,13 +212,13 @@ def _sign_parts(
     t = int(now.timestamp())
     out: list[str] = []
     for sel in selectors:
-        if sel.hash not in HASHES:
+        if sel.hash not in canon.HASHES:
             raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
         bh = body_hashes[(sel.body_relaxed, sel.hash)]
         signed = _signed_header_names(sel, headers)
         unsigned = _signature_header(sel, domain_ascii, identity, signed, t, bh, b"").encode()
         unsigned = unsigned[:-2]  # the DKIM-Signature field itself is hashed without CRLF
-        sig_field = relaxed_header(unsigned) if sel.header_relaxed else unsigned
+        sig_field = canon.relaxed_header(unsigned) if sel.header_relaxed else unsigned
         data = _header_data(sel, headers, signed) + sig_field
         signature = _sign_digest(sel, data)
         out.append(_signature_header(sel, domain_ascii, identity, signed, t, bh, signature))
@@ -248,8 +236,8 @@ def sign(
     :class:`DKIMError` for a message without exactly one From header, or a
     header section that does not parse.
     """
-    head, body = split_message(message)
-    return _sign_parts(head, chunks(body), domain=domain, selectors=selectors,
+    head, body = canon.split_message(message)
+    return _sign_parts(head, canon.chunks(body), domain=domain, selectors=selectors,
                        localpart_for_i=localpart_for_i, now=now)
 
 
@@ -260,10 +248,10 @@ def sign_file(
     """Like :func:`sign` for ``prefix`` + the file at ``path``, reading in chunks (blocking)."""
     with open(path, "rb") as f:
         try:
-            head, rest = read_header_section(f, prefix)
-        except MalformedMessage as exc:
+            head, rest = canon.read_header_section(f, prefix)
+        except canon.MalformedMessage as exc:
             raise DKIMError(str(exc)) from None
-        return _sign_parts(head, file_body(f, rest), domain=domain, selectors=selectors,
+        return _sign_parts(head, canon.file_body(f, rest), domain=domain, selectors=selectors,
                            localpart_for_i=localpart_for_i, now=now)
 
 

@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from pathlib import Path
 
     from core.events import (
         CommittedEvent,
@@ -66,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
         OutgoingEvent,
         Submission,
     )
-    from core.plugin_api import CtlCommand, HTTPService, PluginContext, Rejection
+    from core.plugin_api import CliCommand, CtlCommand, HTTPService, PluginContext, Rejection
     from core.store.migrations import Migration
     from core.store.sql import Connection
 
@@ -157,15 +156,16 @@ def moxtrio_ctl_commands(ctx: PluginContext) -> list[CtlCommand]:
 
 
 @_kind("setup")
-@hookspec(firstresult=True)
-def moxtrio_localserve_init(directory: Path, ip: str | None) -> bool | None:
-    """Write a new configuration directory for ``moxtrio localserve``.
+@hookspec
+def moxtrio_cli_commands() -> list[CliCommand]:
+    """Add commands that the ``moxtrio`` process runs itself (not the server).
 
-    Called by the CLI before any config exists (so without a ``ctx``), on
-    a new ``-dir`` or with ``-initonly``: write mox.conf, domains.conf and
-    the key and certificate files into ``directory`` (listening on ``ip``,
-    or the loopback addresses when None) and return True. The first plugin
-    that returns non-None wins; with none, the command fails.
+    Called without a server and before any config is read: when the first
+    word of a command line names an installed plugin (its entry-point
+    name), that plugin alone is loaded and asked; ``moxtrio help`` asks
+    every installed plugin. Return a :class:`core.plugin_api.CliCommand`
+    whose words are the plugin's name alone (others are ignored with a log
+    line), so ``moxtrio NAME -flags`` is always plugin NAME's.
     """
 
 
@@ -226,8 +226,8 @@ def moxtrio_smtp_data_recipient(
     """After DATA, per recipient, before the message is stored or queued.
 
     On the delivery listener a rejection fails that recipient only; on
-    submission any rejection refuses the whole submission (mox's localserve
-    rules). Return a Rejection with a ``stall`` to make the core wait
+    submission any rejection refuses the whole submission (as mox's
+    simulated failures do). Return a Rejection with a ``stall`` to make the core wait
     before it replies, like a hung server would.
     """
 
@@ -348,7 +348,7 @@ async def moxtrio_deliver(ctx: PluginContext, batch: DeliveryBatch) -> Any:
 
     Return a :class:`core.delivery.client.DeliveryResult` to say you delivered
     (or tried to); ``None`` lets the core's SMTP client deliver through MX.
-    The localserve plugin delivers to the server's own SMTP listener.
+    A development server's plugin delivers to the server's own SMTP listener.
     """
 
 

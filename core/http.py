@@ -20,7 +20,7 @@ from quart_trio import QuartTrio
 
 from core.http_body import BoundedQuartTrio
 from core.http_server import ConnectionCounter, HTTPSettings, ServerConfig, http_settings, serve
-from core.plugin_api import HTTPService, PluginContext
+from core.plugin_api import ASGIRoute, HTTPService, PluginContext
 
 log = logging.getLogger("moxtrio.http")
 
@@ -85,6 +85,29 @@ def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     return app
 
 
+class RoutedApp:
+    """The binding's Quart app, with requests a service claims answered straight from ASGI."""
+
+    def __init__(self, app: QuartTrio, routes: list[ASGIRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                handler = route(scope)
+                if handler is not None:
+                    await handler(receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def asgi_app(ctx: PluginContext, binding: HTTPBinding, app: QuartTrio) -> QuartTrio | RoutedApp:
+    """``app``, or :class:`RoutedApp` around it when a mounted service has an ASGI route."""
+    routes = [s.asgi_route(ctx, path) for s, path in binding.mounts if s.asgi_route is not None]
+    return RoutedApp(app, routes) if routes else app
+
+
 class _TLSConfig(ServerConfig):
     """hypercorn config that uses our prepared SSL context (mox key files
     cannot be handed to ``ssl`` by path)."""
@@ -130,4 +153,5 @@ async def serve_binding(
     app = build_app(ctx, binding)
     hc = hypercorn_config(binding, ssl_context, settings)
     hc.websocket_routes = any(rule.websocket for rule in app.url_map.iter_rules())
-    await serve(app, hc, counter, shutdown_trigger=shutdown.wait, task_status=task_status)
+    await serve(asgi_app(ctx, binding, app), hc, counter, shutdown_trigger=shutdown.wait,
+                task_status=task_status)

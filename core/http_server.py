@@ -34,8 +34,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData, Updated
 from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.events import Body, EndBody
 from hypercorn.protocol.h2 import H2Protocol
-from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.h11 import STREAM_ID, H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.task_group import TaskGroup
@@ -187,6 +188,42 @@ class SafeH11Protocol(H11Protocol):
             await self.send(Closed())
             return
         await super()._create_stream(request)
+
+    async def _handle_events(self) -> None:
+        # hypercorn's loop, except for bytes that follow a complete request
+        # on a connection that must close (the client said Connection: close,
+        # or we did with an early answer): hypercorn took them for a broken
+        # next request and closed the connection, cutting short the answer
+        # being written. They can never be a request here, so they are
+        # dropped and the answer finishes; then the connection closes.
+        while True:
+            if self.connection.they_are_waiting_for_100_continue:
+                await self._send_h11_event(
+                    h11.InformationalResponse(status_code=100, headers=self.config.response_headers("h11"))
+                )
+            if (self.connection.their_state is h11.MUST_CLOSE and self.stream is not None
+                    and self.connection.our_state in {h11.SEND_RESPONSE, h11.SEND_BODY}):
+                break
+            try:
+                event = self.connection.next_event()
+            except h11.RemoteProtocolError as error:
+                if self.connection.our_state in {h11.IDLE, h11.SEND_RESPONSE}:
+                    await self._send_error_response(error.error_status_hint)
+                await self.send(Closed())
+                break
+            if isinstance(event, h11.Request):
+                await self.send(Updated(idle=False))
+                await self._check_protocol(event)
+                await self._create_stream(event)
+            elif event is h11.PAUSED:
+                await self.can_read.clear()
+                await self.can_read.wait()
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.NEED_DATA or self.stream is None:
+                break
+            elif isinstance(event, h11.Data):
+                await self.stream.handle(Body(stream_id=STREAM_ID, data=event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                await self.stream.handle(EndBody(stream_id=STREAM_ID))
 
     async def _send_h11_event(self, event: Any) -> None:
         if isinstance(event, h11.Response | h11.InformationalResponse):

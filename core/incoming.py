@@ -86,7 +86,7 @@ async def _store_incoming(
     # Parse once, outside the writer thread: DSN / fromid matching and the
     # incoming webhook payload both need the message's structure.
     prepared = await prepare_incoming(ctx, path, message.msg_prefix, [r.rcpt_to for r in recipients])
-    # Mail from our own queue (localserve) marks its queue entries delivered
+    # Mail from our own queue (a plugin delivering to us) marks its queue entries delivered
     # in this same transaction: stored and marked, or neither.
     loopback = getattr(ctx.queue if ctx.has_queue else None, "loopback", None)
     queue_ids = (

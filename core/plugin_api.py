@@ -6,7 +6,7 @@ client) can import them without starting or configuring a server.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +16,8 @@ from core.cluster import ClusterNode
 from core.loginlimit import LoginLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
     import trio
 
     from core.config import Config
@@ -46,8 +48,8 @@ class Rejection:
     ``code`` and ``enhanced`` follow RFC 5321/3463 (``550``, ``5.0.0``);
     ``timeout`` marks a verdict that plays a hung server. ``stall``, when
     set, is awaited by the SMTP server before it replies: a verdict hook has
-    a time limit, so a plugin that wants the client to wait (localserve's
-    ``timeout`` localparts) hands the waiting back to the server this way.
+    a time limit, so a plugin that wants the client to wait (simulating a
+    hung server) hands the waiting back to the server this way.
     """
 
     code: int
@@ -93,7 +95,30 @@ class CtlCommand:
     flags: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class CliCommand:
+    """A command the ``moxtrio`` process runs itself, before any server or config exists.
+
+    A plugin's command is its entry-point name alone (``moxtrio NAME -dir
+    DIR`` is plugin NAME's); only flags follow the words, so ``NAME word``
+    stays free for the plugin's control commands. ``parser`` builds the argparse parser for ``-h`` and for the
+    arguments; ``run(loglevel, args)`` gets the global ``-loglevel`` ("" when
+    not given) and the parsed arguments and returns the exit status. The
+    core's own local commands (``serve``, ``help``...) have no ``run``: the
+    CLI dispatches them itself.
+    """
+
+    words: tuple[str, ...]
+    summary: str
+    parser: Callable[[], argparse.ArgumentParser]
+    run: Callable[[str, argparse.Namespace], int] | None = None
+
+
 BlueprintFactory = Callable[["PluginContext", str], Any]
+#: ``route(scope)``: an ASGI handler ``handler(receive, send)`` for an HTTP
+#: request the service answers without the Quart app, or None.
+ASGIRoute = Callable[[Mapping[str, Any]], Callable[[Any, Any], Awaitable[None]] | None]
+ASGIRouteFactory = Callable[["PluginContext", str], ASGIRoute]
 
 
 @dataclass(frozen=True)
@@ -103,13 +128,17 @@ class HTTPService:
     ``config_keys`` are the listener keys that enable it, plain HTTP first
     (e.g. ``("WebAPIHTTP", "WebAPIHTTPS")``); ``default_path`` applies when
     the config sets no ``Path``; ``blueprint`` builds a Quart blueprint for a
-    concrete path (always ending in ``/``).
+    concrete path (always ending in ``/``). ``asgi_route``, optional, builds
+    for the same path a function that claims the requests the service
+    answers straight from ASGI (its busiest calls, without Quart's
+    per-request machinery); what it leaves goes to the blueprint.
     """
 
     name: str
     config_keys: Sequence[str]
     default_path: str
     blueprint: BlueprintFactory
+    asgi_route: ASGIRouteFactory | None = None
 
 
 def _system_clock() -> Clock:
@@ -167,9 +196,12 @@ class PluginContext:
     config: Config
     store: Store
     hooks: HookDispatcher
-    # Kept in the core: the mode flag itself. Plugins (the localserve plugin
-    # first) read it to know they run under ``moxtrio localserve``; a hook
-    # cannot tell its own callers which mode the server was started in.
+    # Kept in the core: the mode flag ``moxtrio localserve`` starts the server
+    # with (Server(localserve=True)), named after mox's command. The localserve
+    # plugin is loaded like any other and acts only when it is set; other
+    # plugins read it too (webhooks to any address, the mail viewer on by
+    # default). No hook can replace it: it says which command started the
+    # server, before any plugin runs.
     localserve: bool = False
     #: The server's one failed-login limiter: every protocol that checks
     #: passwords (SMTP AUTH, webapi, web logins) checks and feeds it.
@@ -181,7 +213,7 @@ class PluginContext:
     #: leases, and the wake-ups that reach every node (``wakeups.notify``).
     cluster: ClusterNode = field(default_factory=ClusterNode)
     core: CoreParts = field(default_factory=CoreParts)
-    #: Plugin settings given by the embedder (``moxtrio localserve`` flags,
+    #: Plugin settings given by the embedder (a plugin's command-line flags,
     #: tests), by plugin name; they win over the settings file's keys.
     settings_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     _queue: QueueService | None = field(default=None, repr=False)

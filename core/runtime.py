@@ -56,13 +56,13 @@ class Listening:
 
 
 class Server:
-    """A running moxtrio instance (``moxtrio serve`` or ``localserve``)."""
+    """A running moxtrio instance (``moxtrio serve``, or a plugin's command such as the development server)."""
 
     def __init__(
         self,
         config: Any,
         *,
-        localserve: bool = False,
+        localserve: bool = False,  # kept: the mode switch, see below
         extra_plugins: Iterable[object] = (),
         resolver: Resolver | None = None,
         clock: Clock | None = None,
@@ -70,11 +70,12 @@ class Server:
     ) -> None:
         self.config = config
         # Given by the embedder: a DNS resolver and a fake clock (tests), and
-        # plugin settings that win over the files (``localserve`` flags).
+        # plugin settings that win over the files (a plugin command's flags).
         self.resolver = resolver
         self.clock = clock
         self.settings = dict(settings or {})
-        # Kept in the core: the mode flag handed to every plugin (see PluginContext).
+        # Kept in the core: the mode switch handed to every plugin; the
+        # localserve plugin acts only when it is set (see PluginContext).
         self.localserve = localserve
         self.extra_plugins = list(extra_plugins)
         self.listening = Listening()
@@ -101,6 +102,7 @@ class Server:
         await trio.to_thread.run_sync(fix_modes, [Path(self.config.dir), data_dir])
         store = await Store.open(data_dir, migrations, database=await database_settings(self.config))
         try:
+            # The mode switch (kept, see __init__) reaches the plugins here.
             ctx = PluginContext(config=self.config, store=store, hooks=hooks, localserve=self.localserve,
                                 settings_overrides=self.settings)
             if self.resolver is not None:
@@ -169,8 +171,8 @@ class Server:
                     for b in binds:
                         log.info("listening for http: %s (%s)", b, mounted)
                     self.listening.http += binds
-                # The queue starts after the listeners (in localserve it
-                # delivers to them) and stops before them.
+                # The queue starts after the listeners (a plugin may have it
+                # deliver to them) and stops before them.
                 await nursery.start(queue.run)
                 if outbox.wanted(ctx):
                     await nursery.start(outbox.run_outbox, ctx)

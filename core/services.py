@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from core.mailauth.lookup import Lookup
     from core.queue.clock import Clock
 
 
@@ -222,3 +223,29 @@ class HoldRuleAdmin(Protocol):
     async def add(self, account: str = "", sender_domain: str = "", recipient_domain: str = "") -> Any: ...
 
     async def remove(self, rule_id: int) -> None: ...
+
+
+# -- mail authentication of the server's own mail -----------------------------------
+
+
+class OwnDomainAnswers(Protocol):
+    """Answers to mail authentication's DNS questions for domains the server vouches for.
+
+    A development server delivers its own mail back to itself, and its
+    domains have no DNS. The plugin that runs such a server provides this
+    service; the delivery listener's SPF and DKIM checks then use its
+    lookups instead of DNS (mox does the same in its local mode). Without
+    it, every check asks DNS.
+    """
+
+    @property
+    def localhost_is_mail_domain(self) -> bool:
+        """Treat ``localhost`` as a mail domain: MAIL FROM ``localhost`` needs no
+        DNS check, DKIM signatures by ``d=localhost`` are verified rather than
+        refused as a public suffix."""
+        ...
+
+    async def lookups(self, msg_from_domain: str, remote_ip: str) -> tuple[Lookup | None, Lookup | None]:
+        """(SPF lookup, DKIM lookup) for a message whose From domain is
+        ``msg_from_domain``, received from ``remote_ip``; None where DNS applies."""
+        ...

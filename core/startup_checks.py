@@ -170,9 +170,7 @@ def preflight(config: Any, hooks: Any) -> None:
     check_ports_free(config, services)
 
 
-# Kept in the core: ``localserve`` is the mode flag a dry run hands plugins
-# (PluginContext.localserve), so they check their settings as they would run.
-async def dry_run(config: Any, localserve: bool = False) -> None:
+async def dry_run(config: Any) -> None:
     """Run the plugins' start-up hooks against a throw-away store.
 
     The same code path as a starting server up to the listeners, so a
@@ -194,7 +192,7 @@ async def dry_run(config: Any, localserve: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="moxtrio-check-") as tmp:
         store = await Store.open(Path(tmp), hooks.setup("moxtrio_migrations"))
         try:
-            ctx = PluginContext(config=config, store=store, hooks=hooks, localserve=localserve)
+            ctx = PluginContext(config=config, store=store, hooks=hooks)
             await ctx.load_settings()
             check_smtp_settings(ctx)
             ctx.queue = QueueService(ctx)
@@ -209,7 +207,7 @@ async def dry_run(config: Any, localserve: bool = False) -> None:
                 await store.aclose()
 
 
-def check_config(path: str, localserve: bool = False) -> list[str]:
+def check_config(path: str) -> list[str]:
     """``moxtrio config test``: every problem that would stop ``serve``, one line each."""
     try:
         config = load_config(path)
@@ -224,7 +222,7 @@ def check_config(path: str, localserve: bool = False) -> list[str]:
     if problems:
         return problems
     try:
-        trio.run(dry_run, config, localserve)
+        trio.run(dry_run, config)
     except ConfigError as exc:
         problems.append(str(exc))
     except PluginConfigError as exc:

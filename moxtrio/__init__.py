@@ -25,6 +25,7 @@ from core.events import (
 from core.hookspecs import DEFAULT_TIME_LIMIT, DELIVERY_TIME_LIMIT, hookimpl
 from core.plugin_api import (
     BlueprintFactory,
+    CliCommand,
     CtlCommand,
     CtlHandler,
     CtlRequest,
@@ -41,6 +42,7 @@ from core.services import (
     ExportQuery,
     HoldRuleAdmin,
     ImportRequest,
+    OwnDomainAnswers,
     Redelivered,
     RedeliverQuery,
     ServiceError,
@@ -74,6 +76,7 @@ __all__ = [
     "IntegrityError",
     "upsert",
     "CtlCommand",
+    "CliCommand",
     "CtlHandler",
     "CtlRequest",
     "CtlResult",
@@ -103,4 +106,5 @@ __all__ = [
     "Redelivered",
     "WebhookAdmin",
     "HoldRuleAdmin",
+    "OwnDomainAnswers",
 ]

@@ -82,18 +82,22 @@ class Wakeups:
         except trio.RunFinishedError:
             pass
 
-    def notify(self, conn: Any, channel: str) -> None:
+    def notify(self, conn: Any, channel: str, *, local: bool = True) -> None:
         """Inside a write transaction: every node's subscribers of ``channel`` wake.
 
         Called from the store's writer thread (or a trio task's write
         function): the local kick is thread-safe, the cross-node send is
-        part of the transaction and happens only if it commits.
+        part of the transaction and happens only if it commits. ``local=False``:
+        this process's subscribers are not kicked here (the caller wakes them
+        itself after the commit); on PostgreSQL they still hear the
+        notification like every node.
         """
         self.check_channel(channel)
         send = self.send_in_transaction
         if send is not None:
             send(conn, PREFIX + channel)
-        self.kick_threadsafe(channel)
+        if local:
+            self.kick_threadsafe(channel)
 
     def received_from_database(self, name: str) -> None:
         """A notification arrived from the database (listener thread)."""

@@ -28,7 +28,7 @@ Semantics follow mox's smtpclient so queue results and webhooks look the same:
   MX hosts can move on, as mox does).
 * Message larger than the server's announced SIZE: permanent, code 0.
 
-Error texts copy mox's phrasing as observed in localserve:
+Error texts copy mox's phrasing as observed from mox delivering to a local listener:
 
 * reply at RCPT (pipelined):
   ``delivering message to 127.0.0.1:25: permanent: 550 5.1.1 no such user``;
@@ -42,8 +42,8 @@ Error texts copy mox's phrasing as observed in localserve:
 
 (mox repeats the suffix, ``permanent: <line>, permanent: <line>``, because it
 wraps the error twice; we do not repeat it.)
-* dial: ``dial tcp 127.0.0.1:25: connect: connection refused`` (localserve
-  style, no prefix); session set-up (greeting/EHLO/STARTTLS) errors are
+* dial: ``dial tcp 127.0.0.1:25: connect: connection refused`` (as mox
+  words it, no prefix); session set-up (greeting/EHLO/STARTTLS) errors are
   reported without the ``delivering message to`` prefix, like mox.
 """
 
@@ -964,8 +964,8 @@ async def deliver(
     individual read/write.
 
     ``on_connect(local_ip, local_port)`` is called for each connection made,
-    before any SMTP command (localserve links its deliveries to what its
-    own listener receives that way).
+    before any SMTP command (a plugin delivering to our own listener links
+    its deliveries to what the listener receives that way).
 
     Raises ValueError for unusable arguments (no recipients, CR/LF in
     addresses); all delivery problems are reported in the result.

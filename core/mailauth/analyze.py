@@ -45,8 +45,8 @@ class Inputs:
     hostname: str
     path: str
     size: int
-    # Kept: the mailauth mode flag, passed into the pure verification functions.
-    localserve: bool = False
+    #: DKIM signatures by ``d=localhost`` are verified (core.services.OwnDomainAnswers).
+    localhost_domain: bool = False
     data: bytes | None = None  # the whole message when the caller already read it
 
 
@@ -174,7 +174,7 @@ async def authenticate(
     """Run every check for one message (see module docstring).
 
     ``spf_lookup``/``dkim_lookup`` replace ``lookup`` for those checks
-    (localserve answers them for its own domains).
+    (a server answering them for its own domains, core.services.OwnDomainAnswers).
     """
     out = _Collected()
     helo = _helo_domain(inp.helo)
@@ -220,7 +220,7 @@ async def authenticate(
             try:
                 out.dkim = await dkimverify.verify_file(
                     dkim_lookup or lookup, inp.path, size=inp.size, data=inp.data,
-                    policy=dkimverify.mox_policy, localserve=inp.localserve,
+                    policy=dkimverify.mox_policy, localhost_domain=inp.localhost_domain,
                 )
             except dkimverify.MalformedMessage as exc:
                 out.dkim_error = f"dkim: mail message header is malformed: {exc}"

@@ -27,7 +27,7 @@ import trio
 from core.address import domain_to_ascii
 from core.dispatch import HookFailed
 from core.events import IncomingAuthenticated
-from core.mailauth import localserve, orgdomain
+from core.mailauth import orgdomain
 from core.mailauth.analyze import Authentication, Inputs, authenticate
 from core.mailauth.authres import claims_authserv_id
 from core.mailauth.canon import file_body, parse_header_section, read_header_section
@@ -35,6 +35,7 @@ from core.mailauth.headerwriter import HeaderWriter
 from core.mailauth.ips import parse_ip
 from core.mailauth.lookup import ResolverLookup, TempError
 from core.plugin_api import Rejection
+from core.services import OwnDomainAnswers
 
 log = logging.getLogger("moxtrio.mailauth")
 
@@ -96,10 +97,9 @@ async def mail_from_domain_check(ctx: Any, domain: str) -> Rejection | None:
         domain = domain_to_ascii(domain)
     except (ValueError, UnicodeError):
         return Rejection(550, "5.7.27", "mailfrom domain not configured for mail")
-    # Kept in the core: part of the DMARC/sender check itself, where no hook
-    # runs (see core.mailauth.localserve).
-    if ctx.localserve and domain.lower().rstrip(".") == "localhost":
-        return None  # mox: localhost may not resolve through DNS in localserve setups
+    own = ctx.service(OwnDomainAnswers)
+    if own is not None and own.localhost_is_mail_domain and domain.lower().rstrip(".") == "localhost":
+        return None  # as mox's local mode: localhost may not resolve through DNS there
     try:
         with trio.fail_after(MAIL_FROM_CHECK_TIMEOUT):
             ok = await _accepts_mail(shared_lookup(ctx), domain)
@@ -120,7 +120,9 @@ async def authenticate_incoming(
 ) -> tuple[Authentication, list[str]] | Rejection:
     """Authenticate, then let plugins (or mox's default) decide; extra header lines on accept."""
     await orgdomain.ensure_loaded()
-    spf_lookup, dkim_lookup = await localserve.lookups(ctx, inputs.msg_from_domain, inputs.remote_ip)
+    own = ctx.service(OwnDomainAnswers)
+    spf_lookup, dkim_lookup = (None, None) if own is None else await own.lookups(inputs.msg_from_domain,
+                                                                               inputs.remote_ip)
     auth = await authenticate(shared_lookup(ctx), inputs,
                               spf_lookup=spf_lookup, dkim_lookup=dkim_lookup)
     event = IncomingAuthenticated(remote_ip=inputs.remote_ip, mail_from=mail_from,

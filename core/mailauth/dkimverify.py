@@ -366,7 +366,7 @@ def mox_policy(sig: Signature) -> str | None:
 
 def _prepare(
     headers: list[Header], now: int, policy: Callable[[Signature], str | None] | None,
-    localserve: bool,
+    localhost_domain: bool,
 ) -> list[Result | Signature]:
     """Parse and pre-check every DKIM-Signature; returns entries in header order."""
     out: list[Result | Signature] = []
@@ -383,9 +383,9 @@ def _prepare(
         elif sig.expires is not None and sig.expires < now:
             when = datetime.fromtimestamp(sig.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             out.append(Result(PERMERROR, sig, error=f'dkim: signature has expired: expiration time "{when}"'))
-        # Kept in the core: a rule inside signature verification (a pure
-        # function on a worker thread), where no hook can run.
-        elif is_public_suffix(sig.domain) and not (localserve and sig.domain == "localhost"):
+        # localhost is a public suffix, refused as a signing domain unless
+        # the server treats it as a mail domain (mox's local mode).
+        elif is_public_suffix(sig.domain) and not (localhost_domain and sig.domain == "localhost"):
             out.append(Result(PERMERROR, sig, error=f"dkim: signed domain is top-level domain, above organizational domain: {sig.domain}"))
         elif sig.algorithm_hash not in HASHES or sig.algorithm_sign not in ("rsa", "ed25519"):
             out.append(Result(PERMERROR, sig, error=f"dkim: unknown signature algorithm: {sig.algorithm!r}"))
@@ -433,10 +433,10 @@ def _apply_test_mode(results: list[Result]) -> list[Result]:
 
 async def _run(
     lookup: Lookup, headers: list[Header], body: Callable[[], Iterable[bytes]], *, offload: bool,
-    policy: Callable[[Signature], str | None] | None, localserve: bool, now: int | None,
+    policy: Callable[[Signature], str | None] | None, localhost_domain: bool, now: int | None,
 ) -> list[Result]:
     entries = _prepare(headers, now if now is not None else int(time.time()),
-                       policy, localserve)
+                       policy, localhost_domain)
     if not entries:
         return []
     checked = await _keys(lookup, entries)
@@ -452,7 +452,7 @@ async def _run(
 
 async def verify_file(
     lookup: Lookup, path: str | Path, *, size: int, prefix: bytes = b"", data: bytes | None = None,
-    policy: Callable[[Signature], str | None] | None = None, localserve: bool = False,
+    policy: Callable[[Signature], str | None] | None = None, localhost_domain: bool = False,
     now: int | None = None,
 ) -> list[Result]:
     """Verify every DKIM-Signature of ``prefix`` + the file at ``path``.
@@ -460,14 +460,15 @@ async def verify_file(
     ``size`` is the message's size (prefix included): small messages are
     verified on the trio thread, larger ones hashed in a worker thread.
     ``data``, when the caller already holds the whole message (prefix
-    included), saves reading the file again. Raises :class:`MalformedMessage`
-    when the header section does not parse.
+    included), saves reading the file again. ``localhost_domain`` verifies
+    signatures by ``d=localhost`` (see :class:`core.services.OwnDomainAnswers`).
+    Raises :class:`MalformedMessage` when the header section does not parse.
     """
     offload = size > INLINE_MAX_BYTES
     if data is not None:
         head, body = split_message(data)
         return await _run(lookup, parse_header_section(head), lambda: chunks(body), offload=offload,
-                          policy=policy, localserve=localserve, now=now)
+                          policy=policy, localhost_domain=localhost_domain, now=now)
 
     def read_head() -> bytes:
         with open(path, "rb") as f:
@@ -480,17 +481,17 @@ async def verify_file(
 
     head = await trio.to_thread.run_sync(read_head) if offload else read_head()
     return await _run(lookup, parse_header_section(head), file_chunks, offload=offload,
-                      policy=policy, localserve=localserve, now=now)
+                      policy=policy, localhost_domain=localhost_domain, now=now)
 
 
 async def verify(
     lookup: Lookup, message: bytes, *, policy: Callable[[Signature], str | None] | None = None,
-    localserve: bool = False, now: int | None = None,
+    localhost_domain: bool = False, now: int | None = None,
 ) -> list[Result]:
     """Verify a message held in memory, on the calling thread (tests, small messages)."""
     head, body = split_message(message)
     return await _run(lookup, parse_header_section(head), lambda: chunks(body), offload=False,
-                      policy=policy, localserve=localserve, now=now)
+                      policy=policy, localhost_domain=localhost_domain, now=now)
 
 
 __all__ = [

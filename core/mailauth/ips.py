@@ -2,7 +2,7 @@
 
 ``ipaddress.ip_address`` costs microseconds per call (and an exception for
 a non-address), and one delivery asks several times about the same few
-strings (the peer for iprev, SPF and localserve, the EHLO name, the
+strings (the peer for iprev, SPF and the own-domain answers, the EHLO name, the
 addresses a sender's records list). The parsed objects are immutable, so
 sharing them is safe.
 """

@@ -5,8 +5,9 @@ SPF, DKIM and DMARC need TXT, A, AAAA, MX and PTR answers and must tell
 ask" (:class:`TempError`). :class:`ResolverLookup` answers through
 ``core.dns.Resolver`` (dnspython on trio, with its timeouts);
 :class:`StaticLookup` answers from fixed records in front of another lookup,
-which is how localserve vouches for its own domains and how the SPF test
-suite's zones are served.
+which is how a server vouches for its own domains
+(:class:`core.services.OwnDomainAnswers`) and how the SPF test suite's
+zones are served; :class:`NoRecords` knows nothing.
 """
 
 from __future__ import annotations
@@ -169,9 +170,9 @@ def _ptr_names(records: list[Any]) -> list[str]:
 class StaticLookup:
     """Fixed TXT records for some names, everything else from ``fallback``.
 
-    Used by localserve, which answers the SPF and DKIM questions for its own
-    domains itself (as mox's localserve does), so mail it sends to itself
-    authenticates.
+    Used by a development server that answers the SPF and DKIM questions
+    for its own domains itself (as mox does in its local mode), so mail it
+    sends to itself authenticates.
     """
 
     def __init__(self, txt: dict[str, list[str]], fallback: Lookup) -> None:
@@ -195,3 +196,22 @@ class StaticLookup:
 
     async def ptr(self, ip: str) -> list[str]:
         return await self.fallback.ptr(ip)
+
+
+class NoRecords:
+    """A :class:`Lookup` that knows nothing (mox's empty mock resolver)."""
+
+    async def txt(self, name: str) -> list[str]:
+        return []
+
+    async def a(self, name: str) -> list[str]:
+        return []
+
+    async def aaaa(self, name: str) -> list[str]:
+        return []
+
+    async def mx(self, name: str) -> list[tuple[int, str]]:
+        return []
+
+    async def ptr(self, ip: str) -> list[str]:
+        return []

@@ -11,7 +11,7 @@ differently: some leave out ``Original-Rcpt-To`` or blank the recipient in
 the original headers, so a consumer matches on what is there.
 
 Parsing uses the stdlib ``email`` package on at most :data:`PARSE_MAX`
-bytes; the composer is used by localserve to simulate complaints.
+bytes; the composer serves plugins that simulate complaints.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def compose_feedback_report(
     original_mail_from: str,
     original_rcpt_to: str,
     source_ip: str = "127.0.0.1",
-    user_agent: str = "moxtrio-localserve/1.0",
+    user_agent: str = "moxtrio/1.0",
     reporting_mta: str = "localhost",
     date: datetime | None = None,
 ) -> bytes:

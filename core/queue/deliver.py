@@ -1,7 +1,7 @@
 """Delivering one claimed batch over the network.
 
 Order of precedence: a ``Fail`` transport fails at once; then a plugin may
-take over (``moxtrio_deliver``: localserve delivers to its own listener);
+take over (``moxtrio_deliver``: a development server delivers to its own listener);
 otherwise the core delivers directly: MX lookup with the configured resolver,
 MX hosts in order, opportunistic STARTTLS, REQUIRETLS when the message
 requires it. Smarthost (Submission/Submissions/SMTP) and SOCKS transports

@@ -21,11 +21,11 @@ from typing import Any, Literal
 import trio
 
 from core.dispatch import HookFailed
-from core.events import DeliveryOutcome, EventName, IncomingDelivered, OutgoingEvent
+from core.events import DeliveryOutcome, EventName, IncomingDelivered
 from core.message.dsn import DSN, DSNParseError, dsn_smtp_codes, is_dsn_strict, parse_dsn
 from core.message.headers import message_id_of
 from core.message.parsed import incoming_fields, is_automated
-from core.queue.events import enhanced_code, publish_outgoing
+from core.queue.events import enhanced_code, raise_outgoing_event
 from core.store import queue_rows
 from core.store.models import MsgResult, QueueEntry
 from core.store.sql import Connection
@@ -83,7 +83,7 @@ def _wants_incoming_fields(config: Any) -> bool:
     """Whether any account has an IncomingWebhook (then the fields are worth parsing).
 
     Any account, not just the recipients' own: unknown recipients may be
-    routed by fallbacks (localserve delivers them to ``mox``).
+    routed by fallbacks (a catch-all plugin delivers them to ``mox``).
     """
     for acc in config.dynamic.Accounts.values():
         if acc.IncomingWebhook is not None and acc.IncomingWebhook.URL:
@@ -227,23 +227,10 @@ def _match(
     entry.results.append(result)
     entry.last_activity = now
     queue_rows.save_results(conn, table, entry)
-    ev = OutgoingEvent(
-        account=delivered.account,
-        event=event,
-        queue_msg_id=entry.id,
-        from_id=entry.from_id,
-        message_id=entry.message_id,
-        subject=entry.subject,
-        dsn=is_dsn,
-        suppressing=suppressing,
-        smtp_code=code,
-        smtp_enhanced_code=enhanced_code(code, secode),
-        error="",
-        extra=None if entry.extra is None else dict(entry.extra),
-        recipient=entry.recipient,
-        incoming_message_id=prepared.message_id,
+    raise_outgoing_event(
+        conn, ctx, entry, event, smtp_code=code, secode=secode, suppressing=suppressing, dsn=is_dsn,
+        account=delivered.account, incoming_message_id=prepared.message_id,
     )
-    publish_outgoing(conn, ctx, ev)
     log.info(
         "incoming message for %s matched %s message %d: event %s dsn=%s",
         delivered.rcpt_to,

@@ -34,21 +34,26 @@ def raise_outgoing_event(
     error: str = "",
     suppressing: bool = False,
     dsn: bool = False,
+    account: str = "",
+    incoming_message_id: str | None = None,
 ) -> OutgoingEvent:
     """Build the event for a queue or retired entry and call the observers.
 
     ``ctx`` is the PluginContext (or anything with ``hooks``). ``secode``
     is the enhanced code without class (``"1.1"``). Queue events carry
-    ``Extra`` as ``{}`` when the message had none; DSN-derived events
-    (``dsn=True``) carry it as stored (``None``), as mox does.
+    ``Extra`` as ``{}`` when the message had none; events about an incoming
+    message matched to the entry (``incoming_message_id`` set: a DSN, or
+    other mail to the entry's fromid address) and DSN-derived events carry
+    it as stored (``None``), as mox does. ``account`` is the account the
+    event is for (default: the entry's sender).
     """
     extra: dict[str, str] | None
-    if dsn:
+    if dsn or incoming_message_id is not None:
         extra = None if entry.extra is None else dict(entry.extra)
     else:
         extra = dict(entry.extra or {})
     ev = OutgoingEvent(
-        account=entry.sender_account,
+        account=account or entry.sender_account,
         event=event,
         queue_msg_id=entry.id,
         from_id=entry.from_id,
@@ -61,6 +66,7 @@ def raise_outgoing_event(
         error=error,
         extra=extra,
         recipient=entry.recipient,
+        incoming_message_id=incoming_message_id or "",
     )
     publish_outgoing(conn, ctx, ev)
     return ev

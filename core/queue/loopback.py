@@ -1,6 +1,7 @@
 """Exactly-once delivery when the queue delivers to this server's own listener.
 
-In localserve the queue delivers over SMTP to our own delivery listener. The
+A delivery plugin may deliver over SMTP to our own delivery listener (a
+development server delivers all its mail to itself that way). The
 message is stored in the mailbox in one transaction and the queue records
 the outcome in another; a crash (or a full disk) between the two would,
 with only the "delivering..." claim to go on, make the queue deliver the
@@ -44,6 +45,11 @@ class LoopbackDeliveries:
     """
 
     by_addr: dict[tuple[str, int], list[QueueEntry]] = field(default_factory=dict)
+    #: Set by a plugin at configure time when it delivers the queue's mail to
+    #: our own listener: the listener then exempts loopback peers from its
+    #: connection limits, and an interrupted attempt without a delivered mark
+    #: is known not to have been delivered.
+    active: bool = False
 
     def register(self, local_ip: str, local_port: int, entries: list[QueueEntry]) -> None:
         self.by_addr[(local_ip, local_port)] = list(entries)

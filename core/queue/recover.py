@@ -8,7 +8,7 @@ and when a shutdown cancels an attempt, each such entry is settled:
 
 - delivered to our own listener: recorded as delivered now (retired, one
   ``delivered`` event), never delivered again;
-- not delivered to our own listener (localserve, no mark): the claim is
+- not delivered to our own listener (no mark, where a plugin delivers there): the claim is
   undone (attempt count back, due at once, no event), so an interrupted
   attempt costs no backoff and sends no ``delayed`` webhook;
 - delivered elsewhere, outcome unknown: as mox, the attempt counts and the

@@ -49,7 +49,7 @@ class RecipientOutcome:
     event: EventName | None = None
     start: datetime | None = None
     duration_ns: int = 0
-    #: The host this attempt dialed (MX host, or the localserve/transport target), "" if none.
+    #: The host this attempt dialed (MX host, or a delivering plugin's/transport's target), "" if none.
     mx_host: str = ""
     #: Whether the SMTP session that gave this outcome ran over TLS.
     tls: bool = False

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
@@ -88,10 +88,28 @@ class Scheduler:
         self.rounds = 0
         self.contended = False
         self._wake = trio.Event()
+        #: When the sleeping loop wakes by itself; None while a round runs.
+        self._wake_at: datetime | None = None
 
     def kick(self) -> None:
         """Re-evaluate now (safe to call from the trio thread at any time)."""
         self._wake.set()
+
+    def kick_for(self, next_attempts: Iterable[datetime]) -> None:
+        """New entries due at ``next_attempts`` (held ones left out): re-evaluate only
+        if one is due before the loop wakes anyway.
+
+        A held entry, or one due later (FutureRelease), cannot change what the
+        sleeping loop does next, so adding it costs no scheduling round (two
+        reads); while a round runs every kick counts.
+        """
+        wake_at = self._wake_at
+        try:
+            later = wake_at is not None and all(t >= wake_at for t in next_attempts)
+        except TypeError:  # a naive time among aware ones: do not guess
+            later = False
+        if not later:
+            self._wake.set()
 
     def release(self, ids: list[int], group_done: bool = False) -> None:
         """Entries no longer in flight; with ``group_done``, the group's slot is freed too."""
@@ -143,6 +161,7 @@ class Scheduler:
         """The loop; runs until cancelled."""
         while True:
             self._wake = trio.Event()
+            self._wake_at = None
             self.rounds += 1
             started = 0
             try:
@@ -156,6 +175,7 @@ class Scheduler:
                 # race still settling): never spin, look again shortly.
                 delay = 0.05
             if delay > 0:
+                self._wake_at = self.clock.now() + timedelta(seconds=delay)
                 with trio.move_on_after(delay):
                     await self._wake.wait()
             else:

@@ -96,7 +96,7 @@ class QueueService:
         if subscribe is not None:
             subscribe(self.kick)
         self.delivered_batches = 0
-        #: The queue's connections to our own listener (localserve).
+        #: The queue's connections to our own listener (when a plugin delivers there).
         self.loopback = LoopbackDeliveries()
         self._scheduler_scope: trio.CancelScope | None = None
         self._deliveries: trio.Nursery | None = None
@@ -150,7 +150,7 @@ class QueueService:
 
         A delivery ended this way is settled as after a crash (see
         :mod:`core.queue.recover`), so no entry stays "delivering...". Call
-        before the listeners stop: in localserve the queue delivers to them.
+        before the listeners stop: the queue may deliver to them.
         """
         if self._scheduler_scope is None:
             return
@@ -168,10 +168,8 @@ class QueueService:
         another live node is delivering.
         """
         now = self.clock.now()
-        # Kept in the core: settling interrupted attempts runs in the writer
-        # thread at start-up and shutdown, where hooks are not dispatched; in
-        # localserve an attempt to our own listener may already be stored.
-        loopback = self.ctx.localserve
+        # An attempt to our own listener may already be stored (its mark says so).
+        loopback = self.loopback.active
         node = self.node
 
         def tx(conn: Connection) -> tuple[builtins.list[str], int, int]:
@@ -256,9 +254,12 @@ class QueueService:
                     c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
                     after=req.in_transaction,
                 )
-                # Every node's scheduler wakes once this commits: a Send on
-                # one node is delivered by whichever node has a free slot.
-                self.node.wakeups.notify(c, "queue")
+                # Every other node's scheduler wakes once this commits: a Send
+                # on one node is delivered by whichever node has a free slot.
+                # Entries not due yet (FutureRelease, held) wake nobody: this
+                # node's own scheduler wakes for them (kick_for below).
+                if any(not e.hold and e.next_attempt <= now for e in added):
+                    self.node.wakeups.notify(c, "queue", local=False)
                 return added
 
             entries = await self.store.write(tx)
@@ -267,7 +268,7 @@ class QueueService:
                 with trio.CancelScope(shield=True):
                     await self.store.remove_unreferenced([req.file_id])
             raise
-        self.kick()
+        self.scheduler.kick_for(e.next_attempt for e in entries if not e.hold)
         return entries
 
     # -- delivery ----------------------------------------------------------------
@@ -277,7 +278,7 @@ class QueueService:
         now = self.clock.now()
         s = self.settings
         limits = ClaimLimits(free=free, max_per_domain=s.max_per_domain, due_batch=s.due_batch)
-        loopback = self.ctx.localserve
+        loopback = self.loopback.active
         try:
             rnd = await self.store.write(
                 lambda c: claim_round(c, self.ctx, self.node, now, limits, self.rng, loopback=loopback)
@@ -515,7 +516,7 @@ class QueueService:
     async def retry_now(self) -> int:
         """Make every waiting retry due now (entries tried before, not held).
 
-        For localserve's fast retries: a developer should not wait for the
+        For a development server's fast retries: a developer should not wait for the
         7m30s-doubling schedule. Future-release entries (never tried) keep
         their time.
         """

@@ -25,6 +25,7 @@ from core.message.headers import is_dsn, parse_addresses
 from core.message.mime import Headers, parse_header_section
 from core.message.structure import parse_part
 from core.plugin_api import PluginContext, Rejection
+from core.services import OwnDomainAnswers
 from core.smtp.handler import Envelope, ListenerKind, LoginInfo, ReceivedMessage, SessionInfo
 from core.smtp.observe import observe_data
 from core.smtp.parser import Path
@@ -42,6 +43,9 @@ from core.submit import (
 log = logging.getLogger("moxtrio.smtp.backend")
 
 HEADER_READ_LIMIT = 1024 * 1024
+#: A message in memory up to this size has its MIME parts parsed (the
+#: pedantic SMTPUTF8 check) on the trio thread; a larger one in a worker.
+INLINE_PARSE_MAX = 64 * 1024
 
 
 def _reply(rej: Rejection) -> Reply:
@@ -56,13 +60,22 @@ def _read_header_section(path: str, check_smtputf8: bool = False) -> tuple[bytes
         if not check_smtputf8:
             return data, False
         whole = data + f.read()
+    return data, _any_header_not_ascii(whole)
+
+
+def _header_section_of(whole: bytes, check_smtputf8: bool) -> tuple[bytes, bool]:
+    """:func:`_read_header_section` for a message held in memory."""
+    return whole[:HEADER_READ_LIMIT], check_smtputf8 and _any_header_not_ascii(whole)
+
+
+def _any_header_not_ascii(whole: bytes) -> bool:
     stack = [parse_part(whole)]
     while stack:
         part = stack.pop()
         if not whole[part.header_offset : part.body_offset].isascii():
-            return data, True
+            return True
         stack.extend(part.parts)
-    return data, False
+    return False
 
 
 class CoreSessionHandler:
@@ -238,7 +251,12 @@ class CoreSessionHandler:
         # MAIL (8-bit bodies alone need only 8BITMIME). Checked in the same
         # worker-thread trip that reads the header section.
         check = bool(self.config.static.Pedantic) and not envelope.smtputf8 and message.has_8bit
-        head, needs_smtputf8 = await trio.to_thread.run_sync(_read_header_section, message.path, check)
+        if message.data is not None and (not check or len(message.data) <= INLINE_PARSE_MAX):
+            head, needs_smtputf8 = _header_section_of(message.data, check)
+        elif message.data is not None:
+            head, needs_smtputf8 = await trio.to_thread.run_sync(_header_section_of, message.data, check)
+        else:
+            head, needs_smtputf8 = await trio.to_thread.run_sync(_read_header_section, message.path, check)
         try:
             headers, _ = parse_header_section(head)
         except Exception:  # noqa: BLE001 - malformed header section
@@ -286,7 +304,7 @@ class CoreSessionHandler:
             code = 554 if all(c >= 500 for c in codes) else 451
             return Reply(code, f"{code // 100}.0.0", "failures for recipients:\n" + lines)
         for rcpt, verdict in failed:
-            # mox would send a DSN for these; its localserve only logs them, and so do we.
+            # mox would send a DSN for these; in its local mode it only logs them, and so do we.
             log.info("recipient failed at data: %s: %s", rcpt, verdict)
         mf = envelope.mail_from
         from_list = parse_addresses(headers.get("From"))
@@ -295,8 +313,7 @@ class CoreSessionHandler:
 
         authenticated = await auth_delivery.authenticate_incoming(
             self.ctx, inputs=_auth_inputs(info, envelope, message, from_list, self.hostname,
-                                          # Kept: the mailauth mode flag (see core.mailauth.localserve).
-                                          bool(self.ctx.localserve), head),
+                                          _localhost_domain(self.ctx), head),
             mail_from="" if mf.is_null else str(mf), recipients=[str(r) for r in accepted],
         )
         if not isinstance(authenticated, tuple):
@@ -401,7 +418,7 @@ class CoreSessionHandler:
             raise _Refused(Reply(550, "5.6.0", "message should not have Return-Path header"))
         for _, verdict in await self._recipient_verdicts(envelope):
             if verdict is not None:
-                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's localserve
+                raise _Refused(verdict)  # any hit refuses the whole submission, as in mox's local mode
         added = b""
         message_id = headers.get("Message-Id")
         if not message_id:
@@ -412,7 +429,8 @@ class CoreSessionHandler:
             added += f"Date: {format_date(datetime.now(UTC))}\r\n".encode()
         single = len(envelope.recipients) == 1
         return OutgoingMessage(
-            data=None, path=FsPath(message.path), size=message.size,
+            data=message.data, path=None if message.data is not None else FsPath(message.path),
+            size=message.size,
             received=self._received(info, str(envelope.recipients[0]) if single else ""),
             added=added,
             # mox's prefix order: Received, Message-Id/Date, DKIM-Signature, Authentication-Results.
@@ -470,9 +488,15 @@ def _submit_reply(exc: SubmitError) -> Reply:
     return Reply(451, "4.3.0", f"error delivering message: {exc.detail}")
 
 
+def _localhost_domain(ctx: Any) -> bool:
+    """Whether this server treats ``localhost`` as a mail domain (a plugin says so)."""
+    own = ctx.service(OwnDomainAnswers)
+    return own is not None and own.localhost_is_mail_domain
+
+
 def _auth_inputs(
     info: SessionInfo, envelope: Envelope, message: ReceivedMessage, from_list: list[Any],
-    hostname: str, localserve: bool, head: bytes,
+    hostname: str, localhost_domain: bool, head: bytes,
 ) -> Any:
     """What incoming authentication needs to know about this transaction."""
     from core.address import domain_to_ascii
@@ -491,7 +515,7 @@ def _auth_inputs(
         mail_from_localpart="" if mf.is_null else mf.localpart,
         mail_from_domain=mf_domain,
         msg_from_domain=from_domain, hostname=hostname, path=message.path, size=message.size,
-        localserve=localserve, data=head if len(head) == message.size else None,
+        localhost_domain=localhost_domain, data=head if len(head) == message.size else None,
     )
 
 

@@ -85,17 +85,20 @@ class Envelope:
 
 @dataclass(frozen=True)
 class ReceivedMessage:
-    """The message data of a DATA command, already on disk.
+    """The message data of a DATA command: in memory or on disk.
 
-    ``path`` is a temporary file with the dot-unstuffed message (CRLF line
-    endings). The handler may rename/link it elsewhere; the session removes
-    it after :meth:`SessionHandler.deliver` returns if it still exists.
+    The dot-unstuffed message (CRLF line endings) is either ``data`` (a
+    small message on a submission listener; ``path`` is then empty) or a
+    temporary file at ``path`` (``data`` None). The handler may rename/link
+    the file elsewhere; the session removes it after
+    :meth:`SessionHandler.deliver` returns if it still exists.
     """
 
     path: str
-    size: int  # Bytes in the file.
+    size: int  # Bytes of the message.
     has_8bit: bool  # Any byte >= 0x80 seen.
     have_body: bool  # The header/body separating empty line was present.
+    data: bytes | None = None
 
 
 @runtime_checkable
@@ -193,6 +196,6 @@ class MemoryHandler:
             with open(message.path, "rb") as f:
                 return f.read()
 
-        data = await trio.to_thread.run_sync(read)
+        data = message.data if message.data is not None else await trio.to_thread.run_sync(read)
         self.delivered.append((envelope, data, message))
         return self.deliver_reply

@@ -7,6 +7,7 @@ the failed-login limiter is the server's one (``ctx.login_limiter``), shared wit
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import ssl
@@ -37,10 +38,10 @@ SERVICES: tuple[tuple[str, ListenerKind], ...] = (
 
 
 class LoopbackExemptLimiter:
-    """localserve: the queue delivers to its own listener from 127.0.0.1 for
-    every message; mox throttles that at 300 a minute (observed), which would
-    turn a fast local queue into ``delayed`` events. Loopback peers are exempt
-    from the connection limits in localserve only."""
+    """When the queue delivers to our own listener (from 127.0.0.1, for every
+    message), mox's limit of 300 connections a minute (observed) would turn a
+    fast local queue into ``delayed`` events. Loopback peers are then exempt
+    from the connection limits; otherwise they are not."""
 
     def __init__(self, inner: WindowLimiter) -> None:
         self._inner = inner
@@ -83,13 +84,16 @@ def connection_limits(ctx: PluginContext) -> ConnectionLimits:
         concurrent=WindowLimiter([(None, _triple(settings, "ConcurrentConnections", CONCURRENCY_LIMITS))]),
         auth_failures=ctx.login_limiter,
     )
-    # Kept in the core: the exemption is decided at accept time, before any
-    # SMTP command, where no hook is dispatched (a hook per connection would
-    # also cost every server); it exists for the queue's own loopback deliveries.
-    if ctx.localserve:
-        limits.rate = LoopbackExemptLimiter(limits.rate)  # type: ignore[assignment]
-        limits.concurrent = LoopbackExemptLimiter(limits.concurrent)  # type: ignore[assignment]
     return limits
+
+
+def exempt_loopback(limits: ConnectionLimits) -> ConnectionLimits:
+    """A copy of ``limits`` with loopback peers exempt (see :class:`LoopbackExemptLimiter`)."""
+    return dataclasses.replace(
+        limits,
+        rate=LoopbackExemptLimiter(limits.rate),  # type: ignore[arg-type]
+        concurrent=LoopbackExemptLimiter(limits.concurrent),  # type: ignore[arg-type]
+    )
 
 
 def check_settings(ctx: PluginContext) -> None:
@@ -141,6 +145,8 @@ async def start_smtp_listeners(
 ) -> list[str]:
     """Start every enabled SMTP service; return ``"kind ip:port"`` lines."""
     limits = ctx.core.smtp_limits or connection_limits(ctx)
+    if ctx.has_queue and ctx.queue.loopback.active:
+        limits = ctx.core.smtp_limits = exempt_loopback(limits)
     await trio.Path(ctx.config.data_dir, "tmp").mkdir(parents=True, exist_ok=True)
     decoy_key = await ctx.store.write(lambda conn: store_accounts.server_secret(conn, "scram-decoy-salt"))
     started: list[str] = []

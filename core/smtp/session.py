@@ -580,7 +580,7 @@ class Session:
         try:
             self._data_deadline = trio.current_time() + self.config.data_timeout
             self._out += b"354 see you at the bare dot\r\n"
-            path, decoder, written, write_failed = await self._receive_data()
+            path, decoder, written, write_failed, data = await self._receive_data()
             self._data_deadline = None
             self._rset()
             if write_failed:
@@ -593,7 +593,7 @@ class Session:
                 raise error(554, "5.6.0", "malformed message: nul byte in message")
             if self.submission and not decoder.have_body:
                 raise error(554, "5.6.0", "message requires both header and body section")
-            msg = ReceivedMessage(path, written, decoder.has_8bit, decoder.have_body)
+            msg = ReceivedMessage(path, written, decoder.has_8bit, decoder.have_body, data)
             reply = await self._ask("deliver", self.handler.deliver, self.info, env, msg)
             if reply is None:
                 log.error("smtp handler deliver returned None, conn %s", self.info.conn_id)
@@ -609,12 +609,27 @@ class Session:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(_remove_quietly, path)
 
-    async def _receive_data(self) -> tuple[str, DataDecoder, int, bool]:
-        """Stream DATA into a temp file; returns (path, decoder, bytes written, write failed)."""
-        fd, path = await trio.to_thread.run_sync(
-            lambda: tempfile.mkstemp(prefix="smtp-data-", dir=self.config.tmp_dir)
-        )
-        f = os.fdopen(fd, "wb", buffering=0)
+    async def _receive_data(self) -> tuple[str, DataDecoder, int, bool, bytes | None]:
+        """Read DATA: (path, decoder, bytes written, write failed, data).
+
+        On a submission listener a message that ends before ``WRITE_BATCH``
+        bytes stays in memory (``data``; ``path`` empty): no worker-thread
+        trips to create, write, close and later remove a spool file. A larger
+        one, and every message on the delivery listener, is streamed to a
+        temp file (``path``; ``data`` None).
+        """
+        f: Any = None
+        path = ""
+
+        async def open_spool() -> None:
+            nonlocal f, path
+            fd, path = await trio.to_thread.run_sync(
+                lambda: tempfile.mkstemp(prefix="smtp-data-", dir=self.config.tmp_dir)
+            )
+            f = os.fdopen(fd, "wb", buffering=0)
+
+        if not self.submission:
+            await open_spool()
         decoder = DataDecoder()
         pending: list[bytes] = []
         pending_size = 0
@@ -626,6 +641,8 @@ class Session:
             nonlocal pending, pending_size, written, write_failed
             if not pending:
                 return
+            if f is None:
+                await open_spool()
             chunk = b"".join(pending)
             pending, pending_size = [], 0
             if write_failed:
@@ -658,13 +675,17 @@ class Session:
                 if decoder.done:
                     break
                 data = await self._recv_some(idle=False)
+            if f is None:
+                whole = b"".join(pending)
+                return "", decoder, len(whole), False, whole
             await write_pending()
         except BaseException:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_close_and_remove, f, path)
+            if f is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(_close_and_remove, f, path)
             raise
         await trio.to_thread.run_sync(f.close)
-        return path, decoder, written, write_failed
+        return path, decoder, written, write_failed, None
 
     async def _cmd_bdat(self, args: str) -> None:
         raise error(502, "5.5.1", "command not implemented")

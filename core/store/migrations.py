@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,17 +31,20 @@ class Migration:
     """One schema step of one owner.
 
     ``sql`` may hold several statements. It must not contain BEGIN/COMMIT:
-    the store wraps it in a transaction. On PostgreSQL the statements of
-    ``sql`` are translated (:func:`core.store.pg.translate_ddl`: types,
-    AUTOINCREMENT); where that is not enough (triggers, SQLite-only
-    functions) ``postgres`` holds the PostgreSQL text, used there instead.
-    The checksum is of ``sql`` on both, so a database copied between
-    backends keeps its recorded versions.
+    the store wraps it in a transaction. ``earlier_checksums`` are checksums
+    that databases record for this migration from before its comments were
+    edited, under the first rule (sha256 of the whole text). On PostgreSQL
+    the statements of ``sql`` are translated
+    (:func:`core.store.pg.translate_ddl`: types, AUTOINCREMENT); where that
+    is not enough (triggers, SQLite-only functions) ``postgres`` holds the
+    PostgreSQL text, used there instead. The checksum is of ``sql`` on both,
+    so a database copied between backends keeps its recorded versions.
     """
 
     owner: str
     version: int
     sql: str
+    earlier_checksums: tuple[str, ...] = ()
     postgres: str | None = None
 
     def sql_for(self, dialect: str) -> str:
@@ -50,7 +54,34 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """sha256 of the statements alone: comments and layout may be edited freely."""
+        return hashlib.sha256(statements_only(self.sql).encode()).hexdigest()
+
+    def recorded_as(self, checksum: str) -> bool:
+        """Whether a database recorded ``checksum`` for this very migration.
+
+        Today's rule, or the first rule (the whole text, comments included)
+        that databases created before it still hold.
+        """
+        first_rule = hashlib.sha256(self.sql.encode()).hexdigest()
+        return checksum in (self.checksum, first_rule, *self.earlier_checksums)
+
+
+# Quoted strings and names are kept as they are; comments and whitespace between them go.
+_LITERAL_OR_GAP = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)|(?:\s|--[^\n]*|/\*.*?\*/)+""", re.S)
+_WORDS = re.compile(r"\w\w")
+
+
+def statements_only(sql: str) -> str:
+    """``sql`` without comments or layout: a gap outside quotes is one space between words, else nothing."""
+
+    def keep(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1)
+        before, after = sql[m.start() - 1 : m.start()], sql[m.end() : m.end() + 1]
+        return " " if _WORDS.fullmatch(before + after) else ""
+
+    return _LITERAL_OR_GAP.sub(keep, sql).strip()
 
 
 _BOOKKEEPING = """
@@ -144,7 +175,7 @@ def _apply_all(conn: Connection, by_owner: dict[str, list[Migration]]) -> list[M
         current = max(recorded, default=0)
         for m in ms:
             if m.version <= current:
-                if m.version in recorded and recorded[m.version] != m.checksum:
+                if m.version in recorded and not m.recorded_as(recorded[m.version]):
                     log.warning(
                         "migration %s/%d changed after it was applied; not re-applied",
                         owner,

@@ -33,7 +33,7 @@ CREATE TABLE messages (
     account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
     -- NULL once expunged; the row stays so a second delete can say
-    -- "message was removed" instead of "no such message" (spec 01 §5.9).
+    -- "message was removed" instead of "no such message" (as mox's MessageDelete).
     file_id TEXT,
     expunged INTEGER NOT NULL DEFAULT 0,
     size INTEGER NOT NULL,
@@ -69,7 +69,7 @@ CREATE INDEX messages_account ON messages (account, id);
 CREATE INDEX messages_file ON messages (file_id) WHERE file_id IS NOT NULL;
 CREATE INDEX messages_message_id ON messages (account, message_id);
 
--- One row per recipient per SMTP submission, for the daily limits (spec 08 §5).
+-- One row per recipient per submission, for the accounts' daily message and recipient limits.
 CREATE TABLE outgoing (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -79,7 +79,7 @@ CREATE TABLE outgoing (
 CREATE INDEX outgoing_account_submitted ON outgoing (account, submitted);
 CREATE INDEX outgoing_account_recipient ON outgoing (account, recipient, submitted);
 
--- Outgoing queue, one row per recipient (spec 03 §1). AUTOINCREMENT: IDs
+-- Outgoing queue, one row per recipient, as mox's queue. AUTOINCREMENT: IDs
 -- are never reused, a retired record keeps its queue ID.
 CREATE TABLE queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -123,7 +123,7 @@ CREATE INDEX queue_account ON queue (sender_account);
 CREATE INDEX queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
 CREATE UNIQUE INDEX queue_from_id ON queue (from_id) WHERE from_id != '';
 
--- Retired queue entries (spec 03 §2). Same columns as queue plus three;
+-- Retired queue entries (mox's retired list). Same columns as queue plus three;
 -- id is the queue ID (no AUTOINCREMENT).
 CREATE TABLE retired (
     id INTEGER PRIMARY KEY,
@@ -206,7 +206,9 @@ SECRETS_OWNER = "core-secrets"
 LEASES_OWNER = "core-leases"
 
 CORE_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(CORE_OWNER, 1, _V1),
+    # Recorded before its comments were reworded (they cited documents outside the repository).
+    Migration(CORE_OWNER, 1, _V1,
+              earlier_checksums=("95cbfd2c5cad0944a7123c8da5ac1b76adf98268dd4b4080dd98d27a8f7437dc",)),
     Migration(SECRETS_OWNER, 1, _SECRETS_V1),
     Migration(LEASES_OWNER, 1, _LEASES_V1),
 )

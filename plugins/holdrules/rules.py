@@ -34,7 +34,7 @@ MIGRATIONS: list[Migration] = [
         owner=OWNER,
         version=1,
         sql=f"""
--- Queue hold rules (spec 04). Empty strings mean "no condition".
+-- Queue hold rules, as mox's. Empty strings mean "no condition".
 -- AUTOINCREMENT: a removed rule's ID is never handed out again.
 CREATE TABLE {TABLE} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,6 +46,8 @@ CREATE TABLE {TABLE} (
     created INTEGER NOT NULL
 );
 """,
+        # Recorded before its comments were reworded.
+        earlier_checksums=("2f8fb2d120f40aa817c37b8b7a3c65539bb0ff386ce7251512755049b9fd3bd1",),
     )
 ]
 

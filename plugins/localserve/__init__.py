@@ -9,24 +9,32 @@ target and time limits in :mod:`plugins.localserve.settings`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from moxtrio import CtlCommand, DeliveryBatch, DeliveryResult, PluginContext, Rejection, hookimpl
-from plugins.localserve import fastretry, password, settings
+from moxtrio import (
+    CliCommand,
+    CtlCommand,
+    DeliveryBatch,
+    DeliveryResult,
+    OwnDomainAnswers,
+    PluginContext,
+    Rejection,
+    hookimpl,
+)
+from plugins.localserve import cli, fastretry, password, settings
+from plugins.localserve.authanswers import LocalAuthAnswers
 from plugins.localserve.catchall import fallback_recipient
 from plugins.localserve.deliver import deliver_batch, uses_fail_transport
 from plugins.localserve.followups import DEFAULT_DELAY, FollowUps
 from plugins.localserve.hang import with_hang
-from plugins.localserve.init import write_localserve_config
 from plugins.localserve.simulate import verdict
 
 __all__ = [
     "moxtrio_background_tasks",
+    "moxtrio_cli_commands",
     "moxtrio_configure",
     "moxtrio_ctl_commands",
     "moxtrio_deliver",
-    "moxtrio_localserve_init",
     "moxtrio_smtp_data_recipient",
     "moxtrio_smtp_fallback_recipient",
     "moxtrio_smtp_mail_from",
@@ -35,10 +43,9 @@ __all__ = [
 
 
 @hookimpl
-def moxtrio_localserve_init(directory: Path, ip: str | None) -> bool:
-    """Write the configuration ``mox localserve`` writes on a new directory."""
-    write_localserve_config(directory, ip)
-    return True
+def moxtrio_cli_commands() -> list[CliCommand]:
+    """``moxtrio localserve``: write a config on a new directory and serve it."""
+    return [cli.COMMAND]
 
 
 @hookimpl
@@ -48,6 +55,10 @@ def moxtrio_configure(ctx: PluginContext) -> None:
         parsed = settings.configure(ctx)
         delay = DEFAULT_DELAY if parsed.followup_delay is None else parsed.followup_delay
         ctx.provide(FollowUps, FollowUps(ctx, delay))
+        ctx.provide(OwnDomainAnswers, LocalAuthAnswers(ctx))  # type: ignore[type-abstract]
+        if ctx.has_queue:
+            # Every message goes to our own listener (moxtrio_deliver below).
+            ctx.queue.loopback.active = True
 
 
 @hookimpl

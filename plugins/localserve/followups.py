@@ -50,6 +50,7 @@ def compose(item: FollowUp) -> tuple[str, bytes]:
             original_mail_from=item.mail_from,
             original_rcpt_to=item.recipient,
             reporting_mta=domain,
+            user_agent="moxtrio-localserve/1.0",
         )
         # The null sender, as for the bounce below: the delivery listener checks a
         # sender's domain in DNS, and the simulated reporter's domain need not exist.

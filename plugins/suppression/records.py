@@ -39,7 +39,7 @@ MIGRATIONS: list[Migration] = [
         owner=OWNER,
         version=1,
         sql=f"""
--- Per-account suppression lists (spec 05). AUTOINCREMENT: a removed entry's
+-- Per-account suppression lists, as mox's. AUTOINCREMENT: a removed entry's
 -- ID is never handed out again (IDs are visible in the webapi).
 CREATE TABLE {TABLE} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +52,8 @@ CREATE TABLE {TABLE} (
 );
 CREATE UNIQUE INDEX suppression_account_base ON {TABLE} (account, base_address);
 """,
+        # Recorded before its comments were reworded.
+        earlier_checksums=("697f1b424a111e1fbeef66e80e470920f0f35b702d048f9bc98feac370f7bf3b",),
     ),
     Migration(
         owner=OWNER,

@@ -73,6 +73,25 @@ def _links(rows: list[dict[str, Any]], sort: Sort, key: str, n: int) -> dict[str
     return out
 
 
+async def _live_or_retired(
+    found: list[dict[str, Any]], find_retired: Callable[[], Awaitable[list[dict[str, Any]]]],
+    retired_url: str, missing: str,
+) -> dict[str, Any] | Response:
+    """The one row found; else a redirect to its retired page when it has retired; else a user error."""
+    if found:
+        return found[0]
+    if await find_retired():
+        return Response("", status=303, headers={"Location": retired_url})
+    raise SherpaError("user:error", missing)
+
+
+def _only(rows: list[dict[str, Any]], missing: str) -> dict[str, Any]:
+    """The one row of a lookup by ID, or a user error."""
+    if not rows:
+        raise SherpaError("user:error", missing)
+    return rows[0]
+
+
 def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[[], Awaitable[Session | None]]], None]:
     pages = Pages(Path(__file__).parent / "templates", kind="webadmin", title="moxtrio admin",
                   base=path, nav=NAV)
@@ -119,14 +138,15 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
 
         @page("/queue/<int:msg_id>", "queue_msg")
         async def queue_msg(session: Session, msg_id: int) -> Response:
-            msgs = await api.queue_list(call(session), QueueFilter(IDs=[msg_id]), QueueSort())
-            if not msgs:
-                retired = await api.retired_list(call(session), RetiredFilter(IDs=[msg_id]), RetiredSort())
-                if retired:
-                    return Response("", status=303, headers={"Location": f"{path}retired/{msg_id}"})
-                raise SherpaError("user:error", f"message {msg_id} is not in the queue")
+            c = call(session)
+            m = await _live_or_retired(
+                await api.queue_list(c, QueueFilter(IDs=[msg_id]), QueueSort()),
+                lambda: api.retired_list(c, RetiredFilter(IDs=[msg_id]), RetiredSort()),
+                f"{path}retired/{msg_id}", f"message {msg_id} is not in the queue")
+            if isinstance(m, Response):
+                return m
             return pages.render("message.html", session, active="queue", title=f"Message {msg_id}",
-                                m=msgs[0], retired=False)
+                                m=m, retired=False)
 
         @page("/retired", "retired")
         async def retired(session: Session) -> Response:
@@ -144,10 +164,8 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
         @page("/retired/<int:msg_id>", "retired_msg")
         async def retired_msg(session: Session, msg_id: int) -> Response:
             msgs = await api.retired_list(call(session), RetiredFilter(IDs=[msg_id]), RetiredSort())
-            if not msgs:
-                raise SherpaError("user:error", f"no retired message {msg_id}")
             return pages.render("message.html", session, active="retired", title=f"Retired message {msg_id}",
-                                m=msgs[0], retired=True)
+                                m=_only(msgs, f"no retired message {msg_id}"), retired=True)
 
         @page("/holdrules", "holdrules")
         async def holdrules(session: Session) -> Response:
@@ -169,14 +187,14 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
 
         @page("/hooks/<int:hook_id>", "hook")
         async def hook(session: Session, hook_id: int) -> Response:
-            rows = await api.hook_list(call(session), HookFilter(IDs=[hook_id]), Sort())
-            if not rows:
-                retired = await api.hook_retired_list(call(session), HookRetiredFilter(IDs=[hook_id]), Sort())
-                if retired:
-                    return Response("", status=303, headers={"Location": f"{path}hooks/retired/{hook_id}"})
-                raise SherpaError("user:error", f"webhook {hook_id} is not in the queue")
-            return pages.render("hook.html", session, active="hooks", title=f"Webhook {hook_id}",
-                                h=rows[0], retired=False)
+            c = call(session)
+            h = await _live_or_retired(
+                await api.hook_list(c, HookFilter(IDs=[hook_id]), Sort()),
+                lambda: api.hook_retired_list(c, HookRetiredFilter(IDs=[hook_id]), Sort()),
+                f"{path}hooks/retired/{hook_id}", f"webhook {hook_id} is not in the queue")
+            if isinstance(h, Response):
+                return h
+            return pages.render("hook.html", session, active="hooks", title=f"Webhook {hook_id}", h=h, retired=False)
 
         @page("/hooks/retired", "hooks_retired")
         async def hooks_retired(session: Session) -> Response:
@@ -193,9 +211,7 @@ def setup_pages(ctx: PluginContext, path: str) -> Callable[[Blueprint, Callable[
         @page("/hooks/retired/<int:hook_id>", "hook_retired")
         async def hook_retired(session: Session, hook_id: int) -> Response:
             rows = await api.hook_retired_list(call(session), HookRetiredFilter(IDs=[hook_id]), Sort())
-            if not rows:
-                raise SherpaError("user:error", f"no retired webhook {hook_id}")
             return pages.render("hook.html", session, active="hooks/retired", title=f"Retired webhook {hook_id}",
-                                h=rows[0], retired=True)
+                                h=_only(rows, f"no retired webhook {hook_id}"), retired=True)
 
     return setup

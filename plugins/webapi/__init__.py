@@ -9,6 +9,8 @@ them, an OpenAPI 3.1 description generated from the same types
 
 from __future__ import annotations
 
+from typing import Any
+
 from moxtrio import HTTPService, Migration, PluginContext, hookimpl
 
 
@@ -20,6 +22,12 @@ def _blueprint(ctx: PluginContext, path: str) -> object:
     return make_blueprint(ctx, path)
 
 
+def _asgi_route(ctx: PluginContext, path: str) -> Any:
+    from plugins.webapi.fastpath import make_route
+
+    return make_route(ctx, path)
+
+
 @hookimpl
 def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
     return [
@@ -28,6 +36,7 @@ def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
             config_keys=("WebAPIHTTP", "WebAPIHTTPS"),
             default_path="/webapi/",
             blueprint=_blueprint,
+            asgi_route=_asgi_route,
         )
     ]
 

@@ -16,10 +16,11 @@ import logging
 from typing import Any
 
 import trio
-from quart import Response, request
+from quart import Response
 
 from core import metrics
 from core.mlog import kv
+from plugins.webapi.answers import Answer, RequestView
 
 log = logging.getLogger("moxtrio.webapi")
 
@@ -44,32 +45,37 @@ def _basic_user(header: str | None) -> str:
     return decoded.split(":", 1)[0]
 
 
-async def _result(resp: Response) -> str:
-    if resp.status_code == 200:
+def _result(answer: Answer) -> str:
+    if answer.status == 200:
         return "ok"
-    if resp.status_code in (401, 403, 429):
+    if answer.status in (401, 403, 429):
         return "badauth"
     try:
-        data = json.loads(await resp.get_data())
-        return str(data.get("Code") or resp.status_code)
+        data = json.loads(answer.body)
+        return str(data.get("Code") or answer.status)
     except (ValueError, AttributeError):
-        return str(resp.status_code)
+        return str(answer.status)
 
 
 async def logged_call(service: Any, name: str) -> Response:
+    """Run the webapi method call of the current Quart request; log and measure it."""
+    return (await logged_answer(service, name, RequestView.from_quart())).response()
+
+
+async def logged_answer(service: Any, name: str, req: RequestView) -> Answer:
     """Run a webapi method call through ``service`` and log/measure it."""
     t0 = trio.current_time()
-    resp: Response = await service.call(name)
+    answer: Answer = await service.answer(name, req)
     seconds = trio.current_time() - t0
-    result = await _result(resp)
-    client = request.scope.get("client")
+    result = _result(answer)
+    client = req.scope.get("client")
     remote_ip = str(client[0]) if client else ""
-    user = _basic_user(request.headers.get("Authorization"))
+    user = _basic_user(req.headers.get("Authorization"))
     account = (service.ctx.config.account_for_login(user) or "") if user and result != "badauth" else ""
     metrics.record(metrics.WebapiCall(name, result, seconds))
     if name == "Send" and result in SUBMISSION_RESULTS:
         metrics.record(metrics.WebapiSubmission(SUBMISSION_RESULTS[result]))
-    if result == "badauth" and resp.status_code == 401:
+    if result == "badauth" and answer.status == 401:
         log.info(
             "authentication failed",
             extra=kv(protocol="webapi", mechanism="httpbasic", remoteip=remote_ip, user=user),
@@ -79,10 +85,10 @@ async def logged_call(service: Any, name: str) -> Response:
         extra=kv(
             method=name,
             account=account,
-            status=resp.status_code,
+            status=answer.status,
             result=result,
             duration=f"{seconds:.3f}s",
             remoteip=remote_ip,
         ),
     )
-    return resp
+    return answer

@@ -33,6 +33,7 @@ from core.passwords import verify_password
 from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
 from core.store.sql import Connection
+from core.submit import sent_past_day
 from moxtrio import PluginContext
 from plugins.webapi.errors import WebapiError
 
@@ -68,6 +69,9 @@ class Login:
     account: str
     address: str
     remote_ip: str
+    #: The account's messages of the past 24 hours, counted in the credentials
+    #: read when asked (Send: its daily limit check then needs no read of its own).
+    sent_past_day: int | None = None
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
@@ -111,35 +115,42 @@ class Authenticator:
     def _tag(self, password: str) -> bytes:
         return hmac.digest(self._secret, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
 
-    async def _verify(self, account: str | None, password: str) -> bool:
+    async def _verify(self, account: str | None, password: str, count_sent: bool = False) -> tuple[bool, int | None]:
+        """Whether the password is the account's; with ``count_sent``, also
+        :func:`sent_past_day` from the same read."""
         if account is None:
             await trio.to_thread.run_sync(verify_password, password, _DUMMY)
-            return False
+            return False, None
 
-        def read(conn: Connection) -> ScramCredentials | None:
-            return get_scram_credentials(conn, account)
+        def read(conn: Connection) -> tuple[ScramCredentials | None, int | None]:
+            creds = get_scram_credentials(conn, account)
+            return creds, sent_past_day(conn, account) if count_sent and creds is not None else None
 
-        creds = await self.ctx.store.read(read)
+        creds, sent = await self.ctx.store.read(read)
         if creds is None:
             await trio.to_thread.run_sync(verify_password, password, _DUMMY)
-            return False
+            return False, None
         key = (account, creds.stored_key)
         tag = self._tag(password)
         known = self._verified.get(key)
         if known is not None and hmac.compare_digest(known, tag):
-            return True
+            return True, sent
         self.pbkdf2_runs += 1
         ok = await trio.to_thread.run_sync(verify_password, password, creds)
         if ok:
             if len(self._verified) >= CACHE_MAX:
                 self._verified.clear()
             self._verified[key] = tag
-        return ok
+        return ok, sent
 
     async def authenticate(
-        self, authorization: str | None, peer: str | None, forwarded_for: str | None, forwarded: bool
+        self, authorization: str | None, peer: str | None, forwarded_for: str | None, forwarded: bool,
+        *, count_sent: bool = False,
     ) -> Login:
-        """mox's authentication steps after the method check; raises HTTPAuthError or WebapiError (``server``)."""
+        """mox's authentication steps after the method check; raises HTTPAuthError or WebapiError (``server``).
+
+        ``count_sent``: fill :attr:`Login.sent_past_day` from the credentials read.
+        """
         creds = parse_basic(authorization or "")
         if creds is None:
             raise HTTPAuthError(401, UNAUTHORIZED, challenge=True)
@@ -154,7 +165,7 @@ class Authenticator:
             target = account or ""
             if target and not limiter.allowed(ip, target):
                 raise HTTPAuthError(429, TOO_MANY)
-            ok = await self._verify(account, password)
+            ok, sent = await self._verify(account, password, count_sent)
         except HTTPAuthError:
             raise
         except Exception:  # noqa: BLE001 - the client gets a server error, we log why
@@ -172,4 +183,4 @@ class Authenticator:
             limiter.failed(ip, target)
             raise HTTPAuthError(401, LOGIN_DISABLED, challenge=True)
         limiter.succeeded(ip, account)
-        return Login(account=account, address=username, remote_ip=ip)
+        return Login(account=account, address=username, remote_ip=ip, sent_past_day=sent)

@@ -228,11 +228,9 @@ def _unlock(st: _State, lock: trio.Lock, k: tuple[str, str]) -> None:
 
 async def send_idempotent(call: Any, req: SendRequest) -> SendResult:
     """Send, remembering the answer under the request's Idempotency-Key (if any)."""
-    from quart import request
-
     from plugins.webapi import send
 
-    raw = request.headers.get(HEADER)
+    raw = call.headers.get(HEADER) if call.headers is not None else None
     if raw is None:
         return await send.send(call, req)
     key = check_key(raw.strip())

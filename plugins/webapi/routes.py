@@ -22,6 +22,7 @@ from quart import Blueprint, Response, request
 from moxtrio import PluginContext
 from plugins.webapi import idempotency, messages, suppression
 from plugins.webapi.accesslog import logged_call
+from plugins.webapi.answers import JSON_TYPE, Answer, RequestView, error_answer, text_answer
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.ext_methods import EXTENSIONS
@@ -39,7 +40,7 @@ from plugins.webapi.jsoncodec import DecodeError, decode_request, encode_bytes
 from plugins.webapi.openapi import openapi_document
 from plugins.webapi.pages import index_page, method_page
 from plugins.webapi.send import CallInfo
-from plugins.webapi.types import METHODS, Error
+from plugins.webapi.types import METHODS
 
 log = logging.getLogger("moxtrio.webapi")
 
@@ -51,7 +52,6 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self' 'unsafe-inline' data:",
     "Referrer-Policy": "same-origin",
 }
-JSON_TYPE = "application/json; charset=utf-8"
 
 Handler = Callable[[CallInfo, Any], Awaitable[Any]]
 
@@ -82,21 +82,15 @@ class ListenerInfo:
 
 
 def text_response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
-    resp = Response(body + "\n", status=status, headers=headers or {})
-    resp.headers["Content-Type"] = "text/plain; charset=utf-8"
-    return resp
+    return text_answer(status, body, headers).response()
 
 
 def error_response(err: WebapiError) -> Response:
-    resp = Response(encode_bytes(Error(Code=err.code, Message=err.message)), status=400)
-    resp.headers["Content-Type"] = JSON_TYPE
-    return resp
+    return error_answer(err).response()
 
 
 def json_response(result: Any) -> Response:
-    resp = Response(encode_bytes(result), status=200)
-    resp.headers["Content-Type"] = JSON_TYPE
-    return resp
+    return Answer(200, encode_bytes(result), JSON_TYPE).response()
 
 
 def _ip_matches(listener_ips: list[str], host: str) -> bool:
@@ -162,8 +156,13 @@ class WebapiService:
         return info
 
     async def call(self, name: str) -> Response:
+        """The method call of the current Quart request."""
+        return (await self.answer(name, RequestView.from_quart())).response()
+
+    async def answer(self, name: str, req: RequestView) -> Answer:
+        """Authenticate, read the form, decode the request and run method ``name``."""
         method = METHODS[name]
-        scope = request.scope
+        scope = req.scope
         server = scope.get("server") or ("", 0)
         tls = scope.get("scheme") == "https"
         linfo = self.listener(str(server[0]), int(server[1] or 0), tls)
@@ -171,22 +170,23 @@ class WebapiService:
         peer = str(client[0]) if client else None
         try:
             login = await self.auth.authenticate(
-                request.headers.get("Authorization"),
+                req.headers.get("Authorization"),
                 peer,
-                request.headers.get("X-Forwarded-For"),
+                req.headers.get("X-Forwarded-For"),
                 linfo.forwarded,
+                count_sent=name == "Send",
             )
         except HTTPAuthError as exc:
             headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}
-            return text_response(exc.status, exc.body, headers)
+            return text_answer(exc.status, exc.body, headers)
         except WebapiError as exc:
-            return error_response(exc)
+            return error_answer(exc)
 
         form: Form | None = None
         try:
-            content_type = request.headers.get("Content-Type")
+            content_type = req.headers.get("Content-Type")
             mt = media_type(content_type)
-            length = request.headers.get("Content-Length")
+            length = req.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > DRAIN_MAX:
                 # Not worth reading at all.
                 if mt not in FORM_TYPES:
@@ -194,13 +194,13 @@ class WebapiService:
                 if int(length) > body_limit(mt, linfo.max_message_size) + DRAIN_MAX:
                     raise too_large(mt)
             form = await read_form(
-                request.body, mt, content_type or "",
+                req.body, mt, content_type or "",
                 tmp_dir=self.ctx.store.files.tmp_dir, max_message_size=linfo.max_message_size,
             )
             if form.request == "":
                 raise protocol("missing/empty request")
             try:
-                req = decode_request(form.request, method.request)
+                decoded = decode_request(form.request, method.request)
             except DecodeError as exc:
                 raise protocol(f"parsing request: {exc}") from None
             call = CallInfo(
@@ -210,25 +210,24 @@ class WebapiService:
                 max_message_size=linfo.max_message_size,
                 tls=None,
                 uploads=form.uploads,
+                headers=req.headers,
             )
-            result = await HANDLERS[name](call, req)
+            result = await HANDLERS[name](call, decoded)
         except WebapiError as exc:
-            return error_response(exc)
+            return error_answer(exc)
         except trio.Cancelled:
             raise
         except Exception:  # noqa: BLE001 - a bug must not become a 500 without a code
             log.exception("webapi %s: unhandled error", name)
-            return error_response(WebapiError("server", "unhandled error"))
+            return error_answer(WebapiError("server", "unhandled error"))
         finally:
             if form is not None and any(u.path is not None for u in form.uploads):
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(form.cleanup)
         if method.result is None:
             data, ctype = result
-            resp = Response(data, status=200)
-            resp.headers["Content-Type"] = ctype
-            return resp
-        return json_response(result)
+            return Answer(200, data, ctype)
+        return Answer(200, encode_bytes(result), JSON_TYPE)
 
 
 def host_allowed(ctx: PluginContext, host_header: str) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import trio
 
@@ -77,6 +77,8 @@ class CallInfo:
     max_message_size: int
     tls: str | None = None
     uploads: list[Upload] = field(default_factory=list)
+    #: The request's headers, by case-insensitive name (``get``), for extensions' own headers.
+    headers: Any = None
     #: Runs inside the queue-add transaction with the new entries (idempotency record).
     queue_tx: Callable[[Connection, list[QueueEntry]], None] | None = None
 
@@ -268,6 +270,7 @@ async def send(call: CallInfo, req: SendRequest) -> SendResult:
         account=account, source="webapi", login=call.login.address, msg_from=_core_address(from_.addr),
         mail_from=_core_address(from_.addr), recipients=[_core_address(r.addr) for r in rcpts],
         build=build, strict_dkim=True, in_transaction=call.queue_tx,
+        sent_past_day=call.login.sent_past_day,
     )
     try:
         done = await submit(ctx, sub)

@@ -127,3 +127,25 @@ async def test_protocol_errors_are_answered_4xx(tmp_path: Path, data: bytes) -> 
             answer = await request(srv.ip, data)
         assert answer is not None
         assert answer.status_line == b"HTTP/1.1 400 Bad Request"
+
+
+async def test_bytes_after_a_closing_request_do_not_cut_the_answer(tmp_path: Path) -> None:
+    """A request that ends its connection (Connection: close) followed by bytes
+    that are no request: the application's answer arrives whole, then the
+    connection closes (the bytes are dropped, not taken for a request)."""
+    basic = b"Authorization: Basic bW94QGxvY2FsaG9zdDptb3htb3htb3g=\r\n"
+    data = (b"POST /webapi/v0/MessageGet HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + basic
+            + FORM + b"Content-Length: 27\r\n\r\nrequest=%7B%22MsgID%22:9%7DXXXXX")
+    async with http_server(tmp_path) as srv:
+        for _ in range(4):
+            conn = await RawConn.open(srv.ip)
+            try:
+                with trio.fail_after(10):
+                    await conn.send(data)
+                    answer = await conn.answer()
+                    assert answer is not None and answer.status == 400, answer
+                    assert json.loads(answer.body)["Code"] == "messageNotFound"
+                    await conn.rest_until_closed()
+            finally:
+                conn.close()
+        await alive(srv.ip)

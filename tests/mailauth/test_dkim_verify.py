@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from core.dkim import SelectorConfig, sign
 from core.mailauth import dkimverify
-from core.mailauth.lookup import TempError
+from core.mailauth.lookup import NoRecords, TempError
 from tests.dkim.helpers import ed_key, rsa_key, txt_record
 
 DATA = Path(__file__).parent.parent / "data" / "dkim"
@@ -29,8 +29,8 @@ MESSAGE = (
 )
 
 
-class DictLookup:
-    """TXT records from a dict; names listed in ``failing`` fail temporarily."""
+class DictLookup(NoRecords):
+    """TXT records from a dict; names listed in ``failing`` fail temporarily; nothing else."""
 
     def __init__(self, txt: dict[str, list[str]], failing: tuple[str, ...] = ()) -> None:
         self.txt_records = txt
@@ -40,18 +40,6 @@ class DictLookup:
         if name in self.failing:
             raise TempError("i/o timeout")
         return self.txt_records.get(name, [])
-
-    async def a(self, name: str) -> list[str]:
-        return []
-
-    async def aaaa(self, name: str) -> list[str]:
-        return []
-
-    async def mx(self, name: str) -> list[tuple[int, str]]:
-        return []
-
-    async def ptr(self, ip: str) -> list[str]:
-        return []
 
 
 def _dkimpy_key(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:

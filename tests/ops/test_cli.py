@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli_catalog import LOCAL_COMMANDS, global_parser
+from core.cli_catalog import LOCAL_COMMANDS, global_parser, plugin_cli_commands
 from tests.support.procs import child_env, localserve, moxtrio_cmd, run_cli, unique_loopback_ip
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_help_needs_no_config_and_lists_every_command() -> None:
 
 
 def test_every_command_describes_every_flag_with_h_and_help() -> None:
-    for cmd in [*LOCAL_COMMANDS]:
+    for cmd in [*LOCAL_COMMANDS, *plugin_cli_commands()]:
         words = list(cmd.words)
         for args in ([*words, "-h"], ["help", *words]):
             r = run_cli(*args)

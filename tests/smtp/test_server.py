@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import trio
@@ -12,7 +13,7 @@ from core.loginlimit import LoginLimiter
 from core.smtp.handler import MemoryHandler
 from core.smtp.limits import ConnectionLimits, WindowLimiter
 from core.smtp.reply import Reply
-from core.smtp.session import SessionConfig
+from core.smtp.session import WRITE_BATCH, SessionConfig
 from tests.smtp.helpers import (
     CONN_ID,
     Certs,
@@ -866,3 +867,37 @@ async def test_submission_plaintext_delivery_needs_tls(nursery: trio.Nursery) ->
     r = await c.cmd1("RCPT TO:<x@example.org>")
     assert r.startswith("530 5.7.0 STARTTLS required for mail delivery (")
     await c.aclose()
+
+
+async def test_small_submission_stays_in_memory_large_one_is_spooled(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """A small submitted message reaches the handler as bytes, with no spool
+    file; one of WRITE_BATCH bytes or more, and any message on the delivery
+    listener, as a temp file in the spool directory, removed afterwards."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    large = MSG + (b"y" * 998 + b"\r\n") * (WRITE_BATCH // 1000 + 1)
+    h = sub_handler()
+    port = await start(nursery, h, cfg(require_tls_for_auth=False, tmp_dir=str(spool)))
+
+    def client() -> None:
+        with smtp_client(port) as s:
+            s.login("mjl@mox.example", "test1234")
+            s.sendmail("mjl@mox.example", ["other@example.org"], MSG)
+            s.sendmail("mjl@mox.example", ["other@example.org"], large)
+
+    await trio.to_thread.run_sync(client)
+    (_, small_data, small), (_, large_data, big) = h.delivered
+    assert small.data == MSG and small_data == MSG and small.path == "" and small.size == len(MSG)
+    assert big.data is None and big.path.startswith(str(spool)) and big.size == len(large)
+    assert large_data == large
+    assert list(spool.iterdir()) == []
+
+    d = MemoryHandler("smtp")
+    port = await start(nursery, d, cfg(tmp_dir=str(spool)))
+    await trio.to_thread.run_sync(
+        lambda: smtp_client(port).sendmail("a@example.org", ["b@mox.example"], MSG))
+    [(_, data, msg)] = d.delivered
+    assert data == MSG and msg.data is None and msg.path.startswith(str(spool))
+    assert list(spool.iterdir()) == []

@@ -1,0 +1,51 @@
+"""The delivery loop re-evaluates the queue only when a new entry can matter.
+
+Adding an entry that is held, or due after the moment the sleeping loop
+wakes anyway (a FutureRelease), must not cost a scheduling round; an entry
+due before that moment must.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import trio.testing
+
+from tests.queue.conftest import START
+
+
+async def _rounds_after(h: Any) -> int:
+    # The loop counts a round as soon as it wakes, before its first read.
+    await trio.testing.wait_all_tasks_blocked()
+    return int(h.queue.scheduler.rounds)
+
+
+async def test_later_and_held_entries_do_not_wake_the_loop(harness_factory: Any, sink_factory: Any) -> None:
+    async with sink_factory() as sink:
+        h = await harness_factory(sink.port)
+        h.point_domain("example.org")
+        assert await h.nothing_started()
+        rounds = await _rounds_after(h)
+
+        # The queue was empty (the loop sleeps a day): an entry due in an hour wakes it.
+        await h.add(["a@example.org"], next_attempt=START + timedelta(hours=1))
+        rounds_a = await _rounds_after(h)
+        assert rounds_a == rounds + 1
+
+        # Due after the loop's own wake-up: no round.
+        await h.add(["b@example.org"], next_attempt=START + timedelta(hours=2))
+        assert await _rounds_after(h) == rounds_a
+
+        # Held (by a queue-adding plugin), even though due now: no round.
+        h.recorder.hold_all = True
+        [held] = await h.add(["c@example.org"])
+        assert held.hold
+        assert await _rounds_after(h) == rounds_a
+        h.recorder.hold_all = False
+
+        # Due now: a round, which delivers it.
+        [now] = await h.add(["d@example.org"])
+        assert await _rounds_after(h) > rounds_a
+        await h.wait_for(lambda: h.recorder.events_for("d@example.org") == ["delivered"])
+        assert h.recorder.events_for("a@example.org") == []
