@@ -12,7 +12,6 @@ without needing a config or a running server.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -188,7 +187,7 @@ def _cmd_plugins(config_path: str) -> int:
     return 0
 
 
-def _cmd_db(config_path: str, name: str, a: argparse.Namespace) -> int:
+def _cmd_db(config_path: str, name: str, a: Any) -> int:
     from core import db_cli
 
     if name == "db migrate":

@@ -56,7 +56,18 @@ CREATE TABLE outbox (
     next_try INTEGER NOT NULL DEFAULT 0
 )
 """),
+    # Several nodes on one store: a node claims the events it hands out
+    # (lease_node, lease_until in wall-clock microseconds, see
+    # core.cluster.lease), so each event goes to the plugins from one node;
+    # a node that dies leaves its claims to expire and another node hands
+    # the events out again (with the same id, as after any crash).
+    Migration(OWNER, 2, """
+ALTER TABLE outbox ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+"""),
 )
+#: How long a claim on a batch of events lasts (they are handed out in seconds).
+LEASE_US = 60 * 1_000_000
 #: Seconds between looks at the outbox while it is empty.
 POLL_INTERVAL = 0.25
 #: Events handed out per read.
@@ -95,18 +106,50 @@ def _decode(row: tuple[Any, ...]) -> CommittedEvent:
                           created_us=int(created))
 
 
+_FREE = "next_try <= ? AND (lease_node = '' OR lease_until < ?)"
+
+
 def _due(c: Connection) -> list[tuple[Any, ...]]:
     now = int(time.time() * 1_000_000)
     return c.execute(
-        "SELECT id, kind, payload, created FROM outbox WHERE next_try <= ? ORDER BY id LIMIT ?", (now, BATCH)
+        f"SELECT id FROM outbox WHERE {_FREE} ORDER BY id LIMIT ?", (now, now, BATCH)
     ).fetchall()
+
+
+def _claim(c: Connection, ids: list[int], node: str) -> list[tuple[Any, ...]]:
+    """Take the still unclaimed events of ``ids`` for this node (rows another
+    node is claiming right now are passed over, not waited for)."""
+    from core.cluster.lease import skip_locked, take
+
+    now = int(time.time() * 1_000_000)
+    marks = ", ".join("?" for _ in ids)
+    rows = c.execute(
+        f"SELECT id, kind, payload, created FROM outbox WHERE id IN ({marks}) AND {_FREE}"
+        f" ORDER BY id{skip_locked(c)}",
+        (*ids, now, now),
+    ).fetchall()
+    take(c, "outbox", [int(r[0]) for r in rows], node, now + LEASE_US)
+    return [tuple(r) for r in rows]
 
 
 async def run_outbox(ctx: Any, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Drain the outbox for the server's lifetime (started only when the hook is implemented)."""
+    node = ctx.cluster.node_id
+    if not ctx.cluster.shared:
+        # The store is this node's alone: its claims are from a previous life.
+        await ctx.store.write(
+            lambda c: c.execute("UPDATE outbox SET lease_node = '', lease_until = 0 WHERE lease_node != ''")
+        )
     task_status.started()
     while True:
         rows = await ctx.store.read(_due)
+        if rows:
+            ids = [int(r[0]) for r in rows]
+
+            def claim(c: Connection, ids: list[int] = ids) -> list[tuple[Any, ...]]:
+                return _claim(c, ids, node)
+
+            rows = await ctx.store.write(claim)
         if not rows:
             await trio.sleep(POLL_INTERVAL)
             continue
@@ -134,7 +177,7 @@ async def _failed(ctx: Any, event: CommittedEvent, exc: HookFailed) -> None:
             c.execute("DELETE FROM outbox WHERE id = ?", (event.id,))
             return attempts
         delay = min(2 ** attempts, MAX_BACKOFF)
-        c.execute("UPDATE outbox SET attempts = ?, next_try = ? WHERE id = ?",
+        c.execute("UPDATE outbox SET attempts = ?, next_try = ?, lease_node = '', lease_until = 0 WHERE id = ?",
                   (attempts, int((time.time() + delay) * 1_000_000), event.id))
         return attempts
 

@@ -22,7 +22,7 @@ from typing import Any
 from core.store.sql import dialect
 
 #: Tables with lease columns (the names are put into SQL text).
-TABLES = ("queue", "webhook_queue")
+TABLES = ("queue", "webhook_queue", "outbox")
 
 
 def _table(table: str) -> str:

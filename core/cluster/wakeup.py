@@ -91,9 +91,10 @@ class Wakeups:
 
         Called from the store's writer thread (or a trio task's write
         function): the local kick is thread-safe, the cross-node send is
-        part of the transaction and happens only if it commits. ``local=False``
-        leaves this process's subscribers to the caller (the queue wakes its
-        scheduler after the commit only when the new entries can matter).
+        part of the transaction and happens only if it commits. ``local=False``:
+        this process's subscribers are not kicked here (the caller wakes them
+        itself after the commit); other nodes hear it, this process skips its
+        own notification (origin token).
         """
         self.check_channel(channel)
         send = self.send_in_transaction

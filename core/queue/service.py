@@ -254,9 +254,12 @@ class QueueService:
                     c, self.ctx.hooks, entries, record=req.record_outgoing, now=now,
                     after=req.in_transaction,
                 )
-                # Every node's scheduler wakes once this commits: a Send on
-                # one node is delivered by whichever node has a free slot.
-                self.node.wakeups.notify(c, "queue", local=False)
+                # Every other node's scheduler wakes once this commits: a Send
+                # on one node is delivered by whichever node has a free slot.
+                # Entries not due yet (FutureRelease, held) wake nobody: this
+                # node's own scheduler wakes for them (kick_for below).
+                if any(not e.hold and e.next_attempt <= now for e in added):
+                    self.node.wakeups.notify(c, "queue", local=False)
                 return added
 
             entries = await self.store.write(tx)

@@ -31,14 +31,14 @@ class Migration:
     """One schema step of one owner.
 
     ``sql`` may hold several statements. It must not contain BEGIN/COMMIT:
-    the store wraps it in a transaction. On PostgreSQL the statements of
-    ``sql`` are translated (:func:`core.store.pg.translate_ddl`: types,
-    AUTOINCREMENT); where that is not enough (triggers, SQLite-only
-    functions) ``postgres`` holds the PostgreSQL text, used there instead.
-    The checksum is of ``sql`` on both, so a database copied between
-    backends keeps its recorded versions. ``earlier_checksums`` are
-    checksums that databases record for this migration from before its
-    comments were edited, under the first rule (sha256 of the whole text).
+    the store wraps it in a transaction. ``earlier_checksums`` are checksums
+    that databases record for this migration from before its comments were
+    edited, under the first rule (sha256 of the whole text). On PostgreSQL
+    the statements of ``sql`` are translated
+    (:func:`core.store.pg.translate_ddl`: types, AUTOINCREMENT); where that
+    is not enough (triggers, SQLite-only functions) ``postgres`` holds the
+    PostgreSQL text, used there instead. The checksum is of ``sql`` on both,
+    so a database copied between backends keeps its recorded versions.
     """
 
     owner: str

@@ -85,7 +85,9 @@ async def test_nodes_starting_together_migrate_once(
         rows = await stores[0].read(
             lambda c: c.execute("SELECT owner, version FROM schema_versions ORDER BY owner").fetchall()
         )
-        assert [tuple(r) for r in rows] == [("core", 1), ("core-files-postgres", 1), ("core-secrets", 1)]
+        assert [tuple(r) for r in rows] == [
+            ("core", 1), ("core-files-postgres", 1), ("core-leases", 1), ("core-secrets", 1)
+        ]
     finally:
         for s in stores:
             await s.aclose()
