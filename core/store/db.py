@@ -10,9 +10,10 @@ wakes the callers: many writes share one fsync, and each caller still
 returns only after its rows are durable — the point at which the SMTP
 server may say 250 and the webapi 200.
 
-Reads never wait for the writer: WAL lets read-only connections (a small
-pool, used from worker threads) see the last committed state while the
-writer works.
+Reads never wait for the writer: WAL lets read-only connections see the
+last committed state while the writer works. Each of a small pool of
+long-lived reader threads keeps its own connection (:mod:`core.workers`:
+cheaper per read on the trio thread than ``trio.to_thread``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import trio
 from core.store.files import MessageFiles
 from core.store.migrations import Migration, apply_migrations
 from core.store.schema import CORE_FILE_REFERENCES, CORE_MIGRATIONS
+from core.workers import WorkerPool
 
 log = logging.getLogger("moxtrio.store")
 
@@ -113,9 +115,10 @@ class Store:
         self._thread = threading.Thread(
             target=self._writer_main, name="moxtrio-store-writer", daemon=True
         )
-        self._read_limiter = trio.CapacityLimiter(read_pool_size)
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._reader = threading.local()
+        self._reader_pool = WorkerPool(
+            "moxtrio-store-reader", read_pool_size, on_exit=self._drop_reader
+        )
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -163,11 +166,8 @@ class Store:
             self._wake.notify()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._thread.join)
-            # In-flight reads return their connection or close it (closed flag).
-            with self._readers_lock:
-                readers, self._readers = self._readers, []
-            for r in readers:
-                r.close()
+            # Queued reads finish; each reader thread closes its connection as it ends.
+            await self._reader_pool.aclose()
 
     async def __aenter__(self) -> Store:
         return self
@@ -310,30 +310,29 @@ class Store:
         """
         if self._closed:
             raise StoreClosed("store is closed")
-        return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+        return await self._reader_pool.run_sync(self._read_sync, fn)
 
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._readers_lock:
-            conn = self._readers.pop() if self._readers else None
+        """In a reader thread, on that thread's connection (a new one after a failure)."""
+        conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
         if conn is None:
-            conn = _connect(self.db_path, readonly=True)
-        reusable = False
+            conn = self._reader.conn = _connect(self.db_path, readonly=True)
         try:
             conn.execute("BEGIN")
             try:
-                result = fn(conn)
+                return fn(conn)
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            reusable = True
-            return result
-        finally:
-            with self._readers_lock:
-                if reusable and not self._closed:
-                    self._readers.append(conn)
-                    conn = None
-            if conn is not None:
-                conn.close()  # broken, or the store closed meanwhile
+        except BaseException:
+            self._drop_reader()  # possibly broken: the next read opens a fresh one
+            raise
+
+    def _drop_reader(self) -> None:
+        conn = getattr(self._reader, "conn", None)
+        self._reader.conn = None
+        if conn is not None:
+            conn.close()
 
     # -- files -----------------------------------------------------------------
 
