@@ -164,15 +164,19 @@ class Scheduler:
             nursery.start_soon(deliver_group, ids, domain)
         return len(todo)
 
-    async def _next_delay(self) -> float:
+    async def _next_delay(self) -> tuple[float, datetime | None]:
+        """Seconds until the next entry is due, and its time when the sleep ends then."""
         if self.active >= self.settings.max_deliveries:
-            return IDLE_SLEEP
+            return IDLE_SLEEP, None
         saturated = self._saturated()
         skip = set(self.inflight)
         t = await self.store.read(lambda c: _earliest(c, saturated, skip))  # type: ignore[attr-defined]
         if t is None:
-            return IDLE_SLEEP
-        return min(max((t - self.clock.now()).total_seconds(), 0.0), IDLE_SLEEP)
+            return IDLE_SLEEP, None
+        delay = (t - self.clock.now()).total_seconds()
+        if delay >= IDLE_SLEEP:
+            return IDLE_SLEEP, None
+        return max(delay, 0.0), t
 
     async def run(self, nursery: trio.Nursery, deliver_group: DeliverGroup) -> None:
         """The loop; runs until cancelled."""
@@ -181,9 +185,10 @@ class Scheduler:
             self._wake_at = None
             self.rounds += 1
             started = 0
+            wake_at: datetime | None = None
             try:
                 started = await self._start_due(nursery, deliver_group)
-                delay = await self._next_delay()
+                delay, wake_at = await self._next_delay()
             except Exception:  # noqa: BLE001 - keep delivering after a DB hiccup
                 log.exception("queue scheduler: database error, retrying in a minute")
                 delay = ERROR_SLEEP
@@ -191,8 +196,12 @@ class Scheduler:
                 # Something is due that this round could not start (a claim
                 # race still settling): never spin, look again shortly.
                 delay = 0.05
+                wake_at = None
             if delay > 0:
-                self._wake_at = self.clock.now() + timedelta(seconds=delay)
+                # The earliest entry's own time when that is what the loop
+                # waits for: an entry added for the same moment (FutureRelease
+                # in whole seconds, as applications send it) then costs no round.
+                self._wake_at = wake_at or self.clock.now() + timedelta(seconds=delay)
                 with trio.move_on_after(delay):
                     await self._wake.wait()
             else:
