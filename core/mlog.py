@@ -22,6 +22,7 @@ for, not a side effect of ``LogLevel: traceauth``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -70,8 +71,9 @@ def kv(**attrs: Any) -> dict[str, Any]:
     return {_ATTRS: attrs}
 
 
+@functools.cache
 def level_name(level: int) -> str:
-    """mox's name for a stdlib level number (the nearest one at or below it)."""
+    """mox's name for a stdlib level number (the nearest one at or below it; once per level)."""
     best = "tracedata"
     for value, name in sorted(_NAMES.items()):
         if value <= level:
