@@ -357,6 +357,52 @@ def _plan(config: Any, domain_conf: Any) -> _Plan:
     return _Plan(out)
 
 
+class _ResolvedCache:
+    """Signing selectors as last resolved, per plan and extra header names.
+
+    Valid while the plan is the same object (the same loaded config) and
+    every key is the one :data:`KEYS` hands out now (a changed key file gives
+    a new key object), so a Send does not rebuild its selectors each time.
+    Only touched from the trio thread.
+    """
+
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, tuple[str, ...]], tuple[_Plan, tuple[Any, ...], list[SelectorConfig]]] = {}
+
+    def get(self, plan: _Plan, also: tuple[str, ...], keys: list[Any]) -> list[SelectorConfig] | None:
+        entry = self._entries.get((id(plan), also))
+        if entry is None or entry[0] is not plan or len(entry[1]) != len(keys):
+            return None
+        if any(a is not b for a, b in zip(entry[1], keys, strict=True)):
+            return None
+        return entry[2]
+
+    def put(self, plan: _Plan, also: tuple[str, ...], keys: list[Any], selectors: list[SelectorConfig]) -> None:
+        if len(self._entries) >= self.MAX:
+            self._entries.clear()
+        self._entries[(id(plan), also)] = (plan, tuple(keys), selectors)
+
+
+_RESOLVED = _ResolvedCache()
+#: Plans by (config, domain config) identity; see :func:`_cached_plan`.
+_PLANS: dict[tuple[int, int], tuple[Any, Any, _Plan]] = {}
+
+
+def _cached_plan(config: Any, domain_conf: Any) -> _Plan:
+    """:func:`_plan`, once per loaded config and domain (a reload makes new objects)."""
+    key = (id(config), id(domain_conf))
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] is config and entry[1] is domain_conf:
+        return entry[2]
+    plan = _plan(config, domain_conf)
+    if len(_PLANS) >= _ResolvedCache.MAX:
+        _PLANS.clear()
+    _PLANS[key] = (config, domain_conf, plan)
+    return plan
+
+
 def _resolve(plan: _Plan, load: Callable[[Path], PrivateKey]) -> list[SelectorConfig]:
     return [selector_from_config(name, sel, load(path)) for name, sel, path in plan.selectors]
 
@@ -439,7 +485,7 @@ async def sign_for_domain(
         domain_conf = ctx.config.domain(domain)
         if domain_conf is None or not domain_conf.DKIM.Sign:
             return b""
-        plan = _plan(ctx.config, domain_conf)
+        plan = _cached_plan(ctx.config, domain_conf)
         if canonical_i:
             localpart = canonical_localpart(localpart, domain_conf)
         when = now or datetime.now(UTC)
@@ -452,8 +498,12 @@ async def sign_for_domain(
         if isinstance(message, bytes) and len(message) <= INLINE_MAX_BYTES and all(
             k is not None for k in cached
         ):
-            keys = {path: k for (_, _, path), k in zip(plan.selectors, cached, strict=True) if k is not None}
-            return sign(message, selectors=_also_sign(_resolve(plan, keys.__getitem__), also_sign), **kwargs)
+            selectors = _RESOLVED.get(plan, also_sign, cached)
+            if selectors is None:
+                keys = {path: k for (_, _, path), k in zip(plan.selectors, cached, strict=True) if k is not None}
+                selectors = _also_sign(_resolve(plan, keys.__getitem__), also_sign)
+                _RESOLVED.put(plan, also_sign, cached, selectors)
+            return sign(message, selectors=selectors, **kwargs)
 
         def work() -> bytes:
             selectors = _also_sign(_resolve(plan, KEYS.load), also_sign)

@@ -22,6 +22,7 @@ for, not a side effect of ``LogLevel: traceauth``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -47,6 +48,9 @@ LEVELS: dict[str, int] = {
     "print": logging.CRITICAL + 10,
 }
 _NAMES = {v: k for k, v in LEVELS.items()}
+#: A JSON string literal, non-ASCII kept (``json.dumps(s, ensure_ascii=False)``
+#: without building an encoder for every log line).
+_quote = json.JSONEncoder(ensure_ascii=False).encode
 
 #: mox's package names for the same parts, so a mox.conf's
 #: ``PackageLogLevels`` works unchanged.
@@ -70,8 +74,9 @@ def kv(**attrs: Any) -> dict[str, Any]:
     return {_ATTRS: attrs}
 
 
+@functools.cache
 def level_name(level: int) -> str:
-    """mox's name for a stdlib level number (the nearest one at or below it)."""
+    """mox's name for a stdlib level number (the nearest one at or below it; once per level)."""
     best = "tracedata"
     for value, name in sorted(_NAMES.items()):
         if value <= level:
@@ -104,7 +109,7 @@ def format_value(value: Any) -> str:
         s = "[" + ",".join(str(v) for v in value) + "]"
     else:
         s = str(value)
-    return json.dumps(s, ensure_ascii=False) if _needs_quotes(s) else s
+    return _quote(s) if _needs_quotes(s) else s
 
 
 def package(logger_name: str) -> str:
@@ -132,7 +137,7 @@ class MoxFormatter(logging.Formatter):
             t = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
             parts.append(f"t={t}.{int(record.msecs):03d}")
         parts.append(f"l={level_name(record.levelno)}")
-        parts.append("m=" + json.dumps(record.getMessage(), ensure_ascii=False))
+        parts.append("m=" + _quote(record.getMessage()))
         attrs: Mapping[str, Any] = getattr(record, _ATTRS, None) or {}
         if "err" in attrs:
             parts.append("err=" + format_value(attrs["err"]))
@@ -144,7 +149,7 @@ class MoxFormatter(logging.Formatter):
                 parts.append(f"{key}={format_value(value)}")
         if record.exc_info and record.exc_info[1] is not None:
             stack = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-            parts.append("stack=" + json.dumps(stack, ensure_ascii=False))
+            parts.append("stack=" + _quote(stack))
         return " ".join(parts)
 
 

@@ -137,16 +137,20 @@ class Scheduler:
         self.contended = rnd.contended
         return len(rnd.groups), rnd.blocked or free <= 0
 
-    async def _next_delay(self, blocked: bool) -> float:
+    async def _next_delay(self, blocked: bool) -> tuple[float, datetime | None]:
+        """Seconds until the loop should look again, and the earliest entry's
+        time when the sleep ends exactly then (see :meth:`run`)."""
         if self.contended:
-            return CONTENDED_RETRY * (1 + random.random())
+            return CONTENDED_RETRY * (1 + random.random()), None
         node = self.node_id
         t, expiry = await self.store.read(lambda c: _earliest(c, node))  # type: ignore[attr-defined]
         delay = IDLE_SLEEP
+        wake_at: datetime | None = None
         if t is not None:
             due_in = (t - self.clock.now()).total_seconds()
             if due_in > 0:
                 delay = due_in
+                wake_at = t
             elif self.active >= self.settings.max_deliveries:
                 pass  # a finishing delivery kicks us
             elif blocked:
@@ -154,8 +158,12 @@ class Scheduler:
             else:
                 delay = 0.0
         if expiry is not None:
-            delay = min(delay, max((expiry - now_us()) / 1e6, 0.0) + 0.01)
-        return min(max(delay, 0.0), IDLE_SLEEP)
+            until_expiry = max((expiry - now_us()) / 1e6, 0.0) + 0.01
+            if until_expiry < delay:
+                delay, wake_at = until_expiry, None
+        if delay >= IDLE_SLEEP:
+            return IDLE_SLEEP, None
+        return max(delay, 0.0), wake_at
 
     async def run(self, nursery: trio.Nursery, claim: ClaimFn, deliver: DeliverFn) -> None:
         """The loop; runs until cancelled."""
@@ -164,9 +172,10 @@ class Scheduler:
             self._wake_at = None
             self.rounds += 1
             started = 0
+            wake_at: datetime | None = None
             try:
                 started, blocked = await self._start_due(nursery, claim, deliver)
-                delay = await self._next_delay(blocked)
+                delay, wake_at = await self._next_delay(blocked)
             except Exception:  # noqa: BLE001 - keep delivering after a DB hiccup
                 log.exception("queue scheduler: database error, retrying in a minute")
                 delay = ERROR_SLEEP
@@ -174,8 +183,12 @@ class Scheduler:
                 # Something is due that this round could not start (a claim
                 # race still settling): never spin, look again shortly.
                 delay = 0.05
+                wake_at = None
             if delay > 0:
-                self._wake_at = self.clock.now() + timedelta(seconds=delay)
+                # The earliest entry's own time when that is what the loop
+                # waits for: an entry added for the same moment (FutureRelease
+                # in whole seconds, as applications send it) then costs no round.
+                self._wake_at = wake_at or self.clock.now() + timedelta(seconds=delay)
                 with trio.move_on_after(delay):
                     await self._wake.wait()
             else:

@@ -268,8 +268,11 @@ class Session:
         data = bytes(self._out)
         self._out.clear()
         trace_write(log, data)
-        with trio.fail_after(self.config.write_timeout):
+        # trio.fail_after, without its generator context manager (every reply comes here).
+        with trio.CancelScope(deadline=trio.current_time() + self.config.write_timeout) as scope:
             await self.stream.send_all(data)
+        if scope.cancelled_caught:
+            raise trio.TooSlowError
 
     async def _recv_some(self, idle: bool) -> bytes:
         """Receive data after flushing replies; ``idle``: between commands."""

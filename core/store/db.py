@@ -11,8 +11,9 @@ returns only after its rows are durable — the point at which the SMTP
 server may say 250 and the webapi 200.
 
 Reads never wait for the writer: WAL lets read-only connections (a small
-pool, used from worker threads) see the last committed state while the
-writer works.
+pool) see the last committed state while the writer works. Reads run on a
+small pool of long-lived reader threads (:mod:`core.workers`: cheaper per
+read on the trio thread than ``trio.to_thread``).
 
 The same contract holds on PostgreSQL (:mod:`core.store.pgengine`): one
 writer connection in its own thread with the same group commit and
@@ -40,6 +41,7 @@ from core.store.migrations import Migration, apply_migrations
 from core.store.schema import CORE_FILE_REFERENCES, CORE_MIGRATIONS
 from core.store.settings import DatabaseSettings
 from core.store.sql import Connection, DatabaseError
+from core.workers import WorkerPool
 
 log = logging.getLogger("moxtrio.store")
 
@@ -185,9 +187,9 @@ class Store:
         self._thread = threading.Thread(
             target=self._writer_main, name="moxtrio-store-writer", daemon=True
         )
-        self._read_limiter = trio.CapacityLimiter(read_pool_size)
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
+        self._reader_pool = WorkerPool("moxtrio-store-reader", read_pool_size)
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -249,7 +251,9 @@ class Store:
             self._wake.notify()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._thread.join)
-            # In-flight reads return their connection or close it (closed flag).
+            # Queued reads finish (each returns its connection or closes it:
+            # closed flag), then the idle reader connections are closed.
+            await self._reader_pool.aclose()
             await trio.to_thread.run_sync(self.engine.close_readers, self)
 
     async def __aenter__(self) -> Store:
@@ -392,7 +396,7 @@ class Store:
         """
         if self._closed:
             raise StoreClosed("store is closed")
-        return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+        return await self._reader_pool.run_sync(self._read_sync, fn)
 
     def _read_sync(self, fn: Callable[[Any], T]) -> T:
         result: T = self.engine.read_sync(self, fn)

@@ -32,6 +32,8 @@ from typing import BinaryIO
 
 import trio
 
+from core.workers import BLOCKING
+
 _ID_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{32}$")
 _TEMP_BUFFER = 256 * 1024
 
@@ -135,7 +137,7 @@ class MessageFiles:
 
         Returns after the file and its directory entry are on disk.
         """
-        return await trio.to_thread.run_sync(self.store_sync, data)
+        return await BLOCKING.run_sync(self.store_sync, data)
 
     def new_temp(self) -> TempMessage:
         """A writer for streaming a large message (SMTP DATA) to disk in chunks."""

@@ -317,3 +317,45 @@ def test_body_canonicalization_matches_dkimpy(body: list[bytes], relaxed: bool) 
     ours.update(data)
     reference = (Relaxed if relaxed else Simple).canonicalize_body(data)
     assert ours.digest() == hashlib.sha256(reference).digest(), (data, reference)
+
+
+def test_sign_for_domain_reuses_selectors_until_the_key_file_or_header_names_change(tmp_path: Path) -> None:
+    """Resolved selectors are kept between signings, but a replaced key file, other
+    extra header names or a reloaded config are seen on the very next message."""
+    import trio
+
+    from core.dkim import sign_for_domain
+    from tests.support.inproc import localserve_config_dir
+
+    directory, _ = localserve_config_dir(tmp_path)
+    key_path = directory / "dkim.localserve.privatekey.pkcs8.pem"
+
+    class Ctx:
+        config = load_config(directory / "mox.conf")
+
+    msg = b"From: mox@localhost\r\nTo: mox@localhost\r\nX-Hook: 1\r\n\r\nhi\r\n"
+
+    def verify(headers: bytes) -> list[bool]:
+        return Verifier({"localserve._domainkey.localhost": txt_from_file(key_path)}).results(headers + msg)
+
+    async def signed(**kw: object) -> bytes:
+        return await sign_for_domain(Ctx, msg, "mox@localhost", strict=True, **kw)  # type: ignore[arg-type]
+
+    first = trio.run(signed)
+    assert verify(first) == [True] and b"X-Hook" not in first
+    assert b"X-Hook" in trio.run(lambda: signed(also_sign=("X-Hook",)))
+    assert b"X-Hook" not in trio.run(signed)
+
+    write_mox_key(key_path, ed_key())
+    st_ = key_path.stat()
+    os.utime(key_path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 1_000_000_000))
+    assert verify(trio.run(signed)) == [True]  # signed with the new key
+
+    domains = directory / "domains.conf"
+    text = domains.read_text()
+    assert "Expiration: 72h" in text
+    domains.write_text(text.replace("Expiration: 72h", "Expiration: 1h"))
+    Ctx.config = load_config(directory / "mox.conf")
+    reloaded = tags(trio.run(signed).decode())
+    assert int(reloaded["x"]) - int(reloaded["t"]) == 3600
+    assert int(tags(first.decode())["x"]) - int(tags(first.decode())["t"]) == 72 * 3600

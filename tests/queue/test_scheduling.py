@@ -49,3 +49,33 @@ async def test_later_and_held_entries_do_not_wake_the_loop(harness_factory: Any,
         assert await _rounds_after(h) > rounds_a
         await h.wait_for(lambda: h.recorder.events_for("d@example.org") == ["delivered"])
         assert h.recorder.events_for("a@example.org") == []
+
+
+async def test_an_entry_due_with_the_earliest_one_does_not_wake_the_loop(
+    harness_factory: Any, sink_factory: Any
+) -> None:
+    """The loop sleeps until the earliest entry's own time, so more entries for that
+    moment (a FutureRelease in whole seconds, sent by many Sends) cost no round,
+    although the clock moved on while the loop worked out its sleep."""
+    async with sink_factory() as sink:
+        h = await harness_factory(sink.port)
+        h.point_domain("example.org")
+        assert await h.nothing_started()
+        fixed = h.clock.now
+        ticks = 0
+
+        def ticking() -> Any:
+            nonlocal ticks
+            ticks += 1
+            return fixed() + timedelta(microseconds=ticks)
+
+        h.clock.now = ticking
+        due = START + timedelta(hours=1)
+        await h.add(["a@example.org"], next_attempt=due)
+        rounds_a = await _rounds_after(h)
+        await h.add(["b@example.org"], next_attempt=due)
+        await h.add(["c@example.org"], next_attempt=due)
+        assert await _rounds_after(h) == rounds_a
+        # One due earlier still wakes it.
+        await h.add(["d@example.org"], next_attempt=due - timedelta(seconds=1))
+        assert await _rounds_after(h) > rounds_a
