@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ctl(config_path, rest)
         parsed = local.parser().parse_args(args)
         if local.run is not None:
-            # A plugin's command may run a server (localserve): start-up runs
+            # A plugin's command may run a server (the development server): start-up runs
             # with the collector paused, as for serve (see core.gcpolicy).
             with gcpolicy.paused():
                 return local.run(opts.loglevel, parsed)

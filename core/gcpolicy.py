@@ -4,7 +4,7 @@ A starting server creates several hundred thousand objects that live as
 long as it does (modules, classes, functions, the config) and a few
 thousand that are garbage. With the collector on, allocation counts
 trigger collections that walk the growing heap again and again: about a
-tenth of the start-up CPU. So the ``serve`` and ``localserve`` commands
+tenth of the start-up CPU. So ``serve`` and commands of plugins that run a server
 start with the collector off. Shortly after the server is ready (the
 first requests answered) one full collection frees the start-up garbage,
 ``gc.freeze`` moves what remains to the permanent generation (later full
