@@ -148,16 +148,20 @@ THROUGHPUT = [
 ]
 
 
-def startup_rss(mox: str | None, runs: int) -> dict[str, dict[str, float]] | str:
+def startup_rss(mox: str | None, runs: int, root: Path) -> dict[str, dict[str, float]] | str:
     """Start-up and idle RSS figures from ``bench/startup_rss.py --json``, or why not.
 
     The script prints one JSON object: ``{"moxtrio": {"startup_s": .., "idle_rss_mib": ..},
-    "mox": {...}}`` (``mox`` only when given ``--mox``).
+    "mox": {...}}`` (``mox`` only when given ``--mox``). For another checkout
+    (``--root``) its ``--before`` figures are the ones returned as ``moxtrio``.
     """
     script = ROOT / "bench" / "startup_rss.py"
     if not script.exists():
         return "startup_rss.py missing"
     cmd = [sys.executable, str(script), "--json", "--runs", str(runs), *(["--mox", mox] if mox else [])]
+    other = root.resolve() != ROOT.resolve()
+    if other:
+        cmd += ["--before", str(root)]
     r = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         return f"startup_rss.py failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
@@ -165,7 +169,11 @@ def startup_rss(mox: str | None, runs: int) -> dict[str, dict[str, float]] | str
         data = json.loads(r.stdout)
     except ValueError:
         return "startup_rss.py printed no JSON"
-    return data if isinstance(data, dict) else "startup_rss.py printed no JSON object"
+    if not isinstance(data, dict):
+        return "startup_rss.py printed no JSON object"
+    if other:
+        data["moxtrio"] = data.get("moxtrio-before", {})
+    return data
 
 
 def main() -> None:
@@ -213,7 +221,7 @@ def main() -> None:
             mcpu = statistics.median(c for _, c in theirs)
             line += f" {mrate:7.1f} {unit} {mcpu:5.2f} ms {rate / mrate:6.2f}"
         print(line)
-    sr = startup_rss(a.mox or None, a.runs)
+    sr = startup_rss(a.mox or None, a.runs, MOXTRIO_ROOT)
     for label, key, unit in (("start-up until the webapi answers", "startup_s", "s"),
                              ("resident memory when idle", "idle_rss_mib", "MiB")):
         if isinstance(sr, str):
