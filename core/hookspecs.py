@@ -138,7 +138,11 @@ def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
     listener config key that enables it (e.g. ``WebAPIHTTP``), its default
     path, and a factory that builds a Quart blueprint for the path the
     config chooses. The core serves every enabled service on its listener's
-    port, several services sharing a port dispatched by path.
+    port, several services sharing a port dispatched by path. A listener's
+    blueprints are built into one Quart app on the first request that needs
+    it (the factory runs then, not at start), and served without ASGI
+    lifespan events: ``before_serving`` functions do not run. A service's
+    ``asgi_route`` answers its busiest requests without Quart.
     """
 
 

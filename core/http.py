@@ -1,4 +1,4 @@
-"""The HTTP side: quart-trio apps served through hypercorn.
+"""The HTTP side: plugins' services on the configured listeners.
 
 The core knows no HTTP routes of its own. Plugins declare
 :class:`core.plugin_api.HTTPService` objects; the config decides on which
@@ -6,21 +6,29 @@ listeners, ports and paths each one is enabled (mox's ``WebAPIHTTP`` and
 friends). Services that share an IP and port share one app, dispatched by
 path, as mox multiplexes its HTTP services. How connections are served
 (error containment, limits, deadlines) is :mod:`core.http_server`'s job.
+
+A service's busiest requests may be answered straight from ASGI (its
+``asgi_route``); everything else goes to a quart-trio app of the mounted
+blueprints, built on the first request that needs it. Quart, Flask,
+Werkzeug and Jinja2 take about a tenth of a second and a dozen MiB to
+import: a server that only answers the webapi never loads them.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
-from quart_trio import QuartTrio
 
-from core.http_body import BoundedQuartTrio
-from core.http_server import ConnectionCounter, HTTPSettings, ServerConfig, http_settings, serve
+from core.http_server import ConnectionCounter, http_settings, serve
 from core.plugin_api import ASGIRoute, HTTPService, PluginContext
+
+if TYPE_CHECKING:
+    from quart_trio import QuartTrio
 
 log = logging.getLogger("moxtrio.http")
 
@@ -74,6 +82,8 @@ def plan_bindings(config: Any, services: list[HTTPService]) -> list[HTTPBinding]
 
 def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     """A quart-trio app with each mounted service's blueprint."""
+    from core.http_body import BoundedQuartTrio
+
     app = BoundedQuartTrio(f"moxtrio-{binding.listener}-{binding.port}")
     # Uploads and bodies are bounded by each service itself (the webapi knows
     # mox's request limits); Quart's default of 16 MB would cut them short.
@@ -85,12 +95,22 @@ def build_app(ctx: PluginContext, binding: HTTPBinding) -> QuartTrio:
     return app
 
 
-class RoutedApp:
-    """The binding's Quart app, with requests a service claims answered straight from ASGI."""
+def _import_quart() -> None:
+    importlib.import_module("core.http_body")
 
-    def __init__(self, app: QuartTrio, routes: list[ASGIRoute]) -> None:
-        self.app = app
-        self.routes = routes
+
+class RoutedApp:
+    """The ASGI app of one binding: requests a service claims are answered
+    straight from ASGI, the rest by the binding's Quart app, built on first use."""
+
+    def __init__(self, ctx: PluginContext, binding: HTTPBinding) -> None:
+        self.ctx = ctx
+        self.binding = binding
+        self.routes: list[ASGIRoute] = [
+            s.asgi_route(ctx, path) for s, path in binding.mounts if s.asgi_route is not None
+        ]
+        self.app: QuartTrio | None = None
+        self._building = trio.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -99,42 +119,17 @@ class RoutedApp:
                 if handler is not None:
                     await handler(receive, send)
                     return
-        await self.app(scope, receive, send)
+        app = self.app if self.app is not None else await self.quart_app()
+        await app(scope, receive, send)
 
-
-def asgi_app(ctx: PluginContext, binding: HTTPBinding, app: QuartTrio) -> QuartTrio | RoutedApp:
-    """``app``, or :class:`RoutedApp` around it when a mounted service has an ASGI route."""
-    routes = [s.asgi_route(ctx, path) for s, path in binding.mounts if s.asgi_route is not None]
-    return RoutedApp(app, routes) if routes else app
-
-
-class _TLSConfig(ServerConfig):
-    """hypercorn config that uses our prepared SSL context (mox key files
-    cannot be handed to ``ssl`` by path)."""
-
-    ssl_context: ssl.SSLContext | None = None
-
-    @property
-    def ssl_enabled(self) -> bool:
-        return self.ssl_context is not None
-
-    def create_ssl_context(self) -> ssl.SSLContext | None:
-        return self.ssl_context
-
-
-def hypercorn_config(binding: HTTPBinding, ssl_context: ssl.SSLContext | None,
-                     settings: HTTPSettings | None = None) -> ServerConfig:
-    settings = settings or HTTPSettings()
-    hc = _TLSConfig()
-    hc.bind = [binding.address]
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("moxtrio.http.hypercorn")
-    hc.graceful_timeout = 3.0
-    hc.keep_alive_timeout = settings.idle_timeout
-    hc.request_timeout = settings.request_timeout
-    if binding.tls:
-        hc.ssl_context = ssl_context
-    return hc
+    async def quart_app(self) -> QuartTrio:
+        """The Quart app, built once; its imports run in a thread, off the event loop."""
+        async with self._building:
+            if self.app is None:
+                await trio.to_thread.run_sync(_import_quart)
+                self.app = build_app(self.ctx, self.binding)
+                log.debug("http %s: quart app built", self.binding.address)
+        return self.app
 
 
 async def serve_binding(
@@ -149,9 +144,5 @@ async def serve_binding(
     settings = http_settings(ctx)
     if ctx.core.http_connections is None:
         ctx.core.http_connections = ConnectionCounter(settings.max_connections_per_ip)
-    counter = ctx.core.http_connections
-    app = build_app(ctx, binding)
-    hc = hypercorn_config(binding, ssl_context, settings)
-    hc.websocket_routes = any(rule.websocket for rule in app.url_map.iter_rules())
-    await serve(asgi_app(ctx, binding, app), hc, counter, shutdown_trigger=shutdown.wait,
-                task_status=task_status)
+    await serve(RoutedApp(ctx, binding), binding.ip, binding.port, ssl_context if binding.tls else None,
+                settings, ctx.core.http_connections, shutdown_trigger=shutdown.wait, task_status=task_status)

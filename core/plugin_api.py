@@ -131,7 +131,10 @@ class HTTPService:
     concrete path (always ending in ``/``). ``asgi_route``, optional, builds
     for the same path a function that claims the requests the service
     answers straight from ASGI (its busiest calls, without Quart's
-    per-request machinery); what it leaves goes to the blueprint.
+    per-request machinery); what it leaves goes to the blueprint. Blueprints
+    are built on the first request that reaches Quart, so a server that
+    answers only ASGI routes never imports Quart; no ASGI lifespan events
+    are sent (``before_serving`` functions do not run).
     """
 
     name: str

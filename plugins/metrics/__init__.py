@@ -12,7 +12,13 @@ from __future__ import annotations
 from core.metrics import add_sink
 from moxtrio import HTTPService, PluginContext, hookimpl
 from plugins.metrics.collect import METRICS
-from plugins.metrics.routes import blueprint
+
+
+def _blueprint(ctx: PluginContext, path: str) -> object:
+    # Imported on the first scrape: Quart is not loaded until a page needs it.
+    from plugins.metrics.routes import blueprint
+
+    return blueprint(ctx, path)
 
 
 @hookimpl
@@ -27,6 +33,6 @@ def moxtrio_http_services(ctx: PluginContext) -> list[HTTPService]:
             name="metrics",
             config_keys=("MetricsHTTP",),
             default_path="/",
-            blueprint=blueprint,
+            blueprint=_blueprint,
         )
     ]
