@@ -13,14 +13,16 @@ import base64
 import binascii
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
-from quart import Response
 
 from core import metrics
 from core.mlog import kv
 from plugins.webapi.answers import Answer, RequestView
+
+if TYPE_CHECKING:
+    from quart import Response
 
 log = logging.getLogger("moxtrio.webapi")
 

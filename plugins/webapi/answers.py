@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from quart import Response, request
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plugins.webapi.errors import WebapiError
 from plugins.webapi.jsoncodec import encode_bytes
 from plugins.webapi.types import Error
+
+if TYPE_CHECKING:
+    from quart import Response
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -37,6 +38,10 @@ class RequestView:
 
     @classmethod
     def from_quart(cls) -> RequestView:
+        # Quart is imported only by the calls that come through it: the
+        # ASGI fast path must not load it.
+        from quart import request
+
         return cls(request.scope, request.headers, request.body)
 
 
@@ -50,6 +55,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
     def response(self) -> Response:
+        from quart import Response
+
         resp = Response(self.body, status=self.status, headers=self.headers)
         resp.headers["Content-Type"] = self.content_type
         return resp

@@ -26,9 +26,8 @@ import trio
 from moxtrio import PluginContext
 from plugins.webapi.accesslog import logged_answer
 from plugins.webapi.answers import RequestView
-from plugins.webapi.ext_methods import EXTENSIONS
-from plugins.webapi.routes import API_VERSION, SECURITY_HEADERS, WebapiService, host_allowed
-from plugins.webapi.types import METHODS
+from plugins.webapi.service import API_VERSION, SECURITY_HEADERS, WebapiService, host_allowed
+from plugins.webapi.types import EXTENSION_NAMES, METHODS
 
 
 class ScopeHeaders:
@@ -96,7 +95,7 @@ def make_route(
         if not full.startswith(base):
             return None
         name = full[len(base):]
-        if name not in METHODS or name in EXTENSIONS:
+        if name not in METHODS or name in EXTENSION_NAMES:
             return None
         headers = ScopeHeaders(scope.get("headers") or [])
         host = headers.get("host")

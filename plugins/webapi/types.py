@@ -308,6 +308,11 @@ class MethodInfo:
     doc: str
 
 
+#: moxtrio's extension methods (:mod:`plugins.webapi.ext_methods` has their
+#: handlers, which import Quart): named here for the ASGI fast path, which
+#: leaves them to the blueprint.
+EXTENSION_NAMES = frozenset({"SuppressionExport", "SuppressionImport", "WebhookRedeliver"})
+
 #: The methods in mox's (alphabetical) order.
 METHODS: dict[str, MethodInfo] = {
     m.name: m

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from plugins.webapi.errors import WebapiError
-from plugins.webapi.forms import MULTIPART_MEMORY, MultipartReader, base64_size
+from plugins.webapi.forms import MULTIPART_MEMORY, base64_size
+from plugins.webapi.multipart import MultipartReader
 
 CT = "multipart/form-data; boundary=XyZ"
 
