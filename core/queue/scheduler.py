@@ -95,6 +95,11 @@ class Scheduler:
         """Re-evaluate now (safe to call from the trio thread at any time)."""
         self._wake.set()
 
+    @property
+    def wake_at(self) -> datetime | None:
+        """When the sleeping loop wakes by itself; None while a round runs."""
+        return self._wake_at
+
     def kick_for(self, next_attempts: Iterable[datetime]) -> None:
         """New entries due at ``next_attempts`` (held ones left out): re-evaluate only
         if one is due before the loop wakes anyway.

@@ -16,8 +16,14 @@ from tests.queue.conftest import START
 
 
 async def _rounds_after(h: Any) -> int:
-    # The loop counts a round as soon as it wakes, before its first read.
-    await trio.testing.wait_all_tasks_blocked()
+    """The loop's rounds once it sleeps again. It counts a round as soon as it
+    wakes; its reads run in threads, which ``wait_all_tasks_blocked`` does not
+    wait for, so a round still reading has not yet decided when to wake."""
+    with trio.fail_after(10):
+        await trio.testing.wait_all_tasks_blocked()
+        while h.queue.scheduler.wake_at is None:
+            await trio.sleep(0.005)
+            await trio.testing.wait_all_tasks_blocked()
     return int(h.queue.scheduler.rounds)
 
 
