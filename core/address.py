@@ -56,11 +56,13 @@ def _label_to_unicode(label: str) -> str:
         raise ValueError(f"invalid internationalized label {label!r}: {e}") from e
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_domain(s: str) -> str:
     """Normalise a domain name to lower-case Unicode, validating its labels.
 
     Raises ValueError for empty names, empty labels, over-long labels and
-    characters not allowed in host names.
+    characters not allowed in host names. Memoized (errors are not kept):
+    every submission and config lookup parses the same few domains again.
     """
     if not s:
         raise ValueError("empty domain")
