@@ -158,7 +158,21 @@ def parse_localpart(s: str) -> str:
 
 
 def parse_address(s: str) -> Address:
-    """Parse ``localpart@domain``; raises ValueError with a clear message."""
+    """Parse ``localpart@domain``; raises ValueError with a clear message.
+
+    Addresses of a usual length are memoized (errors are not kept): logins,
+    senders and recipients recur request after request.
+    """
+    if isinstance(s, str) and len(s) <= _CACHED_ADDRESS_MAX:
+        return _parse_address_cached(s)
+    return _parse_address(s)
+
+
+#: Longer inputs are parsed every time (the cache holds no large strings).
+_CACHED_ADDRESS_MAX = 320
+
+
+def _parse_address(s: str) -> Address:
     if not isinstance(s, str) or not s:
         raise ValueError("empty address")
     if s.startswith('"'):
@@ -181,3 +195,6 @@ def parse_address(s: str) -> Address:
     except ValueError as e:
         raise ValueError(f"invalid address {s!r}: {e}") from e
     return Address(localpart, dom)
+
+
+_parse_address_cached = functools.lru_cache(maxsize=4096)(_parse_address)
