@@ -31,11 +31,23 @@ def is_dot_atom(localpart: str) -> bool:
 
 
 def format_localpart(localpart: str) -> str:
-    """Localpart as written in an address: as-is if a dot-atom, else quoted."""
+    """Localpart as written in an address: as-is if a dot-atom, else quoted.
+
+    Memoized for localparts of a usual length (``str(address)`` runs often).
+    """
+    if len(localpart) <= _CACHED_ADDRESS_MAX:
+        return _format_localpart_cached(localpart)
+    return _format_localpart(localpart)
+
+
+def _format_localpart(localpart: str) -> str:
     if is_dot_atom(localpart):
         return localpart
     escaped = localpart.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+_format_localpart_cached = functools.lru_cache(maxsize=4096)(_format_localpart)
 
 
 def _label_to_unicode(label: str) -> str:

@@ -40,12 +40,29 @@ def _is_atext_smtp(c: str) -> bool:
 
 
 def localpart_string(lp: str) -> str:
-    """mox's Localpart.String: dot-string if possible, else a quoted-string."""
+    """mox's Localpart.String: dot-string if possible, else a quoted-string.
+
+    Memoized for localparts of a usual length: every address written into a
+    header or a Received line goes through here, mostly the same few.
+    """
+    if len(lp) <= _CACHED_LOCALPART_MAX:
+        return _localpart_string_cached(lp)
+    return _localpart_string(lp)
+
+
+#: Longer localparts are checked every time (the cache holds no large strings).
+_CACHED_LOCALPART_MAX = 256
+
+
+def _localpart_string(lp: str) -> str:
     atoms = lp.split(".")
     dot = all(a != "" and all(_is_atext_smtp(c) for c in a) for a in atoms)
     if dot:
         return lp
     return '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_localpart_string_cached = functools.lru_cache(maxsize=4096)(_localpart_string)
 
 
 def _parse_localpart(s: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ multipart non-file fields of at most 10 MiB + 200 KiB in total.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import secrets
 import urllib.parse
@@ -92,13 +93,25 @@ class Form:
 
 
 def media_type(content_type: str | None) -> str:
-    """The lowercase media type, or the protocol error mox answers for a bad header."""
+    """The lowercase media type, or the protocol error mox answers for a bad header.
+
+    Memoized for headers of a usual length: clients send the same one every time.
+    """
     raw = content_type or ""
+    if len(raw) <= 256:
+        return _media_type_cached(raw)
+    return _media_type(raw)
+
+
+def _media_type(raw: str) -> str:
     try:
         mt, _ = parse_media_type(raw)
     except (MediaTypeError, ValueError):
         raise protocol(f"unknown content-type {raw}") from None
     return mt
+
+
+_media_type_cached = functools.lru_cache(maxsize=256)(_media_type)
 
 
 def body_limit(mt: str, max_message_size: int) -> int:
