@@ -31,11 +31,23 @@ def is_dot_atom(localpart: str) -> bool:
 
 
 def format_localpart(localpart: str) -> str:
-    """Localpart as written in an address: as-is if a dot-atom, else quoted."""
+    """Localpart as written in an address: as-is if a dot-atom, else quoted.
+
+    Memoized for localparts of a usual length (``str(address)`` runs often).
+    """
+    if len(localpart) <= _CACHED_ADDRESS_MAX:
+        return _format_localpart_cached(localpart)
+    return _format_localpart(localpart)
+
+
+def _format_localpart(localpart: str) -> str:
     if is_dot_atom(localpart):
         return localpart
     escaped = localpart.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+_format_localpart_cached = functools.lru_cache(maxsize=4096)(_format_localpart)
 
 
 def _label_to_unicode(label: str) -> str:
@@ -56,11 +68,13 @@ def _label_to_unicode(label: str) -> str:
         raise ValueError(f"invalid internationalized label {label!r}: {e}") from e
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_domain(s: str) -> str:
     """Normalise a domain name to lower-case Unicode, validating its labels.
 
     Raises ValueError for empty names, empty labels, over-long labels and
-    characters not allowed in host names.
+    characters not allowed in host names. Memoized (errors are not kept):
+    every submission and config lookup parses the same few domains again.
     """
     if not s:
         raise ValueError("empty domain")
@@ -156,7 +170,21 @@ def parse_localpart(s: str) -> str:
 
 
 def parse_address(s: str) -> Address:
-    """Parse ``localpart@domain``; raises ValueError with a clear message."""
+    """Parse ``localpart@domain``; raises ValueError with a clear message.
+
+    Addresses of a usual length are memoized (errors are not kept): logins,
+    senders and recipients recur request after request.
+    """
+    if isinstance(s, str) and len(s) <= _CACHED_ADDRESS_MAX:
+        return _parse_address_cached(s)
+    return _parse_address(s)
+
+
+#: Longer inputs are parsed every time (the cache holds no large strings).
+_CACHED_ADDRESS_MAX = 320
+
+
+def _parse_address(s: str) -> Address:
     if not isinstance(s, str) or not s:
         raise ValueError("empty address")
     if s.startswith('"'):
@@ -179,3 +207,6 @@ def parse_address(s: str) -> Address:
     except ValueError as e:
         raise ValueError(f"invalid address {s!r}: {e}") from e
     return Address(localpart, dom)
+
+
+_parse_address_cached = functools.lru_cache(maxsize=4096)(_parse_address)

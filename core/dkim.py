@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -108,7 +109,12 @@ class SelectorConfig:
     seal_headers: bool = True
     expiration_seconds: int = 0
 
-    @property
+    @functools.cached_property
+    def header_keys(self) -> tuple[bytes, ...]:
+        """``headers`` as the lower-case bytes :class:`canon.Header` files fields under."""
+        return tuple(name.lower().encode("ascii", "replace") for name in self.headers)
+
+    @functools.cached_property
     def algorithm(self) -> str:
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -135,10 +141,11 @@ def _identity(localpart: str | None, domain_ascii: str) -> str | None:
     return f"{lp}@{domain_ascii}"
 
 
-def _signature_header(
+def _unsigned_writer(
     sel: SelectorConfig, domain_ascii: str, identity: str | None, signed: list[str],
-    t: int, body_hash: bytes, signature: bytes,
-) -> str:
+    t: int, body_hash: bytes,
+) -> HeaderWriter:
+    """The DKIM-Signature field up to its empty ``b=``: hashed as it is, then completed."""
     w = HeaderWriter(MAX_LINE)
     w.add("", "DKIM-Signature: v=1;")
     w.add(" ", f"d={domain_ascii};")
@@ -151,38 +158,44 @@ def _signature_header(
     w.add(" ", f"t={t};")
     if sel.expiration_seconds > 0:
         w.add(" ", f"x={t + sel.expiration_seconds};")
-    for i, name in enumerate(signed):
-        text = ("h=" if i == 0 else "") + name + (";" if i == len(signed) - 1 else ":")
-        w.add(" " if i == 0 else "", text)
+    if signed:
+        names = [name + ":" for name in signed]
+        names[0] = "h=" + names[0]
+        names[-1] = names[-1][:-1] + ";"
+        w.add(" ", names[0])
+        w.add("", *names[1:])
     w.add(" ", f"bh={base64.b64encode(body_hash).decode()};")
     w.add(" ", "b=")
-    if signature:
-        w.add_wrap(base64.b64encode(signature).decode())
-    return w.value()
+    return w
 
 
 # -- signing ------------------------------------------------------------------------------
 
 
-def _signed_header_names(sel: SelectorConfig, headers: list[canon.Header]) -> list[str]:
+def _signed_header_names(sel: SelectorConfig, headers: list[canon.Header]) -> tuple[list[str], list[bytes]]:
+    """The ``h=`` names, and the same lower-cased as :class:`canon.Header` keys."""
     names = list(sel.headers)
+    keys = list(sel.header_keys)
     if sel.seal_headers:
         counts: dict[bytes, int] = {}
         for h in headers:
             counts[h.lname] = counts.get(h.lname, 0) + 1
-        for name in sel.headers:
-            names.extend([name] * counts.get(name.lower().encode("ascii", "replace"), 0))
-    return names
+        for name, key in zip(sel.headers, sel.header_keys, strict=True):
+            n = counts.get(key, 0)
+            if n:
+                names.extend([name] * n)
+                keys.extend([key] * n)
+    return names, keys
 
 
-def _header_data(sel: SelectorConfig, headers: list[canon.Header], signed: list[str]) -> bytes:
+def _header_data(sel: SelectorConfig, headers: list[canon.Header], signed_keys: list[bytes]) -> bytes:
     """The signed header fields, bottom-up per name, canonicalized (RFC 6376 §5.4.2)."""
     remaining: dict[bytes, list[canon.Header]] = {}
     for h in headers:
         remaining.setdefault(h.lname, []).append(h)
     out: list[bytes] = []
-    for name in signed:
-        instances = remaining.get(name.lower().encode("ascii", "replace"))
+    for key in signed_keys:
+        instances = remaining.get(key)
         if not instances:
             continue
         h = instances.pop()
@@ -238,13 +251,13 @@ def _sign_parts(
         if sel.hash not in canon.HASHES:
             raise DKIMError(f"unsupported hash {sel.hash!r} for selector {sel.selector!r}")
         bh = body_hashes[(sel.body_relaxed, sel.hash)]
-        signed = _signed_header_names(sel, headers)
-        unsigned = _signature_header(sel, domain_ascii, identity, signed, t, bh, b"").encode()
-        unsigned = unsigned[:-2]  # the DKIM-Signature field itself is hashed without CRLF
+        signed, signed_keys = _signed_header_names(sel, headers)
+        w = _unsigned_writer(sel, domain_ascii, identity, signed, t, bh)
+        unsigned = w.value().encode()[:-2]  # the DKIM-Signature field itself is hashed without CRLF
         sig_field = canon.relaxed_header(unsigned) if sel.header_relaxed else unsigned
-        data = _header_data(sel, headers, signed) + sig_field
-        signature = _sign_digest(sel, data)
-        out.append(_signature_header(sel, domain_ascii, identity, signed, t, bh, signature))
+        data = _header_data(sel, headers, signed_keys) + sig_field
+        w.add_wrap(base64.b64encode(_sign_digest(sel, data)).decode())
+        out.append(w.value())
     return "".join(out).encode("ascii")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -93,8 +94,12 @@ def parse_level(name: str) -> int:
         raise ValueError(f'unknown log level "{name}" (valid: {valid})') from None
 
 
+#: A character that makes a value quoted: space and controls, ``"``, ``\\``, ``=``, DEL and beyond.
+_QUOTED_CHAR = re.compile('[\x00- "\\\\=\x7f-\U0010ffff]')
+
+
 def _needs_quotes(s: str) -> bool:
-    return s == "" or any(c <= " " or c in '"\\=' or c >= "\x7f" for c in s)
+    return s == "" or _QUOTED_CHAR.search(s) is not None
 
 
 def format_value(value: Any) -> str:

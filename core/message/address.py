@@ -9,6 +9,7 @@ localpart, IDNA domain, no IP literals) because the webapi rejects anything else
 from __future__ import annotations
 
 import encodings.idna
+import functools
 from dataclasses import dataclass
 
 from .mime import decode_words, encode_word
@@ -39,12 +40,29 @@ def _is_atext_smtp(c: str) -> bool:
 
 
 def localpart_string(lp: str) -> str:
-    """mox's Localpart.String: dot-string if possible, else a quoted-string."""
+    """mox's Localpart.String: dot-string if possible, else a quoted-string.
+
+    Memoized for localparts of a usual length: every address written into a
+    header or a Received line goes through here, mostly the same few.
+    """
+    if len(lp) <= _CACHED_LOCALPART_MAX:
+        return _localpart_string_cached(lp)
+    return _localpart_string(lp)
+
+
+#: Longer localparts are checked every time (the cache holds no large strings).
+_CACHED_LOCALPART_MAX = 256
+
+
+def _localpart_string(lp: str) -> str:
     atoms = lp.split(".")
     dot = all(a != "" and all(_is_atext_smtp(c) for c in a) for a in atoms)
     if dot:
         return lp
     return '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_localpart_string_cached = functools.lru_cache(maxsize=4096)(_localpart_string)
 
 
 def _parse_localpart(s: str) -> tuple[str, str]:
@@ -91,8 +109,13 @@ class Domain:
         return self.unicode
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_domain(s: str) -> Domain:
-    """IDNA-validate a domain (lowercased), like mox's dns.ParseDomain (no IP literals)."""
+    """IDNA-validate a domain (lowercased), like mox's dns.ParseDomain (no IP literals).
+
+    Memoized (errors are not kept): a Send parses the same few domains again
+    and again, and IDNA checks every label.
+    """
     if s == "" or s.endswith("."):
         raise AddressError(f"invalid domain {s!r}")
     labels = s.split(".")
@@ -129,11 +152,28 @@ class Address:
 
 
 def parse_address(s: str) -> Address:
-    """Parse `localpart@domain` strictly (mox smtp.ParseAddress); raises AddressError."""
+    """Parse `localpart@domain` strictly (mox smtp.ParseAddress); raises AddressError.
+
+    Addresses of a usual length are memoized (errors are not kept): an
+    application sends from and to the same addresses all day.
+    """
+    if len(s) <= _CACHED_ADDRESS_MAX:
+        return _parse_address_cached(s)
+    return _parse_address(s)
+
+
+#: Longer inputs are parsed every time (the cache holds no large strings).
+_CACHED_ADDRESS_MAX = 320
+
+
+def _parse_address(s: str) -> Address:
     lp, rest = _parse_localpart(s)
     if not rest.startswith("@"):
         raise AddressError(f"invalid address {s!r}: missing @domain")
     return Address(lp, parse_domain(rest[1:]))
+
+
+_parse_address_cached = functools.lru_cache(maxsize=4096)(_parse_address)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -72,9 +73,12 @@ class MessageTooLargeError(ValueError):
     """The composed message exceeds the size limit (webapi code `messageTooLarge`)."""
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
 def check_header_value(value: str, what: str = "header value") -> str:
     """Reject control characters (< 0x20, so also CR, LF and TAB) as mox does; return value."""
-    if any(ord(c) < 0x20 for c in value):
+    if _CONTROL.search(value):
         raise HeaderValueError(f"checking header values: control characters not allowed ({what})")
     return value
 
@@ -126,6 +130,8 @@ def fold_long_lines(name: str, field_text: str) -> str:
     with a run of more than 998 octets without whitespace cannot be folded:
     HeaderValueError.
     """
+    if len(field_text) <= MAX_LINE_OCTETS // 4:
+        return field_text  # no line can pass the limit, even at 4 octets a character
     lines = field_text.split("\r\n")
     if all(len(line.encode()) <= MAX_LINE_OCTETS for line in lines):
         return field_text
@@ -279,13 +285,22 @@ def text_part(subtype: str, text: str, smtputf8: bool) -> tuple[bytes, str, str]
     text = text.replace("\n", "\r\n")
     raw = text.encode("utf-8")
     charset = "us-ascii" if raw.isascii() else "utf-8"
-    if any(len(line) > 76 or b"\r" in line or b"\n" in line for line in raw.split(b"\r\n")):
+    # A line over 76 octets, or a CR or LF that is not part of a line end.
+    lines = raw.split(b"\r\n")
+    joined = b"".join(lines)
+    if max(map(len, lines)) > 76 or b"\r" in joined or b"\n" in joined:
         body, cte = qp_encode(raw), "quoted-printable"
     elif smtputf8 or charset == "utf-8":
         body, cte = raw, "8bit"
     else:
         body, cte = raw, "7bit"
-    return body, format_media_type("text/" + subtype, {"charset": charset}), cte
+    return body, _text_content_type(subtype, charset), cte
+
+
+@functools.lru_cache(maxsize=64)
+def _text_content_type(subtype: str, charset: str) -> str:
+    """Content-Type of a text part (a handful of values, formatted once each)."""
+    return format_media_type("text/" + subtype, {"charset": charset})
 
 
 @dataclass

@@ -20,6 +20,7 @@ exists only for disk files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -54,7 +55,7 @@ class MessageFiles:
         self.tmp_dir = self.root / "tmp"
         self._fsync = fsync
 
-    def _fsync_dir(self, path: Path) -> None:
+    def _fsync_dir(self, path: Path | str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             self._fsync(fd)
@@ -94,12 +95,20 @@ class MessageFiles:
             self._fsync(fd)
         finally:
             os.close(fd)
+        return self._move_sync(tmp_path)
+
+    def _move_sync(self, tmp_path: Path | str) -> str:
+        """Rename an fsynced temp file into place and fsync the directory; returns the id.
+
+        Path strings, not :class:`Path` objects: this runs for every message stored.
+        """
         file_id = self.new_id()
-        dest = self.root / file_id
-        d = dest.parent
-        if not d.is_dir():
-            d.mkdir(exist_ok=True)
-            self._fsync_dir(self.root)
+        root = str(self.root)
+        d = os.path.join(root, file_id[:2])
+        dest = os.path.join(d, file_id[3:])
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+            self._fsync_dir(root)
         try:
             os.rename(tmp_path, dest)
         except OSError as exc:
@@ -110,7 +119,7 @@ class MessageFiles:
         self._fsync_dir(d)
         return file_id
 
-    def _copy_sync(self, src: Path, dest: Path) -> None:
+    def _copy_sync(self, src: Path | str, dest: Path | str) -> None:
         tmp = self.tmp_dir / f"copy-{secrets.token_hex(8)}"
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             while chunk := fin.read(1 << 20):
@@ -122,13 +131,21 @@ class MessageFiles:
     def store_sync(self, data: bytes | Path) -> str:
         """Blocking form of :meth:`store` (for code already in a worker thread)."""
         if isinstance(data, bytes | bytearray | memoryview):
-            tmp = self.tmp_dir / f"new-{secrets.token_hex(8)}"
+            tmp = os.path.join(str(self.tmp_dir), f"new-{secrets.token_hex(8)}")
             try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                return self._place_sync(tmp)
+                # Written and fsynced through one descriptor (no reopening to fsync).
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    self._fsync(fd)
+                finally:
+                    os.close(fd)
+                return self._move_sync(tmp)
             except BaseException:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
                 raise
         return self._place_sync(Path(data))
 

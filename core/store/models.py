@@ -9,6 +9,7 @@ parsing on the hot path of the queue scheduler).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -283,6 +284,12 @@ def _bool_or_none(v: int | None) -> bool | None:
     return None if v is None else bool(v)
 
 
+@functools.cache
+def _queue_entry_fields() -> tuple[str, ...]:
+    """:class:`QueueEntry`'s field names in order (rows are built for every queued message)."""
+    return tuple(f.name for f in fields(QueueEntry))
+
+
 @dataclass(kw_only=True)
 class QueueEntry:
     """One recipient of an outgoing message.
@@ -339,14 +346,13 @@ class QueueEntry:
 
     def to_row(self) -> dict[str, Any]:
         """Column values for INSERT/UPDATE (``id`` included; drop it to let SQLite assign)."""
-        row: dict[str, Any] = {}
-        for f in fields(QueueEntry):
-            row[f.name] = getattr(self, f.name)
+        row: dict[str, Any] = {name: getattr(self, name) for name in _queue_entry_fields()}
         for name in ("queued", "next_attempt"):
             row[name] = to_db_time(row[name])
         for name in ("last_attempt", "last_activity"):
             row[name] = opt_to_db_time(row[name])
-        row["results"] = json.dumps([r.to_json() for r in self.results])
+        # A new entry has no results yet: json.dumps([]) without the encoder.
+        row["results"] = json.dumps([r.to_json() for r in self.results]) if self.results else "[]"
         row["dialed_ips"] = None if self.dialed_ips is None else json.dumps(self.dialed_ips)
         row["extra"] = None if self.extra is None else json.dumps(self.extra)
         for name in ("hold", "has8bit", "smtputf8", "is_dmarc_report", "is_tls_report", "is_dsn"):

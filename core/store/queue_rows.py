@@ -7,6 +7,7 @@ the queue package's job. Synchronous functions of a ``conn``.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Literal
 
@@ -45,6 +46,12 @@ def from_id_exists(conn: Connection, from_id: str) -> Literal["queue", "retired"
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    """The INSERT for a row of these columns (the same statement for every entry)."""
+    return f"INSERT INTO queue ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id"
+
+
 def insert_queue_entry(conn: Connection, entry: QueueEntry) -> int:
     """Insert a new entry (``entry.id`` must be 0); sets and returns its ID.
 
@@ -58,10 +65,7 @@ def insert_queue_entry(conn: Connection, entry: QueueEntry) -> int:
         raise FromIDNotUnique(entry.from_id, where)
     row = entry.to_row()
     del row["id"]
-    cur = conn.execute(
-        f"INSERT INTO queue ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING id",
-        tuple(row.values()),
-    )
+    cur = conn.execute(_insert_sql(tuple(row)), tuple(row.values()))
     entry.id = int(cur.fetchone()[0])
     return entry.id
 

@@ -70,13 +70,15 @@ async def logged_answer(service: Any, name: str, req: RequestView) -> Answer:
     answer: Answer = await service.answer(name, req)
     seconds = trio.current_time() - t0
     result = _result(answer)
+    metrics.record(metrics.WebapiCall(name, result, seconds))
+    if name == "Send" and result in SUBMISSION_RESULTS:
+        metrics.record(metrics.WebapiSubmission(SUBMISSION_RESULTS[result]))
+    if not log.isEnabledFor(logging.INFO):
+        return answer  # the user and account below are only for the lines
     client = req.scope.get("client")
     remote_ip = str(client[0]) if client else ""
     user = _basic_user(req.headers.get("Authorization"))
     account = (service.ctx.config.account_for_login(user) or "") if user and result != "badauth" else ""
-    metrics.record(metrics.WebapiCall(name, result, seconds))
-    if name == "Send" and result in SUBMISSION_RESULTS:
-        metrics.record(metrics.WebapiSubmission(SUBMISSION_RESULTS[result]))
     if result == "badauth" and answer.status == 401:
         log.info(
             "authentication failed",

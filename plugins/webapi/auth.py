@@ -9,8 +9,8 @@ either protocol is throttled together.
 Verifying a password costs a PBKDF2 derivation (SCRAM-SHA-256, 4096+
 rounds), several milliseconds of CPU: at hundreds of requests per second
 that would be the server's main cost. So a successful check is remembered
-as an HMAC of the password under a per-process random key, filed under the
-account *and its current StoredKey*: a password change gives a new salt and
+as a MAC (keyed BLAKE2b) of the password under a per-process random key,
+filed under the account *and its current StoredKey*: a password change gives a new salt and
 StoredKey, so old entries simply stop matching (nothing to invalidate), and
 the cache never holds anything that reveals the password.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -93,9 +94,15 @@ def client_ip(peer: str | None, forwarded_for: str | None, forwarded: bool) -> s
     """The IP the limiter counts: X-Forwarded-For's first entry behind a proxy, else the peer."""
     raw = (forwarded_for or "").split(",")[0].strip() if forwarded else (peer or "")
     try:
-        return str(ipaddress.ip_address(raw))
+        return _normal_ip(raw) if len(raw) <= 64 else str(ipaddress.ip_address(raw))
     except ValueError:
         raise HTTPAuthError(500, NO_REMOTE_IP) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _normal_ip(raw: str) -> str:
+    """An IP address in its normal text form (memoized: clients come back; errors not kept)."""
+    return str(ipaddress.ip_address(raw))
 
 
 class Authenticator:
@@ -113,7 +120,10 @@ class Authenticator:
         return self.ctx.login_limiter
 
     def _tag(self, password: str) -> bytes:
-        return hmac.digest(self._secret, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        # Keyed BLAKE2b is a MAC like HMAC-SHA256, and for short input it keeps
+        # the GIL: OpenSSL's one-shot HMAC releases it, and getting it back
+        # while the store's threads run costs the event loop far more than the hash.
+        return hashlib.blake2b(password.encode("utf-8", "surrogatepass"), key=self._secret).digest()
 
     async def _verify(self, account: str | None, password: str, count_sent: bool = False) -> tuple[bool, int | None]:
         """Whether the password is the account's; with ``count_sent``, also

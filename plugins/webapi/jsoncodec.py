@@ -19,6 +19,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
@@ -158,75 +159,156 @@ def decode_value(v: Any, tp: Any, where: str = "value", strict: bool = True) -> 
     ``strict=False`` ignores unknown object keys (the client reading results
     from a newer server); the server always decodes strictly.
     """
+    return _converter(tp)(v, where, strict)
+
+
+_Decoder = Callable[[Any, str, bool], Any]
+
+
+@cache
+def _converter(tp: Any) -> _Decoder:
+    """The conversion for values of type ``tp``, worked out once per type.
+
+    Every request decodes the same few types: asking ``typing`` what a type
+    is (optional? a list of what?) for every value was most of the cost.
+    """
     inner = optional_inner(tp)
     if inner is not None:
-        return None if v is None else decode_value(v, inner, where, strict)
+        inner_dec = _converter(inner)
+
+        def optional(v: Any, where: str, strict: bool) -> Any:
+            return None if v is None else inner_dec(v, where, strict)
+
+        return optional
     if tp is Any:
-        return v
+        return lambda v, where, strict: v
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if v is None:
-            return zero_instance(tp)
-        if not isinstance(v, dict):
-            raise _mismatch(v, tp, where)
-        return _decode_struct(v, tp, strict)  # type: ignore[arg-type]
+        cls: type = tp
+
+        def struct(v: Any, where: str, strict: bool) -> Any:
+            if v is None:
+                return zero_instance(cls)
+            if not isinstance(v, dict):
+                raise _mismatch(v, cls, where)
+            return _decode_struct(v, cls, strict)
+
+        return struct
     if tp is bool:
-        if v is None:
-            return False
-        if not isinstance(v, bool):
-            raise _mismatch(v, tp, where)
-        return v
+        return _decode_bool
     if tp is int:
-        if v is None:
-            return 0
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise _mismatch(v, tp, where)
-        if isinstance(v, float) or not (_INT64_MIN <= v <= _INT64_MAX):
-            raise _mismatch(v, tp, where)
-        return v
+        return _decode_int
     if tp is str:
-        if v is None:
-            return ""
-        if not isinstance(v, str):
-            raise _mismatch(v, tp, where)
-        return _clean_str(v)
+        return _decode_str
     if tp is datetime:
-        if v is None:
-            return datetime.min.replace(tzinfo=UTC)
-        if not isinstance(v, str):
-            raise _mismatch(v, tp, where)
-        try:
-            return parse_time(v)
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from None
+        return _decode_time
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is list:
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise _mismatch(v, tp, where)
-        return [decode_value(x, args[0], where, strict) for x in v]
+        elem = _converter(args[0])
+
+        def list_(v: Any, where: str, strict: bool) -> Any:
+            if v is None:
+                return []
+            if not isinstance(v, list):
+                raise _mismatch(v, tp, where)
+            return [elem(x, where, strict) for x in v]
+
+        return list_
     if origin is tuple:
-        # A Go array: extra elements are dropped, missing ones are zero.
-        if v is None:
-            return tuple(decode_value(None, a, where) for a in args)
-        if not isinstance(v, list):
-            raise _mismatch(v, tp, where)
-        return tuple(
-            decode_value(v[i] if i < len(v) else None, a, where) for i, a in enumerate(args)
-        )
+        elems = [_converter(a) for a in args]
+
+        def tuple_(v: Any, where: str, strict: bool) -> Any:
+            # A Go array: extra elements are dropped, missing ones are zero.
+            if v is None:
+                return tuple(d(None, where, True) for d in elems)
+            if not isinstance(v, list):
+                raise _mismatch(v, tp, where)
+            return tuple(d(v[i] if i < len(v) else None, where, True) for i, d in enumerate(elems))
+
+        return tuple_
     if origin is dict:
-        if v is None:
-            return None
-        if not isinstance(v, dict):
-            raise _mismatch(v, tp, where)
-        return {_clean_str(k): decode_value(x, args[1], where, strict) for k, x in v.items()}
-    raise TypeError(f"unsupported type {tp!r}")
+        value_dec = _converter(args[1])
+
+        def dict_(v: Any, where: str, strict: bool) -> Any:
+            if v is None:
+                return None
+            if not isinstance(v, dict):
+                raise _mismatch(v, tp, where)
+            return {_clean_str(k): value_dec(x, where, strict) for k, x in v.items()}
+
+        return dict_
+
+    def unsupported(v: Any, where: str, strict: bool) -> Any:
+        raise TypeError(f"unsupported type {tp!r}")
+
+    return unsupported
+
+
+def _decode_bool(v: Any, where: str, strict: bool) -> Any:
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise _mismatch(v, bool, where)
+    return v
+
+
+def _decode_int(v: Any, where: str, strict: bool) -> Any:
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _mismatch(v, int, where)
+    if isinstance(v, float) or not (_INT64_MIN <= v <= _INT64_MAX):
+        raise _mismatch(v, int, where)
+    return v
+
+
+def _decode_str(v: Any, where: str, strict: bool) -> Any:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise _mismatch(v, str, where)
+    return _clean_str(v)
+
+
+def _decode_time(v: Any, where: str, strict: bool) -> Any:
+    if v is None:
+        return datetime.min.replace(tzinfo=UTC)
+    if not isinstance(v, str):
+        raise _mismatch(v, datetime, where)
+    try:
+        return parse_time(v)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Struct:
+    """How a dataclass decodes: its fields' decoders and what a missing field gets."""
+
+    hints: dict[str, Any]
+    lower: dict[str, str]
+    #: Field name -> (decoder, the field as errors name it).
+    fields: dict[str, tuple[_Decoder, str]]
+    #: Fields without a default: (name, decoder giving the zero value).
+    zeroed: tuple[tuple[str, _Decoder], ...]
+
+
+@cache
+def _struct(cls: type) -> _Struct:
+    hints = type_hints(cls)
+    _, lower = _field_names(cls)
+    fields = {name: (_converter(tp), f"struct field {cls.__name__}.{name}") for name, tp in hints.items()}
+    zeroed = tuple(
+        (f.name, _converter(hints[f.name]))
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    return _Struct(hints, lower, fields, zeroed)
 
 
 def _decode_struct(obj: dict[str, Any], cls: type, strict: bool = True) -> Any:
-    hints = type_hints(cls)
-    names, lower = _field_names(cls)
+    info = _struct(cls)
+    hints, lower, fields = info.hints, info.lower, info.fields
     kwargs: dict[str, Any] = {}
     for key, value in obj.items():
         name = key if key in hints else lower.get(key.lower())
@@ -238,21 +320,20 @@ def _decode_struct(obj: dict[str, Any], cls: type, strict: bool = True) -> Any:
             # Go leaves the field as it was: the zero value.
             kwargs.pop(name, None)
             continue
-        kwargs[name] = decode_value(
-            value, hints[name], f"struct field {cls.__name__}.{name}", strict
-        )
-    return zero_instance(cls, kwargs)
+        dec, where = fields[name]
+        kwargs[name] = dec(value, where, strict)
+    return _zero_fill(cls, info, kwargs)
 
 
 def zero_instance(cls: type, given: dict[str, Any] | None = None) -> Any:
     """``cls(**given)`` with Go zero values for fields that have no default."""
-    kwargs = dict(given or {})
-    hints = type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in kwargs or not f.init:
-            continue
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            kwargs[f.name] = decode_value(None, hints[f.name])
+    return _zero_fill(cls, _struct(cls), dict(given or {}))
+
+
+def _zero_fill(cls: type, info: _Struct, kwargs: dict[str, Any]) -> Any:
+    for name, dec in info.zeroed:
+        if name not in kwargs:
+            kwargs[name] = dec(None, "value", True)
     return cls(**kwargs)
 
 
@@ -289,8 +370,21 @@ def decode_request(text: str, cls: type) -> Any:
     return _decode_struct(value, cls)
 
 
+#: Types :func:`to_jsonable` passes through as they are (exact types: a subclass takes the long way).
+_SCALARS = frozenset((str, int, bool, float))
+
+
+@cache
+def _encoded_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields in declaration order, with their type hints."""
+    hints = type_hints(cls)
+    return tuple((f.name, hints.get(f.name)) for f in dataclasses.fields(cls))
+
+
 def to_jsonable(value: Any, tp: Any = None) -> Any:
     """A dataclass value as plain JSON data: nil slices/maps become ``[]``/``{}``, times strings."""
+    if type(value) in _SCALARS:
+        return value
     if value is None:
         if tp is not None and optional_inner(tp) is None:
             origin = typing.get_origin(tp)
@@ -300,11 +394,7 @@ def to_jsonable(value: Any, tp: Any = None) -> Any:
                 return {}
         return None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        hints = type_hints(type(value))
-        return {
-            f.name: to_jsonable(getattr(value, f.name), hints.get(f.name))
-            for f in dataclasses.fields(value)
-        }
+        return {name: to_jsonable(getattr(value, name), hint) for name, hint in _encoded_fields(type(value))}
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, list | tuple):

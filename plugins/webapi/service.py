@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -217,8 +218,48 @@ class WebapiService:
         return Answer(200, encode_bytes(result), JSON_TYPE)
 
 
+@dataclass
+class _HostAnswers:
+    """:func:`host_allowed`'s answers for one config version (static and dynamic part)."""
+
+    static: Any
+    dynamic: Any
+    answers: dict[str, bool]
+
+
+#: Per loaded config; an entry is valid while its static and dynamic parts are
+#: the same objects (a domains.conf reload makes a new dynamic part).
+_HOST_ANSWERS: weakref.WeakKeyDictionary[Any, _HostAnswers] = weakref.WeakKeyDictionary()
+#: Answers kept per config version at most (Host headers are the client's choice).
+HOST_ANSWERS_MAX = 1024
+
+
 def host_allowed(ctx: PluginContext, host_header: str) -> bool:
-    """Whether an HTTP Host (with or without port) may reach the webapi."""
+    """Whether an HTTP Host (with or without port) may reach the webapi.
+
+    Asked for every request with the same few Host values: the answer is
+    remembered until the config changes (the name set it depends on covers
+    every listener and domain).
+    """
+    config = ctx.config
+    static, dynamic = config.static, config.dynamic
+    try:
+        entry = _HOST_ANSWERS.get(config)
+        if entry is None or entry.static is not static or entry.dynamic is not dynamic:
+            entry = _HostAnswers(static, dynamic, {})
+            _HOST_ANSWERS[config] = entry
+    except TypeError:  # a config object without weak references: nothing to remember
+        return _host_allowed(static, dynamic, host_header)
+    answer = entry.answers.get(host_header)
+    if answer is None:
+        answer = _host_allowed(static, dynamic, host_header)
+        if len(entry.answers) >= HOST_ANSWERS_MAX:
+            entry.answers.clear()
+        entry.answers[host_header] = answer
+    return answer
+
+
+def _host_allowed(static: Any, dynamic: Any, host_header: str) -> bool:
     host = host_header.strip().lower()
     if host.startswith("["):
         host = host[1 : host.find("]")] if "]" in host else host
@@ -232,11 +273,8 @@ def host_allowed(ctx: PluginContext, host_header: str) -> bool:
         return True
     except ValueError:
         pass
-    static = ctx.config.static
     names = {static.Hostname.lower()}
     names.update((getattr(ln, "Hostname", "") or "").lower() for ln in static.Listeners.values())
-    names.update(
-        (d.ClientSettingsDomain or "").lower() for d in ctx.config.dynamic.Domains.values()
-    )
+    names.update((d.ClientSettingsDomain or "").lower() for d in dynamic.Domains.values())
     names.discard("")
     return host in names

@@ -1,14 +1,18 @@
-"""The streaming multipart reader: same result whatever the chunking, files spooled past 200 KiB."""
+"""Form parsing: the streaming multipart reader (same result whatever the chunking, files
+spooled past 200 KiB) and the urlencoded fast path (the standard library's result)."""
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugins.webapi.errors import WebapiError
-from plugins.webapi.forms import MULTIPART_MEMORY, base64_size
+from plugins.webapi.forms import MULTIPART_MEMORY, base64_size, parse_urlencoded
 from plugins.webapi.multipart import MultipartReader
 
 CT = "multipart/form-data; boundary=XyZ"
@@ -116,3 +120,38 @@ def test_long_lines_without_line_feeds_are_not_held_whole(tmp_path: Path) -> Non
     (up,) = reader.form.uploads
     assert up.path is not None and up.path.read_bytes() == content
     reader.form.cleanup()
+
+
+def _stdlib_request(body: bytes) -> str:
+    """The ``request`` field as ``urllib.parse.parse_qsl`` reads it (the reference)."""
+    text = body.decode("utf-8", "replace")
+    for k, v in urllib.parse.parse_qsl(text, keep_blank_values=True, errors="replace"):
+        if k == "request":
+            return v
+    return ""
+
+
+@pytest.mark.parametrize("body", [
+    b"request=%7B%22To%22%3A+%5B%5D%7D",
+    b"a=1&&request&request=late",
+    b"%72equest=named+by+escape&request=no",
+    b"request=back%5Cslash\\x41\\\\%41",
+    b"request=bad%zzescape%4",
+    b"request=%e2%82%ac+lower+hex+%C3%A9",
+    b"request=%C3+split+utf8%28",
+    b"x=1&request=",
+    b"nothing=here",
+    b"",
+])
+def test_urlencoded_fast_path_matches_the_standard_library(body: bytes) -> None:
+    assert parse_urlencoded(body).request == _stdlib_request(body)
+
+
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40)), max_size=4), st.binary(max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_urlencoded_fast_path_matches_for_any_form(fields: list[tuple[str, str]], junk: bytes) -> None:
+    # Encoded forms (what clients send) and raw ASCII junk with stray escapes and backslashes.
+    body = urllib.parse.urlencode([("request", v) if k == "" else (k, v) for k, v in fields]).encode()
+    raw = bytes(b % 128 for b in junk).replace(b"#", b"%").replace(b"$", b"\\")
+    for b in (body, raw, body + b"&request=" + raw):
+        assert parse_urlencoded(b).request == _stdlib_request(b)

@@ -217,3 +217,22 @@ async def test_host_matching(srv: WebapiServer) -> None:
     r = await srv.post("SuppressionList", {}, headers={"Host": "evil.example"})
     assert r.status_code == 404 and r.text.startswith("404 page not found")
     assert r.headers["X-Frame-Options"] == "deny"
+
+
+async def test_host_matching_follows_a_domains_conf_reload(srv: WebapiServer) -> None:
+    """Answers per Host are remembered, but a reloaded domains.conf counts at once:
+    a new ClientSettingsDomain reaches the webapi, a removed one no longer does."""
+    host = "webmail.example.org"
+    r = await srv.post("SuppressionList", {}, headers={"Host": host})
+    assert r.status_code == 404
+    domains = srv.directory / "domains.conf"
+    original = domains.read_text()
+    assert "\tlocalhost:\n" in original
+    domains.write_text(original.replace("\tlocalhost:\n", f"\tlocalhost:\n\t\tClientSettingsDomain: {host}\n", 1))
+    assert srv.ctx.config.reload_dynamic(force=True)
+    r = await srv.post("SuppressionList", {}, headers={"Host": host})
+    assert r.status_code == 200, r.text
+    domains.write_text(original)
+    assert srv.ctx.config.reload_dynamic(force=True)
+    r = await srv.post("SuppressionList", {}, headers={"Host": host})
+    assert r.status_code == 404
