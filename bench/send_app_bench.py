@@ -35,7 +35,7 @@ from webapi_bench import AUTH, request_body  # noqa: E402
 
 from plugins.webapi.accesslog import logged_answer  # noqa: E402
 from plugins.webapi.answers import RequestView  # noqa: E402
-from plugins.webapi.routes import WebapiService  # noqa: E402
+from plugins.webapi.service import WebapiService  # noqa: E402
 from tests.support.inproc import localserve_config_dir, running_server  # noqa: E402
 
 LIMITS = "\tmox:\n\t\tMaxOutgoingMessagesPerDay: 100000000\n\t\tMaxFirstTimeRecipientsPerDay: 100000000\n"
