@@ -188,13 +188,19 @@ class HookDispatcher:
 
     async def _call_impl(self, name: str, impl: Any, kwargs: dict[str, Any]) -> Any:
         args = [kwargs[a] for a in impl.argnames]
+        try:
+            result = impl.function(*args)
+        except Exception as exc:  # noqa: BLE001 - policy decides
+            self._fail(name, impl.plugin_name, exc)
+            return None
+        if not inspect.isawaitable(result):
+            # A plain function: no checkpoint, so no deadline could stop it;
+            # most implementations are such, and skip the cancel scope.
+            return result
         limit = self.time_limits[name]
         with trio.move_on_after(limit) as scope:
             try:
-                result = impl.function(*args)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
+                return await result
             except trio.Cancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 - policy decides
