@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 import h11
 import trio
@@ -135,7 +136,6 @@ class H1Connection:
         self._eof = False  # the client ended its side
         self._dead = False  # nothing more can be sent or received
         self._request_deadline = 0.0
-        self._reading = False
         self._sending_100: trio.Event | None = None
         self._reset_request()
 
@@ -230,7 +230,7 @@ class H1Connection:
 
     def _timed_out(self) -> None:
         log.info("http %s: request not received within %gs, closing",
-                 _fmt_peer(self.client), self.shared.request_timeout)
+                 fmt_peer(self.client), self.shared.request_timeout)
 
     # -- one request -----------------------------------------------------------
 
@@ -265,7 +265,7 @@ class H1Connection:
         try:
             await self.app(scope, self._receive, self._send)
         except Exception as exc:  # the app's error ends this request and connection only
-            log.error("http %s: error answering %s %s: %r", _fmt_peer(self.client),
+            log.error("http %s: error answering %s %s: %r", fmt_peer(self.client),
                       scope["method"], target.decode("ascii", "replace"), exc, exc_info=exc)
             if not self._head_sent and not self._dead:
                 await self._error_answer(500)
@@ -315,7 +315,7 @@ class H1Connection:
             except h11.RemoteProtocolError as error:
                 # A broken body (bad chunk framing, or the client closed
                 # before its end): answered if nothing was said yet.
-                log.debug("http %s: bad request body: %s", _fmt_peer(self.client), error)
+                log.debug("http %s: bad request body: %s", fmt_peer(self.client), error)
                 self._disconnected = True
                 if not self._head_sent and not self._eof and not self._dead:
                     hint = error.error_status_hint
@@ -457,7 +457,7 @@ class H1Connection:
         except h11.LocalProtocolError as exc:
             # The app's answer cannot be said (a bad header, a body longer
             # than its Content-Length): nothing more can be said either.
-            log.warning("http %s: dropping answer: %s", _fmt_peer(self.client), exc)
+            log.warning("http %s: dropping answer: %s", fmt_peer(self.client), exc)
             self._dead = True
             return
         await self._send_raw(data)
@@ -512,15 +512,17 @@ class H1Connection:
 
 
 def _unquote(path: bytes) -> str:
-    if b"%" not in path:
-        return path.decode("ascii")
-    from urllib.parse import unquote
-
-    return unquote(path.decode("ascii"))
+    return unquote(path.decode("ascii")) if b"%" in path else path.decode("ascii")
 
 
-def _fmt_peer(client: Any) -> str:
-    if not client:
+def host_port(address: Any) -> tuple[str, int] | None:
+    """(host, port) of a socket address, None for a family without them (a Unix socket)."""
+    return (str(address[0]), int(address[1])) if isinstance(address, tuple) else None
+
+
+def fmt_peer(peer: tuple[str, int] | None) -> str:
+    """A peer for log lines: ``host:port``, ``[v6]:port``, or ``?``."""
+    if not peer:
         return "?"
-    host, port = client[0], client[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    host, port = peer
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -21,12 +21,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from core.http1 import H1Connection, Shared, plain_answer
+from core.http1 import H1Connection, Shared, fmt_peer, host_port, plain_answer
 from core.plugin_api import PluginConfigError, PluginContext
+
+if TYPE_CHECKING:
+    from core.http2 import H2Server
 
 log = logging.getLogger("moxtrio.http")
 
@@ -102,22 +105,6 @@ class ConnectionCounter:
             self.open.pop(ip, None)
 
 
-def _address(sock: Any) -> tuple[str, int] | None:
-    """(host, port) of a socket address, None for a family without them."""
-    try:
-        name = sock.getpeername() if sock is not None else None
-    except OSError:
-        return None
-    return (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
-
-
-def _fmt_peer(peer: tuple[str, int] | None) -> str:
-    if not peer:
-        return "?"
-    host, port = peer
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 @dataclass
 class _Handler:
     """Runs one accepted connection; its errors end that connection only."""
@@ -126,22 +113,26 @@ class _Handler:
     shared: Shared
     counter: ConnectionCounter
     settings: HTTPSettings
-    h2: list[Any] = field(default_factory=list)  # the listener's HTTP/2 server, once made
+    h2: H2Server | None = None  # the listener's HTTP/2 server, made on its first connection
 
     async def __call__(self, stream: Any) -> None:
         tls = isinstance(stream, trio.SSLStream)
         sock = stream.transport_stream.socket if tls else stream.socket
-        peer = _address(sock)
+        try:
+            peer = host_port(sock.getpeername())
+            server = host_port(sock.getsockname())
+        except OSError:  # the client is gone already
+            peer = None
         if peer is None:
             await trio.aclose_forcefully(stream)
             return
         ip = peer[0]
         if not self.counter.acquire(ip):
-            log.info("http %s: too many connections from this address, refused", _fmt_peer(peer))
+            log.info("http %s: too many connections from this address, refused", fmt_peer(peer))
             await _refuse(stream)
             return
         try:
-            await self._serve(stream, tls, sock, peer)
+            await self._serve(stream, tls, peer, server)
         except trio.Cancelled:
             raise
         except BaseExceptionGroup as group:
@@ -158,7 +149,8 @@ class _Handler:
             self.counter.release(ip)
             await trio.aclose_forcefully(stream)
 
-    async def _serve(self, stream: Any, tls: bool, sock: Any, peer: tuple[str, int]) -> None:
+    async def _serve(self, stream: Any, tls: bool, peer: tuple[str, int],
+                     server: tuple[str, int] | None) -> None:
         if tls:
             try:
                 with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -168,25 +160,20 @@ class _Handler:
             if stream.selected_alpn_protocol() == "h2":
                 await self._h2().serve(stream)
                 return
-        try:
-            local = sock.getsockname()
-            server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
-        except OSError:
-            return
         await H1Connection(self.app, stream, self.shared, tls=tls, client=peer, server=server).run()
 
-    def _h2(self) -> Any:
-        if not self.h2:
+    def _h2(self) -> H2Server:
+        if self.h2 is None:
             from core.http2 import H2Server
 
-            self.h2.append(H2Server(self.app, self.settings.request_timeout, self.settings.idle_timeout))
-        return self.h2[0]
+            self.h2 = H2Server(self.app, self.settings.request_timeout, self.settings.idle_timeout)
+        return self.h2
 
 
 def _log_error(peer: Any, error: BaseException) -> None:
     errors = ", ".join(repr(e) for e in _leaves(error))
-    log.warning("http %s: connection ended by error: %s", _fmt_peer(peer), errors)
-    log.debug("http %s: error details", _fmt_peer(peer), exc_info=error)
+    log.warning("http %s: connection ended by error: %s", fmt_peer(peer), errors)
+    log.debug("http %s: error details", fmt_peer(peer), exc_info=error)
 
 
 def _leaves(group: BaseException) -> list[BaseException]:
@@ -255,8 +242,8 @@ async def serve(
             accept_nursery.cancel_scope.cancel()
         await listener.aclose()
         shared.terminate()
-        if handler.h2:
-            await handler.h2[0].terminate()
+        if handler.h2 is not None:
+            await handler.h2.terminate()
         # In-flight requests get the grace period; idle keep-alive
         # connections close now.
         server_nursery.cancel_scope.deadline = trio.current_time() + GRACEFUL_TIMEOUT
