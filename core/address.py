@@ -14,6 +14,8 @@ import encodings.idna
 import functools
 from dataclasses import dataclass
 
+from core.memo import memoize_short
+
 # RFC 5322 atext, plus any non-ASCII character (RFC 6531, SMTPUTF8).
 _ATEXT_SPECIALS = frozenset("!#$%&'*+-/=?^_`{|}~")
 
@@ -30,24 +32,20 @@ def is_dot_atom(localpart: str) -> bool:
     return all(p and all(_is_atext(c) for c in p) for p in parts)
 
 
+#: Longer inputs are parsed every time (see :mod:`core.memo`).
+_CACHED_ADDRESS_MAX = 320
+
+
+@memoize_short(_CACHED_ADDRESS_MAX)
 def format_localpart(localpart: str) -> str:
     """Localpart as written in an address: as-is if a dot-atom, else quoted.
 
     Memoized for localparts of a usual length (``str(address)`` runs often).
     """
-    if len(localpart) <= _CACHED_ADDRESS_MAX:
-        return _format_localpart_cached(localpart)
-    return _format_localpart(localpart)
-
-
-def _format_localpart(localpart: str) -> str:
     if is_dot_atom(localpart):
         return localpart
     escaped = localpart.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
-
-
-_format_localpart_cached = functools.lru_cache(maxsize=4096)(_format_localpart)
 
 
 def _label_to_unicode(label: str) -> str:
@@ -169,22 +167,13 @@ def parse_localpart(s: str) -> str:
     return s
 
 
+@memoize_short(_CACHED_ADDRESS_MAX)
 def parse_address(s: str) -> Address:
     """Parse ``localpart@domain``; raises ValueError with a clear message.
 
     Addresses of a usual length are memoized (errors are not kept): logins,
     senders and recipients recur request after request.
     """
-    if isinstance(s, str) and len(s) <= _CACHED_ADDRESS_MAX:
-        return _parse_address_cached(s)
-    return _parse_address(s)
-
-
-#: Longer inputs are parsed every time (the cache holds no large strings).
-_CACHED_ADDRESS_MAX = 320
-
-
-def _parse_address(s: str) -> Address:
     if not isinstance(s, str) or not s:
         raise ValueError("empty address")
     if s.startswith('"'):
@@ -207,6 +196,3 @@ def _parse_address(s: str) -> Address:
     except ValueError as e:
         raise ValueError(f"invalid address {s!r}: {e}") from e
     return Address(localpart, dom)
-
-
-_parse_address_cached = functools.lru_cache(maxsize=4096)(_parse_address)

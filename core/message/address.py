@@ -12,6 +12,8 @@ import encodings.idna
 import functools
 from dataclasses import dataclass
 
+from core.memo import memoize_short
+
 from .mime import decode_words, encode_word
 
 __all__ = [
@@ -39,30 +41,18 @@ def _is_atext_smtp(c: str) -> bool:
     return c.isascii() and (c.isalnum() or c in _ATEXT_SPECIALS) or ord(c) > 0x7F
 
 
+@memoize_short(256)
 def localpart_string(lp: str) -> str:
     """mox's Localpart.String: dot-string if possible, else a quoted-string.
 
     Memoized for localparts of a usual length: every address written into a
     header or a Received line goes through here, mostly the same few.
     """
-    if len(lp) <= _CACHED_LOCALPART_MAX:
-        return _localpart_string_cached(lp)
-    return _localpart_string(lp)
-
-
-#: Longer localparts are checked every time (the cache holds no large strings).
-_CACHED_LOCALPART_MAX = 256
-
-
-def _localpart_string(lp: str) -> str:
     atoms = lp.split(".")
     dot = all(a != "" and all(_is_atext_smtp(c) for c in a) for a in atoms)
     if dot:
         return lp
     return '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_localpart_string_cached = functools.lru_cache(maxsize=4096)(_localpart_string)
 
 
 def _parse_localpart(s: str) -> tuple[str, str]:
@@ -151,29 +141,17 @@ class Address:
         return self.pack(True)
 
 
+@memoize_short(320)
 def parse_address(s: str) -> Address:
     """Parse `localpart@domain` strictly (mox smtp.ParseAddress); raises AddressError.
 
     Addresses of a usual length are memoized (errors are not kept): an
     application sends from and to the same addresses all day.
     """
-    if len(s) <= _CACHED_ADDRESS_MAX:
-        return _parse_address_cached(s)
-    return _parse_address(s)
-
-
-#: Longer inputs are parsed every time (the cache holds no large strings).
-_CACHED_ADDRESS_MAX = 320
-
-
-def _parse_address(s: str) -> Address:
     lp, rest = _parse_localpart(s)
     if not rest.startswith("@"):
         raise AddressError(f"invalid address {s!r}: missing @domain")
     return Address(lp, parse_domain(rest[1:]))
-
-
-_parse_address_cached = functools.lru_cache(maxsize=4096)(_parse_address)
 
 
 # --------------------------------------------------------------------------------------------

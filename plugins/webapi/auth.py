@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import trio
 
 from core.loginlimit import LoginLimiter
+from core.memo import memoize_short
 from core.passwords import verify_password
 from core.store.accounts import get_scram_credentials
 from core.store.models import ScramCredentials
@@ -94,12 +94,12 @@ def client_ip(peer: str | None, forwarded_for: str | None, forwarded: bool) -> s
     """The IP the limiter counts: X-Forwarded-For's first entry behind a proxy, else the peer."""
     raw = (forwarded_for or "").split(",")[0].strip() if forwarded else (peer or "")
     try:
-        return _normal_ip(raw) if len(raw) <= 64 else str(ipaddress.ip_address(raw))
+        return _normal_ip(raw)
     except ValueError:
         raise HTTPAuthError(500, NO_REMOTE_IP) from None
 
 
-@functools.lru_cache(maxsize=4096)
+@memoize_short(64)
 def _normal_ip(raw: str) -> str:
     """An IP address in its normal text form (memoized: clients come back; errors not kept)."""
     return str(ipaddress.ip_address(raw))

@@ -22,7 +22,6 @@ multipart non-file fields of at most 10 MiB + 200 KiB in total.
 from __future__ import annotations
 
 import codecs
-import functools
 import re
 import urllib.parse
 from collections.abc import AsyncIterable
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from core.memo import memoize_short
 from core.message.mime import MediaTypeError, parse_media_type
 from plugins.webapi.errors import WebapiError, protocol
 
@@ -94,25 +94,18 @@ class Form:
 
 
 def media_type(content_type: str | None) -> str:
-    """The lowercase media type, or the protocol error mox answers for a bad header.
-
-    Memoized for headers of a usual length: clients send the same one every time.
-    """
-    raw = content_type or ""
-    if len(raw) <= 256:
-        return _media_type_cached(raw)
-    return _media_type(raw)
+    """The lowercase media type, or the protocol error mox answers for a bad header."""
+    return _media_type(content_type or "")
 
 
+@memoize_short(256, maxsize=256)
 def _media_type(raw: str) -> str:
+    """Memoized for headers of a usual length: clients send the same one every time."""
     try:
         mt, _ = parse_media_type(raw)
     except (MediaTypeError, ValueError):
         raise protocol(f"unknown content-type {raw}") from None
     return mt
-
-
-_media_type_cached = functools.lru_cache(maxsize=256)(_media_type)
 
 
 def body_limit(mt: str, max_message_size: int) -> int:
