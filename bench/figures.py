@@ -118,9 +118,8 @@ def localserve(mox: str | None) -> Iterator[Server]:
 def webapi_send(server: Server, concurrency: int, seconds: float) -> tuple[float, float]:
     """Held Sends for ``seconds``: requests/s and server CPU ms per request."""
     url = f"http://{server.ip}:1080/webapi/v0/Send"
-    cpu0 = cpu_seconds(server.proc.pid)
-    res = trio.run(level, url, concurrency, seconds, request_body(False))
-    cpu = cpu_seconds(server.proc.pid) - cpu0
+    res = trio.run(level, url, concurrency, seconds, request_body(False), server.proc.pid)
+    cpu = res["server_cpu_s"]
     if res["errors"]:
         print(f"  ({res['errors']} failed requests)", file=sys.stderr)
     return res["rps"], cpu * 1000 / max(1, res["requests"])
