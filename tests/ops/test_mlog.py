@@ -40,3 +40,15 @@ def test_traceauth_shows_credentials_tracedata_shows_data() -> None:
 
 def test_debug_logs_no_transcript() -> None:
     assert _lines("debug") == []
+
+
+def test_values_quoted_exactly_when_mox_quotes_them() -> None:
+    """Bare: printable ASCII except ``"``, ``=`` and ``\\``; anything else (space, controls, DEL, non-ASCII) quotes."""
+    bare = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"=\\']
+    quoted = [chr(c) for c in range(0x21)] + ['"', "=", "\\", "\x7f", "\x80", "é", "\u2028", "\U0001f600", "\U0010ffff"]
+    assert len(bare) == 91
+    for ch in bare:
+        assert mlog.format_value(f"a{ch}b") == f"a{ch}b", repr(ch)
+    for ch in quoted:
+        assert mlog.format_value(f"a{ch}b").startswith('"'), repr(ch)
+    assert mlog.format_value("") == '""'
