@@ -115,7 +115,7 @@ async def level(url: str, concurrency: int, seconds: float, body: str, pid: int 
     errors = 0
     content, headers = _encoded_request(body)
     go = trio.Event()
-    window = {"start": 0.0, "deadline": 0.0}
+    start = deadline = 0.0  # set when the workers are ready; the closure reads them then
 
     async def worker() -> None:
         nonlocal errors
@@ -125,7 +125,7 @@ async def level(url: str, concurrency: int, seconds: float, body: str, pid: int 
             for _ in range(2):
                 await http.post(url, content=content, headers=headers)
             await go.wait()
-            while time.monotonic() < window["deadline"]:
+            while time.monotonic() < deadline:
                 t0 = time.perf_counter()
                 r = await http.post(url, content=content, headers=headers)
                 dt = time.perf_counter() - t0
@@ -142,10 +142,10 @@ async def level(url: str, concurrency: int, seconds: float, body: str, pid: int 
         # Let every worker connect and warm up before the clock starts.
         await trio.sleep(0.5)
         cpu0 = cpu_seconds(pid) if pid else 0.0
-        window["start"] = time.monotonic()
-        window["deadline"] = window["start"] + seconds
+        start = time.monotonic()
+        deadline = start + seconds
         go.set()
-    elapsed = time.monotonic() - window["start"]
+    elapsed = time.monotonic() - start
     cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
