@@ -17,7 +17,6 @@ bytes; the composer serves plugins that simulate complaints.
 from __future__ import annotations
 
 import email
-import email.policy
 import email.utils
 import secrets
 from dataclasses import dataclass, field
@@ -94,7 +93,7 @@ def parse_feedback_report(data: bytes) -> FeedbackReport | None:
     """The report in ``data``, or None when it is not a usable feedback report."""
     if len(data) > PARSE_MAX or not is_feedback_report(data[:65536]):
         return None
-    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    msg = email.message_from_bytes(data)  # the compat32 policy: the default
     if not msg.is_multipart():
         return None
     report = FeedbackReport()
@@ -136,7 +135,7 @@ def _original(part: Message, report: FeedbackReport) -> None:
         raw = part.get_payload(decode=True)
         if not isinstance(raw, bytes):
             return
-        orig = email.message_from_bytes(raw, policy=email.policy.compat32)
+        orig = email.message_from_bytes(raw)  # compat32, as above
     report.original_message_id = str(orig.get("Message-ID", "") or "").strip()
     report.original_return_path = _angle(str(orig.get("Return-Path", "") or ""))
     report.original_subject = str(orig.get("Subject", "") or "")
