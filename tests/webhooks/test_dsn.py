@@ -15,6 +15,8 @@ import trio
 from core.events import IncomingDelivered
 from core.queue.dsnmatch import apply_incoming, fromid_of, prepare_incoming
 from core.runtime import Server
+from core.services import HookFilter, HookRetiredFilter
+from plugins.webhooks.admin import select_hooks, select_retired
 from plugins.webhooks.service import WebhookService
 from tests.support.inproc import localserve_config_dir, running_server
 from tests.webhooks.helpers import account_edit, receiver
@@ -227,7 +229,11 @@ async def test_dsn_webhook_record_keeps_the_dsn_message_id(env: Env) -> None:
     payload = await env.wait_out(lambda p: p["QueueMsgID"] == sent and p["DSN"])
     original = (await env.ctx.queue.get_retired(sent)).message_id
     assert payload["MessageID"] == original
-    svc = env.ctx.service(WebhookService)
-    records = await svc.list() + await svc.retired_list()
+    # Both tables in one snapshot: the webhook may be retired (moved from the
+    # queue to the retired table) between two separate reads.
+    now = env.ctx.service(WebhookService).clock.now()
+    records = await env.ctx.store.read(
+        lambda c: [*select_hooks(c, HookFilter(), now), *select_retired(c, HookRetiredFilter(), now)]
+    )
     dsn_records = [r for r in records if r.queue_msg_id == sent and r.outgoing_event == "failed"]
     assert [r.message_id for r in dsn_records] == ["<reply1@example.org>"]
