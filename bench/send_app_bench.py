@@ -15,14 +15,12 @@ the HTTP layer's noise.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from webapi_bench import AUTH, request_body  # noqa: E402
+from webapi_bench import encoded_request, request_body  # noqa: E402
 
 from plugins.webapi.accesslog import logged_answer  # noqa: E402
 from plugins.webapi.answers import RequestView  # noqa: E402
@@ -89,10 +87,10 @@ async def run(sends: int, concurrency: int) -> dict[str, float]:
     async with running_server(directory) as server:
         assert server.ctx is not None
         service = WebapiService(server.ctx, "/webapi/")
-        body = urllib.parse.urlencode({"request": request_body(False)}).encode()
-        auth = "Basic " + base64.b64encode(":".join(AUTH).encode()).decode()
-        raw = [(b"host", f"{ip}:1080".encode()), (b"content-type", b"application/x-www-form-urlencoded"),
-               (b"content-length", str(len(body)).encode()), (b"authorization", auth.encode())]
+        body, http_headers = encoded_request(request_body(False))
+        raw = [(b"host", f"{ip}:1080".encode()),
+               *((k.lower().encode(), v.encode()) for k, v in http_headers.items()),
+               (b"content-length", str(len(body)).encode())]
         headers = _Headers(raw)
         scope = {"type": "http", "method": "POST", "path": "/webapi/v0/Send", "scheme": "http",
                  "server": (ip, 1080), "client": ("127.0.0.1", 40000), "headers": raw, "root_path": ""}

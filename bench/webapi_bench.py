@@ -91,7 +91,7 @@ def request_body(deliver: bool) -> str:
     return json.dumps(req)
 
 
-def _encoded_request(body: str) -> tuple[bytes, dict[str, str]]:
+def encoded_request(body: str) -> tuple[bytes, dict[str, str]]:
     """The form body and headers of one Send, encoded once for the whole run."""
     token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode("ascii")
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {token}"}
@@ -113,7 +113,7 @@ async def level(url: str, concurrency: int, seconds: float, body: str, pid: int 
     """
     latencies: list[float] = []
     errors = 0
-    content, headers = _encoded_request(body)
+    content, headers = encoded_request(body)
     go = trio.Event()
     start = deadline = 0.0  # set when the workers are ready; the closure reads them then
 
