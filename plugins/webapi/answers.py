@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from plugins.webapi.auth import HTTPAuthError
 from plugins.webapi.errors import WebapiError
 from plugins.webapi.jsoncodec import encode_bytes
 from plugins.webapi.types import Error
@@ -78,3 +79,9 @@ def text_answer(status: int, body: str, headers: dict[str, str] | None = None) -
 
 def error_answer(err: WebapiError) -> Answer:
     return Answer(400, encode_bytes(Error(Code=err.code, Message=err.message)), JSON_TYPE)
+
+
+def auth_error_answer(exc: HTTPAuthError) -> Answer:
+    """A refused login as mox answers it: plain text, with a Basic challenge when asked for."""
+    headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}
+    return text_answer(exc.status, exc.body, headers)

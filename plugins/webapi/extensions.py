@@ -24,13 +24,13 @@ import trio
 from quart import Response, request
 
 from moxtrio import PluginContext
+from plugins.webapi.answers import JSON_TYPE, auth_error_answer, error_answer
 from plugins.webapi.auth import HTTPAuthError, Login
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.jsoncodec import encode_bytes
 
 log = logging.getLogger("moxtrio.webapi.extensions")
 
-JSON_TYPE = "application/json; charset=utf-8"
 #: JSON requests of extension methods (the import body has its own limit).
 REQUEST_MAX = 10 << 20
 
@@ -95,9 +95,7 @@ def json_result(value: Any) -> Response:
 
 
 def _error(err: WebapiError) -> Response:
-    resp = Response(encode_bytes({"Code": err.code, "Message": err.message}), status=400)
-    resp.headers["Content-Type"] = JSON_TYPE
-    return resp
+    return error_answer(err).response()
 
 
 async def call_extension(service: Any, name: str, handler: ExtHandler) -> Response:
@@ -114,10 +112,7 @@ async def call_extension(service: Any, name: str, handler: ExtHandler) -> Respon
             linfo.forwarded,
         )
     except HTTPAuthError as exc:
-        headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}
-        resp = Response(exc.body + "\n", status=exc.status, headers=headers)
-        resp.headers["Content-Type"] = "text/plain; charset=utf-8"
-        return resp
+        return auth_error_answer(exc).response()
     except WebapiError as exc:
         return _error(exc)
     try:

@@ -23,7 +23,7 @@ import trio
 
 from moxtrio import PluginContext
 from plugins.webapi import idempotency, messages, suppression
-from plugins.webapi.answers import JSON_TYPE, Answer, RequestView, error_answer, text_answer
+from plugins.webapi.answers import JSON_TYPE, Answer, RequestView, auth_error_answer, error_answer
 from plugins.webapi.auth import Authenticator, HTTPAuthError
 from plugins.webapi.errors import WebapiError, protocol
 from plugins.webapi.forms import (
@@ -165,8 +165,7 @@ class WebapiService:
                 count_sent=name == "Send",
             )
         except HTTPAuthError as exc:
-            headers = {"WWW-Authenticate": "Basic realm=webapi"} if exc.challenge else {}
-            return text_answer(exc.status, exc.body, headers)
+            return auth_error_answer(exc)
         except WebapiError as exc:
             return error_answer(exc)
 
